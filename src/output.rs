@@ -1,0 +1,41 @@
+//! Parquet sink for docpipe's three tables: `documents/`, `pages/`, `lines/`.
+//!
+//! Rows are plain owned structs ([`DocumentRow`], [`PageRow`], [`LineRow`]);
+//! [`OutputWriter`] buffers them into Arrow `RecordBatch`es and writes zstd
+//! Parquet part files that are renamed into place only when complete. The
+//! Arrow schemas are public ([`schemas`], [`schema_markdown`]) so that others
+//! can document and query them.
+//!
+//! Errors here stop the run: they are I/O on the output or an encoder failure,
+//! never a property of one document.
+
+mod rows;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
+pub use schema::{schema_markdown, schemas, type_name, UTC};
+pub use writer::{CommittedPart, OutputWriter, PartFiles, TableFile, WriteSummary, WriterOptions};
+
+/// Failure of the Parquet sink.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Creating, writing, syncing or renaming a file or folder failed.
+    #[error("output I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Parquet encoder failed (also: invalid writer options).
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Building an Arrow batch failed (e.g. a batch too large for 32-bit offsets).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}

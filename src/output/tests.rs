@@ -1,0 +1,506 @@
+//! Round trips through a temporary folder, read back with the parquet crate.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{
+    Array, AsArray, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Int32Type, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::*;
+
+const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z in microseconds
+
+fn doc(id: &str, status: DocStatus, pages: Option<i32>) -> DocumentRow {
+    let failed = status == DocStatus::Failed;
+    DocumentRow {
+        doc_id: id.into(),
+        uri: format!("file:///archive/{id}.pdf"),
+        sha256: format!("{:0>64}", id.len()),
+        bytes: 12_345,
+        mime: "application/pdf".into(),
+        pages,
+        status,
+        error_class: failed.then(|| "pdf_encrypted".to_string()),
+        error_message: failed.then(|| "document is encrypted".to_string()),
+        pipeline: "invoices".into(),
+        config_hash: "cfg0123".into(),
+        model_ids: if failed {
+            vec![]
+        } else {
+            vec!["ppocr-v4-det".into(), "ppocr-v4-rec".into()]
+        },
+        started_at: T0 + 1_500,
+        pages_text_layer: pages.unwrap_or(0),
+        pages_ocr: 0,
+        time_ingest_ms: 1.5,
+        time_render_ms: 20.25,
+        time_normalise_ms: 3.0,
+        time_ocr_ms: 0.0,
+        time_total_ms: 24.75,
+    }
+}
+
+fn page(id: &str, index: i32, pdf: bool) -> PageRow {
+    PageRow {
+        doc_id: id.into(),
+        page_index: index,
+        width_px: 1700,
+        height_px: 2200,
+        dpi: Some(200.0),
+        width_pt: pdf.then_some(612.0),
+        height_pt: pdf.then_some(792.0),
+        source: if pdf {
+            PageSource::TextLayer
+        } else {
+            PageSource::Ocr
+        },
+        rotation: 90,
+        skew_deg: -0.5,
+        text: format!("{id} page {index} line 0\n{id} page {index} line 1"),
+        mean_confidence: (!pdf).then_some(0.93),
+        line_count: 2,
+        error: None,
+    }
+}
+
+fn line(id: &str, page: i32, index: i32, pdf: bool) -> LineRow {
+    let y = 100.0 + 40.0 * index as f32;
+    LineRow {
+        doc_id: id.into(),
+        page_index: page,
+        line_index: index,
+        text: format!("{id} page {page} line {index}"),
+        confidence: 0.9,
+        x0: 10.0,
+        y0: y,
+        x1: 500.0,
+        y1: y + 30.0,
+        polygon: vec![10.0, y, 500.0, y, 500.0, y + 30.0, 10.0, y + 30.0],
+        bbox_pt: pdf.then_some([3.6, y * 0.36, 180.0, (y + 30.0) * 0.36]),
+    }
+}
+
+/// A document with `n_pages` pages of two lines each.
+fn document(id: &str, n_pages: i32, pdf: bool) -> (DocumentRow, Vec<PageRow>, Vec<LineRow>) {
+    let pages = (0..n_pages).map(|p| page(id, p, pdf)).collect();
+    let lines = (0..n_pages)
+        .flat_map(|p| (0..2).map(move |l| line(id, p, l, pdf)))
+        .collect();
+    (doc(id, DocStatus::Ok, Some(n_pages)), pages, lines)
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let file = File::open(path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    concat_batches(&schema, &batches).unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn col<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("column {name} has type {:?}", batch.schema()))
+}
+
+fn dict_values(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let d: &DictionaryArray<Int32Type> = col(batch, name);
+    let values = d.values().as_string::<i32>();
+    d.keys()
+        .iter()
+        .map(|k| k.map(|k| values.value(k as usize).to_string()))
+        .collect()
+}
+
+fn write_three(dir: &Path) -> WriteSummary {
+    let mut w = OutputWriter::create(dir, "run1", WriterOptions::default()).unwrap();
+    let (d, p, l) = document("a", 2, true);
+    w.write_document(d, p, l).unwrap();
+    w.write_document(doc("b", DocStatus::Failed, None), vec![], vec![])
+        .unwrap();
+    let (d, p, l) = document("c", 1, false);
+    w.write_document(d, p, l).unwrap();
+    w.close().unwrap()
+}
+
+#[test]
+fn round_trip_three_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = write_three(tmp.path());
+
+    assert_eq!((summary.documents, summary.pages, summary.lines), (3, 3, 6));
+    assert_eq!(summary.parts.len(), 1);
+    assert_eq!(summary.committed.len(), 1);
+    assert_eq!(summary.committed[0].doc_ids, vec!["a", "b", "c"]);
+    let part = &summary.parts[0];
+    assert_eq!(part.number, 0);
+    let want_path: PathBuf = tmp.path().join("documents/part-run1-00000.parquet");
+    assert_eq!(part.documents.path, want_path);
+    for (table, file) in [
+        ("documents", &part.documents),
+        ("pages", &part.pages),
+        ("lines", &part.lines),
+    ] {
+        assert_eq!(
+            files_in(&tmp.path().join(table)),
+            vec!["part-run1-00000.parquet"]
+        );
+        assert_eq!(
+            file.bytes,
+            std::fs::metadata(&file.path).unwrap().len(),
+            "{table}"
+        );
+    }
+
+    // documents
+    let d = read(&part.documents.path);
+    assert_eq!(d.num_rows(), 3);
+    assert_eq!(d.schema().fields(), schemas().0.fields());
+    let ts = d.schema().field_with_name("started_at").unwrap().clone();
+    assert_eq!(
+        ts.data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    assert!(!ts.is_nullable());
+    let started: &TimestampMicrosecondArray = col(&d, "started_at");
+    assert_eq!(started.value(0), T0 + 1_500);
+    assert_eq!(started.timezone(), Some("UTC"));
+    let ids: &StringArray = col(&d, "doc_id");
+    assert_eq!(
+        ids.iter().collect::<Vec<_>>(),
+        [Some("a"), Some("b"), Some("c")]
+    );
+    assert_eq!(
+        dict_values(&d, "status"),
+        [Some("ok".into()), Some("failed".into()), Some("ok".into())]
+    );
+    assert_eq!(
+        dict_values(&d, "error_class"),
+        [None, Some("pdf_encrypted".to_string()), None]
+    );
+    assert_eq!(
+        dict_values(&d, "mime")[1].as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(dict_values(&d, "pipeline")[2].as_deref(), Some("invoices"));
+    let msg: &StringArray = col(&d, "error_message");
+    assert!(msg.is_null(0) && msg.is_null(2));
+    assert_eq!(msg.value(1), "document is encrypted");
+    let pages: &Int32Array = col(&d, "pages");
+    assert_eq!(pages.iter().collect::<Vec<_>>(), [Some(2), None, Some(1)]);
+    let bytes: &Int64Array = col(&d, "bytes");
+    assert_eq!(bytes.value(0), 12_345);
+    let total: &Float64Array = col(&d, "time_total_ms");
+    assert_eq!(total.value(2), 24.75);
+    let models: &ListArray = col(&d, "model_ids");
+    assert_eq!(models.value_length(0), 2);
+    assert_eq!(models.value_length(1), 0);
+    assert!(models.is_valid(1), "empty list, not null");
+    assert_eq!(models.value(2).as_string::<i32>().value(1), "ppocr-v4-rec");
+    let sha: &StringArray = col(&d, "sha256");
+    assert_eq!(sha.value(0).len(), 64);
+
+    // pages
+    let p = read(&part.pages.path);
+    assert_eq!(p.num_rows(), 3);
+    assert_eq!(p.schema().fields(), schemas().1.fields());
+    assert_eq!(
+        dict_values(&p, "source"),
+        [
+            Some("text_layer".into()),
+            Some("text_layer".into()),
+            Some("ocr".into())
+        ]
+    );
+    let w_pt: &Float32Array = col(&p, "width_pt");
+    assert_eq!(
+        w_pt.iter().collect::<Vec<_>>(),
+        [Some(612.0), Some(612.0), None]
+    );
+    let conf: &Float32Array = col(&p, "mean_confidence");
+    assert_eq!(conf.iter().collect::<Vec<_>>(), [None, None, Some(0.93)]);
+    let text: &StringArray = col(&p, "text");
+    assert_eq!(text.value(1), "a page 1 line 0\na page 1 line 1");
+    let idx: &Int32Array = col(&p, "page_index");
+    assert_eq!(idx.values().to_vec(), [0, 1, 0]);
+    let rot: &Int32Array = col(&p, "rotation");
+    assert_eq!(rot.value(2), 90);
+    let err: &StringArray = col(&p, "error");
+    assert_eq!(err.null_count(), 3);
+
+    // lines
+    let l = read(&part.lines.path);
+    assert_eq!(l.num_rows(), 6);
+    assert_eq!(l.schema().fields(), schemas().2.fields());
+    let poly_field = l.schema().field_with_name("polygon").unwrap().clone();
+    assert!(
+        matches!(poly_field.data_type(), DataType::List(f) if f.data_type() == &DataType::Float32)
+    );
+    let poly: &ListArray = col(&l, "polygon");
+    let row3 = poly.value(3);
+    let row3 = row3.as_any().downcast_ref::<Float32Array>().unwrap();
+    assert_eq!(
+        row3.values().to_vec(),
+        [10.0, 140.0, 500.0, 140.0, 500.0, 170.0, 10.0, 170.0]
+    );
+    let x0_pt: &Float32Array = col(&l, "x0_pt");
+    let y1_pt: &Float32Array = col(&l, "y1_pt");
+    assert_eq!(x0_pt.value(0), 3.6);
+    assert_eq!(y1_pt.value(1), 170.0 * 0.36);
+    assert!(x0_pt.is_null(4) && x0_pt.is_null(5) && y1_pt.is_null(5));
+    assert_eq!(x0_pt.null_count(), 2);
+    let lt: &StringArray = col(&l, "text");
+    assert_eq!(lt.value(5), "c page 0 line 1");
+    let ldoc: &StringArray = col(&l, "doc_id");
+    assert_eq!(
+        ldoc.iter().flatten().collect::<Vec<_>>(),
+        ["a", "a", "a", "a", "c", "c"]
+    );
+}
+
+#[test]
+fn parquet_metadata_has_zstd_and_statistics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = write_three(tmp.path());
+    let reader =
+        SerializedFileReader::new(File::open(&summary.parts[0].documents.path).unwrap()).unwrap();
+    let meta = reader.metadata();
+    assert_eq!(meta.file_metadata().num_rows(), 3);
+    let rg = meta.row_group(0);
+    for c in rg.columns() {
+        assert!(
+            matches!(c.compression(), Compression::ZSTD(_)),
+            "{:?}",
+            c.column_path()
+        );
+        assert!(c.statistics().is_some(), "{:?}", c.column_path());
+    }
+    let created = meta.file_metadata().created_by().unwrap_or_default();
+    assert!(created.starts_with("docpipe "), "{created}");
+}
+
+#[test]
+fn rollover_keeps_documents_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        max_part_bytes: 600,
+        batch_rows: 4,
+        ..WriterOptions::default()
+    };
+    let mut w = OutputWriter::create(tmp.path(), "r", opts).unwrap();
+    let ids: Vec<String> = (0..12).map(|i| format!("doc{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (d, p, l) = document(id, 1 + (i as i32 % 4), i % 2 == 0);
+        w.write_document(d, p, l).unwrap();
+    }
+    let mut taken = w.take_committed();
+    let summary = w.close().unwrap();
+    taken.extend(summary.committed.clone());
+
+    assert!(summary.parts.len() >= 3, "{} parts", summary.parts.len());
+    assert_eq!(taken.len(), summary.parts.len());
+    let all_ids: Vec<String> = taken.iter().flat_map(|c| c.doc_ids.clone()).collect();
+    assert_eq!(all_ids, ids);
+
+    let mut seen = BTreeSet::new();
+    let (mut n_docs, mut n_pages, mut n_lines) = (0, 0, 0);
+    for (i, c) in taken.iter().enumerate() {
+        assert_eq!(c.files.number, i as u32);
+        let want: BTreeSet<&str> = c.doc_ids.iter().map(String::as_str).collect();
+        for (file, expect_rows) in [
+            (&c.files.documents, Some(c.doc_ids.len())),
+            (&c.files.pages, None),
+            (&c.files.lines, None),
+        ] {
+            let name = file
+                .path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert_eq!(name, format!("part-r-{i:05}.parquet"));
+            let b = read(&file.path);
+            assert_eq!(b.num_rows() as u64, file.rows);
+            if let Some(n) = expect_rows {
+                assert_eq!(b.num_rows(), n);
+            }
+            let got: BTreeSet<&str> = col::<StringArray>(&b, "doc_id").iter().flatten().collect();
+            assert_eq!(got, want, "{}", file.path.display());
+        }
+        // every page and line of each document is in this part
+        let pages = read(&c.files.pages.path);
+        let lines = read(&c.files.lines.path);
+        let want_pages: usize = c
+            .doc_ids
+            .iter()
+            .map(|id| 1 + (id[3..].parse::<usize>().unwrap() % 4))
+            .sum();
+        assert_eq!(pages.num_rows(), want_pages);
+        assert_eq!(lines.num_rows(), 2 * want_pages);
+        n_docs += c.files.documents.rows;
+        n_pages += c.files.pages.rows;
+        n_lines += c.files.lines.rows;
+        for id in &c.doc_ids {
+            assert!(seen.insert(id.clone()), "{id} in two parts");
+        }
+    }
+    assert_eq!(
+        (n_docs, n_pages, n_lines),
+        (summary.documents, summary.pages, summary.lines)
+    );
+    for table in ["documents", "pages", "lines"] {
+        let names = files_in(&tmp.path().join(table));
+        assert_eq!(names.len(), summary.parts.len(), "{names:?}");
+        assert!(names
+            .iter()
+            .all(|n| n.ends_with(".parquet") && !n.starts_with('.')));
+    }
+}
+
+#[test]
+fn dropped_writer_leaves_only_tmp_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut w = OutputWriter::create(tmp.path(), "crash", WriterOptions::default()).unwrap();
+        let (d, p, l) = document("a", 2, true);
+        w.write_document(d, p, l).unwrap();
+    }
+    for table in ["documents", "pages", "lines"] {
+        assert_eq!(
+            files_in(&tmp.path().join(table)),
+            vec![".part-crash-00000.parquet.tmp"]
+        );
+    }
+    // A new writer with the same prefix clears the leftovers and starts at 0.
+    let mut w = OutputWriter::create(tmp.path(), "crash", WriterOptions::default()).unwrap();
+    for table in ["documents", "pages", "lines"] {
+        assert!(files_in(&tmp.path().join(table)).is_empty());
+    }
+    let (d, p, l) = document("a", 1, true);
+    w.write_document(d, p, l).unwrap();
+    let s = w.close().unwrap();
+    assert_eq!(s.parts[0].number, 0);
+}
+
+#[test]
+fn rerun_with_same_prefix_continues_numbering() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_three(tmp.path());
+    let summary = write_three(tmp.path());
+    assert_eq!(summary.parts[0].number, 1);
+    assert_eq!(
+        files_in(&tmp.path().join("pages")),
+        vec!["part-run1-00000.parquet", "part-run1-00001.parquet"]
+    );
+    // another prefix is independent
+    let w = OutputWriter::create(tmp.path(), "run2", WriterOptions::default()).unwrap();
+    let (d, p, l) = document("z", 1, false);
+    let mut w = w;
+    w.write_document(d, p, l).unwrap();
+    assert_eq!(w.close().unwrap().parts[0].number, 0);
+}
+
+#[test]
+fn empty_writer_creates_no_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = OutputWriter::create(tmp.path(), "empty", WriterOptions::default()).unwrap();
+    let s = w.close().unwrap();
+    assert_eq!(s, WriteSummary::default());
+    for table in ["documents", "pages", "lines"] {
+        assert!(tmp.path().join(table).is_dir());
+        assert!(files_in(&tmp.path().join(table)).is_empty());
+    }
+}
+
+#[test]
+fn invalid_prefix_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["", "../x", "a b"] {
+        let r = OutputWriter::create(tmp.path(), bad, WriterOptions::default());
+        match r {
+            Err(OutputError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}")
+            }
+            Err(e) => panic!("{bad:?}: unexpected {e}"),
+            Ok(_) => panic!("{bad:?} accepted"),
+        }
+    }
+}
+
+#[test]
+fn odd_values_round_trip() {
+    // NaN, empty strings, empty polygon, a page error, unicode text.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = OutputWriter::create(tmp.path(), "odd", WriterOptions::default()).unwrap();
+    let mut d = doc("ü", DocStatus::Partial, Some(1));
+    d.time_ocr_ms = f64::NAN;
+    let mut p = page("ü", 0, false);
+    p.text = String::new();
+    p.error = Some("ocr timeout".into());
+    p.source = PageSource::Empty;
+    p.skew_deg = f32::NAN;
+    let mut l = line("ü", 0, 0, false);
+    l.polygon = vec![];
+    l.text = "Grüße — 東京".into();
+    w.write_document(d, vec![p], vec![l]).unwrap();
+    let s = w.close().unwrap();
+    let part = &s.parts[0];
+    let d = read(&part.documents.path);
+    assert!(col::<Float64Array>(&d, "time_ocr_ms").value(0).is_nan());
+    assert_eq!(dict_values(&d, "status"), [Some("partial".to_string())]);
+    let p = read(&part.pages.path);
+    assert_eq!(col::<StringArray>(&p, "text").value(0), "");
+    assert_eq!(col::<StringArray>(&p, "error").value(0), "ocr timeout");
+    assert_eq!(dict_values(&p, "source"), [Some("empty".to_string())]);
+    assert!(col::<Float32Array>(&p, "skew_deg").value(0).is_nan());
+    let l = read(&part.lines.path);
+    assert_eq!(col::<StringArray>(&l, "text").value(0), "Grüße — 東京");
+    assert_eq!(col::<ListArray>(&l, "polygon").value_length(0), 0);
+}
+
+#[test]
+fn many_rows_span_batches_and_row_groups() {
+    // batch_rows and row_group_bytes small enough to exercise both paths.
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        batch_rows: 7,
+        row_group_bytes: 4_096,
+        ..WriterOptions::default()
+    };
+    let mut w = OutputWriter::create(tmp.path(), "big", opts).unwrap();
+    for i in 0..20 {
+        let (d, p, l) = document(&format!("d{i}"), 10, i % 3 == 0);
+        w.write_document(d, p, l).unwrap();
+    }
+    let s = w.close().unwrap();
+    assert_eq!((s.documents, s.pages, s.lines), (20, 200, 400));
+    let part = &s.parts[0];
+    let reader = SerializedFileReader::new(File::open(&part.lines.path).unwrap()).unwrap();
+    assert!(reader.metadata().num_row_groups() > 1);
+    let l = read(&part.lines.path);
+    assert_eq!(l.num_rows(), 400);
+    let li: &Int32Array = col(&l, "line_index");
+    assert_eq!(li.values().iter().filter(|v| **v == 1).count(), 200);
+    let ld: &StringArray = col(&l, "doc_id");
+    assert_eq!(ld.value(399), "d19");
+}

@@ -1,0 +1,591 @@
+//! `OutputWriter`: the Parquet sink for the three tables, with part files that
+//! are written under a temporary name and renamed into place when complete.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::rows::{DocumentRow, LineRow, PageRow, RowSize};
+use super::schema::{documents_batch, lines_batch, pages_batch, schemas};
+use super::OutputError;
+
+const MIB: usize = 1024 * 1024;
+
+/// Tuning of [`OutputWriter`]. `Default` gives the values documented per field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriterOptions {
+    /// Roll over to a new part (all three tables together, at a document
+    /// boundary) once any one table's file reaches this many bytes (estimated:
+    /// bytes written + the encoder's in-progress estimate + rows still
+    /// buffered). A file can exceed it by at most one document's rows.
+    /// Default 512 MiB: few enough files for a million-page archive, small
+    /// enough to move and to split work across readers.
+    pub max_part_bytes: u64,
+    /// Close the row group once the encoder's `in_progress_size()` exceeds
+    /// this many bytes. Default 64 MiB, "tens of MB" per the design: large
+    /// enough for sequential scans, small enough to bound writer memory.
+    pub row_group_bytes: usize,
+    /// Rows per `RecordBatch` handed to the encoder. Default 8192, the batch
+    /// size arrow-rs readers use by default.
+    pub batch_rows: usize,
+    /// Also hand buffered rows to the encoder once their approximate in-memory
+    /// size reaches this many bytes (bounds memory for long page texts).
+    /// Default 16 MiB.
+    pub batch_bytes: usize,
+    /// zstd level, 1..=22. Default 3, zstd's own default: most of the ratio of
+    /// higher levels at a fraction of their CPU.
+    pub zstd_level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            max_part_bytes: 512 * MIB as u64,
+            row_group_bytes: 64 * MIB,
+            batch_rows: 8192,
+            batch_bytes: 16 * MIB,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// One closed Parquet file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableFile {
+    /// Final path, `<dir>/<table>/part-<prefix>-<NNNNN>.parquet`.
+    pub path: PathBuf,
+    /// Rows in the file.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// The three files of one part number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartFiles {
+    /// Part number, the `NNNNN` of the file names.
+    pub number: u32,
+    pub documents: TableFile,
+    pub pages: TableFile,
+    pub lines: TableFile,
+}
+
+/// A part that is durably on disk (fsynced and renamed), with the ids of the
+/// documents whose rows it holds: what a run journal marks as done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedPart {
+    pub files: PartFiles,
+    /// Document ids in write order.
+    pub doc_ids: Vec<String>,
+}
+
+/// What [`OutputWriter::close`] returns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteSummary {
+    /// Every part this writer committed, in order.
+    pub parts: Vec<PartFiles>,
+    /// Committed parts not yet drained by [`OutputWriter::take_committed`]
+    /// (always includes the part closed by `close`, if any).
+    pub committed: Vec<CommittedPart>,
+    /// Total rows written per table.
+    pub documents: u64,
+    pub pages: u64,
+    pub lines: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Final file name of part `number`.
+fn part_name(prefix: &str, number: u32) -> String {
+    format!("part-{prefix}-{number:05}.parquet")
+}
+
+/// Name of part `number` while it is being written: dot-prefixed and with a
+/// `.tmp` suffix so that readers globbing `*.parquet` never see it.
+fn tmp_name(prefix: &str, number: u32) -> String {
+    format!(".{}.tmp", part_name(prefix, number))
+}
+
+/// The part number of `name` if it is a part file (final or temporary) of `prefix`.
+fn parse_part(name: &str, prefix: &str) -> Option<(u32, bool)> {
+    let (rest, tmp) = match name.strip_prefix('.') {
+        Some(r) => (r.strip_suffix(".tmp")?, true),
+        None => (name, false),
+    };
+    let digits = rest
+        .strip_prefix("part-")?
+        .strip_prefix(prefix)?
+        .strip_prefix('-')?
+        .strip_suffix(".parquet")?;
+    if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(|n| (n, tmp))
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() || prefix.len() > 128 {
+        return Err(format!(
+            "part prefix must be 1..=128 characters, got {}",
+            prefix.len()
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "part prefix {prefix:?} contains {c:?}; use ASCII letters, digits, '-', '_', '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// Writer properties for one table: zstd, dictionary encoding on (off for the
+/// columns named in `no_dict`, whose values are mostly unique), page and
+/// chunk statistics.
+fn properties(opts: &WriterOptions, no_dict: &[&str]) -> Result<WriterProperties, OutputError> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("docpipe {}", env!("CARGO_PKG_VERSION")));
+    for col in no_dict {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*col), false);
+    }
+    Ok(b.build())
+}
+
+/// Sync a directory so that a rename in it is durable. Only meaningful (and
+/// only possible) on Unix.
+fn sync_dir(dir: &Path) -> Result<(), OutputError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+struct OpenFile {
+    writer: ArrowWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: u64,
+}
+
+/// One table: its rows buffered, then encoded into the open part file.
+struct Table<R> {
+    dir: PathBuf,
+    schema: SchemaRef,
+    props: WriterProperties,
+    to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+    buffer: Vec<R>,
+    buffered_bytes: usize,
+    open: Option<OpenFile>,
+    total_rows: u64,
+}
+
+impl<R: RowSize> Table<R> {
+    fn new(
+        dir: PathBuf,
+        schema: SchemaRef,
+        props: WriterProperties,
+        to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+    ) -> Result<Self, OutputError> {
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self {
+            dir,
+            schema,
+            props,
+            to_batch,
+            buffer: Vec::new(),
+            buffered_bytes: 0,
+            open: None,
+            total_rows: 0,
+        })
+    }
+
+    fn open(&mut self, prefix: &str, number: u32) -> Result<(), OutputError> {
+        let tmp = self.dir.join(tmp_name(prefix, number));
+        let path = self.dir.join(part_name(prefix, number));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))?;
+        self.open = Some(OpenFile {
+            writer,
+            tmp,
+            path,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    fn push(&mut self, rows: Vec<R>, opts: &WriterOptions) -> Result<(), OutputError> {
+        for r in rows {
+            self.buffered_bytes += r.approx_bytes();
+            self.buffer.push(r);
+            if self.buffer.len() >= opts.batch_rows.max(1)
+                || self.buffered_bytes >= opts.batch_bytes
+            {
+                self.encode_buffer(opts)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand the buffered rows to the encoder; close the row group when it
+    /// has grown past `row_group_bytes`.
+    fn encode_buffer(&mut self, opts: &WriterOptions) -> Result<(), OutputError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Err(OutputError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other("no part file open"),
+            });
+        };
+        let batch = (self.to_batch)(&self.buffer)?;
+        open.writer.write(&batch)?;
+        if open.writer.in_progress_size() >= opts.row_group_bytes {
+            open.writer.flush()?;
+        }
+        let n = self.buffer.len() as u64;
+        open.rows += n;
+        self.total_rows += n;
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        Ok(())
+    }
+
+    /// Estimated size of the open file if it were closed now, bytes.
+    fn estimated_bytes(&self) -> u64 {
+        let written = self.open.as_ref().map_or(0, |o| {
+            o.writer.bytes_written() + o.writer.in_progress_size()
+        });
+        (written + self.buffered_bytes) as u64
+    }
+
+    /// Encode what is left, write the footer, fsync, rename into place.
+    fn commit(&mut self, opts: &WriterOptions) -> Result<TableFile, OutputError> {
+        self.encode_buffer(opts)?;
+        let Some(mut open) = self.open.take() else {
+            return Err(OutputError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other("no part file open"),
+            });
+        };
+        open.writer.finish()?;
+        open.writer.inner().sync_all().map_err(io_err(&open.tmp))?;
+        let bytes = open.writer.bytes_written() as u64;
+        drop(open.writer);
+        fs::rename(&open.tmp, &open.path).map_err(io_err(&open.path))?;
+        sync_dir(&self.dir)?;
+        Ok(TableFile {
+            path: open.path,
+            rows: open.rows,
+            bytes,
+        })
+    }
+}
+
+/// The Parquet sink: `documents/`, `pages/` and `lines/` under one folder.
+///
+/// Each table is written as part files `part-<prefix>-<NNNNN>.parquet`; while
+/// open a part is named `.part-<prefix>-<NNNNN>.parquet.tmp` and it is fsynced
+/// and renamed into place when closed. All three tables roll over together at
+/// a document boundary, so a document's rows always land in parts with the
+/// same number. Dropping the writer without [`close`](Self::close) leaves only
+/// `.tmp` files, never a half-written `.parquet`.
+///
+/// After any error the writer refuses further writes (its open part may hold
+/// part of a document); drop it, and the `.tmp` files stay behind.
+pub struct OutputWriter {
+    prefix: String,
+    opts: WriterOptions,
+    documents: Table<DocumentRow>,
+    pages: Table<PageRow>,
+    lines: Table<LineRow>,
+    /// Number of the open part, if one is open.
+    open_part: Option<u32>,
+    next_part: u32,
+    open_doc_ids: Vec<String>,
+    parts: Vec<PartFiles>,
+    committed: Vec<CommittedPart>,
+    failed: bool,
+}
+
+impl OutputWriter {
+    /// Create the writer and the folders `<dir>/documents/`, `<dir>/pages/`,
+    /// `<dir>/lines/`.
+    ///
+    /// `part_prefix` names this writer's parts (e.g. a run id or `shard-3`):
+    /// 1..=128 ASCII letters, digits, `-`, `_` or `.`. Part numbers start
+    /// after the highest existing `part-<prefix>-*.parquet` in any of the
+    /// three folders, so a re-run with the same prefix never overwrites
+    /// committed parts; leftover `.part-<prefix>-*.parquet.tmp` files from a
+    /// writer that was not closed are removed. No file is created until the
+    /// first document is written.
+    pub fn create(dir: &Path, part_prefix: &str, opts: WriterOptions) -> Result<Self, OutputError> {
+        check_prefix(part_prefix).map_err(|msg| OutputError::Io {
+            path: dir.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, msg),
+        })?;
+        let (ds, ps, ls) = schemas();
+        let documents = Table::new(
+            dir.join("documents"),
+            ds,
+            properties(&opts, &["doc_id", "uri", "sha256", "error_message"])?,
+            documents_batch,
+        )?;
+        let pages = Table::new(
+            dir.join("pages"),
+            ps,
+            properties(&opts, &["text"])?,
+            pages_batch,
+        )?;
+        let lines = Table::new(
+            dir.join("lines"),
+            ls,
+            properties(&opts, &["text"])?,
+            lines_batch,
+        )?;
+        let mut next_part = 0u32;
+        for table_dir in [&documents.dir, &pages.dir, &lines.dir] {
+            for entry in fs::read_dir(table_dir).map_err(io_err(table_dir))? {
+                let entry = entry.map_err(io_err(table_dir))?;
+                let name = entry.file_name();
+                let Some((n, tmp)) = name.to_str().and_then(|s| parse_part(s, part_prefix)) else {
+                    continue;
+                };
+                if tmp {
+                    let p = entry.path();
+                    fs::remove_file(&p).map_err(io_err(&p))?;
+                } else {
+                    next_part = next_part.max(n.saturating_add(1));
+                }
+            }
+        }
+        Ok(Self {
+            prefix: part_prefix.to_string(),
+            opts,
+            documents,
+            pages,
+            lines,
+            open_part: None,
+            next_part,
+            open_doc_ids: Vec::new(),
+            parts: Vec::new(),
+            committed: Vec::new(),
+            failed: false,
+        })
+    }
+
+    /// Write one document's rows to all three tables. Rows are buffered and
+    /// encoded in batches; the part may be committed (and a new one started
+    /// by the next call) when it has reached `max_part_bytes`.
+    ///
+    /// `pages` and `lines` should carry `doc.doc_id`; they are written as given.
+    pub fn write_document(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> Result<(), OutputError> {
+        self.guard(|w| w.write_inner(doc, pages, lines))
+    }
+
+    fn write_inner(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> Result<(), OutputError> {
+        if self.open_part.is_none() {
+            let n = self.next_part;
+            self.documents.open(&self.prefix, n)?;
+            self.pages.open(&self.prefix, n)?;
+            self.lines.open(&self.prefix, n)?;
+            self.open_part = Some(n);
+            self.next_part = n.saturating_add(1);
+        }
+        self.open_doc_ids.push(doc.doc_id.clone());
+        self.documents.push(vec![doc], &self.opts)?;
+        self.pages.push(pages, &self.opts)?;
+        self.lines.push(lines, &self.opts)?;
+        let largest = self
+            .documents
+            .estimated_bytes()
+            .max(self.pages.estimated_bytes())
+            .max(self.lines.estimated_bytes());
+        if largest >= self.opts.max_part_bytes {
+            self.commit_part()?;
+        }
+        Ok(())
+    }
+
+    fn guard<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, OutputError>,
+    ) -> Result<T, OutputError> {
+        if self.failed {
+            return Err(OutputError::Io {
+                path: self.documents.dir.clone(),
+                source: io::Error::other("output writer failed earlier; no further writes"),
+            });
+        }
+        let r = f(self);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn commit_part(&mut self) -> Result<(), OutputError> {
+        let Some(number) = self.open_part.take() else {
+            return Ok(());
+        };
+        let files = PartFiles {
+            number,
+            documents: self.documents.commit(&self.opts)?,
+            pages: self.pages.commit(&self.opts)?,
+            lines: self.lines.commit(&self.opts)?,
+        };
+        tracing::debug!(
+            part = number,
+            documents = files.documents.rows,
+            pages = files.pages.rows,
+            lines = files.lines.rows,
+            "committed output part"
+        );
+        self.parts.push(files.clone());
+        self.committed.push(CommittedPart {
+            files,
+            doc_ids: std::mem::take(&mut self.open_doc_ids),
+        });
+        Ok(())
+    }
+
+    /// Parts committed since the last call, oldest first: their documents are
+    /// durably written and can be marked done in a run journal.
+    pub fn take_committed(&mut self) -> Vec<CommittedPart> {
+        std::mem::take(&mut self.committed)
+    }
+
+    /// Paths of the parts committed so far, oldest first.
+    pub fn parts(&self) -> &[PartFiles] {
+        &self.parts
+    }
+
+    /// Commit the open part (if any) and return what was written. A writer
+    /// that wrote no document creates no file.
+    pub fn close(mut self) -> Result<WriteSummary, OutputError> {
+        self.guard(Self::commit_part)?;
+        Ok(WriteSummary {
+            documents: self.documents.total_rows,
+            pages: self.pages.total_rows,
+            lines: self.lines.total_rows,
+            parts: std::mem::take(&mut self.parts),
+            committed: std::mem::take(&mut self.committed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_parse_back() {
+        struct Case {
+            name: &'static str,
+            prefix: &'static str,
+            want: Option<(u32, bool)>,
+        }
+        let cases = [
+            Case {
+                name: "part-run1-00007.parquet",
+                prefix: "run1",
+                want: Some((7, false)),
+            },
+            Case {
+                name: ".part-run1-00007.parquet.tmp",
+                prefix: "run1",
+                want: Some((7, true)),
+            },
+            Case {
+                name: "part-run1-123456.parquet",
+                prefix: "run1",
+                want: Some((123456, false)),
+            },
+            Case {
+                name: "part-run1-x-00001.parquet",
+                prefix: "run1",
+                want: None,
+            },
+            Case {
+                name: "part-run1-0001.parquet",
+                prefix: "run1",
+                want: None,
+            },
+            Case {
+                name: "part-run2-00001.parquet",
+                prefix: "run1",
+                want: None,
+            },
+            Case {
+                name: "part-a-b-00003.parquet",
+                prefix: "a-b",
+                want: Some((3, false)),
+            },
+            Case {
+                name: "part-run1-00001.parquet.tmp",
+                prefix: "run1",
+                want: None,
+            },
+        ];
+        for c in cases {
+            assert_eq!(parse_part(c.name, c.prefix), c.want, "{}", c.name);
+        }
+        assert_eq!(part_name("p", 3), "part-p-00003.parquet");
+        assert_eq!(tmp_name("p", 3), ".part-p-00003.parquet.tmp");
+    }
+
+    #[test]
+    fn prefixes_checked() {
+        for ok in ["run1", "shard-3_of-8", "2024.01.01"] {
+            assert!(check_prefix(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "é", "..\\x", &"x".repeat(129)] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_zstd_level_is_an_error() {
+        let opts = WriterOptions {
+            zstd_level: 99,
+            ..WriterOptions::default()
+        };
+        assert!(matches!(
+            properties(&opts, &[]),
+            Err(OutputError::Parquet(_))
+        ));
+    }
+}
