@@ -1,0 +1,668 @@
+//! The pipeline file: a YAML description of one run.
+//!
+//! Reading is two steps: the YAML is parsed into a tree that keeps line and
+//! column ([`yaml`]), then [`read`] walks it and collects every problem (unknown
+//! key, wrong type, value out of range) before anything runs. Relative paths
+//! resolve against the folder of the pipeline file.
+
+pub mod read;
+pub mod yaml;
+
+use read::Reader;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use yaml::Node;
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigIssue {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// Dotted field path, e.g. `ocr.batch_size`; empty for the document root.
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_issues(.file, .issues))]
+    Invalid {
+        file: PathBuf,
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn render_issues(file: &Path, issues: &[ConfigIssue]) -> String {
+    let mut out = format!(
+        "{} has {} problem{}:",
+        file.display(),
+        issues.len(),
+        if issues.len() == 1 { "" } else { "s" }
+    );
+    for i in issues {
+        out.push_str(&format!("\n  {}:{}:{}: ", file.display(), i.line, i.col));
+        if !i.path.is_empty() {
+            out.push_str(&format!("{}: ", i.path));
+        }
+        out.push_str(&i.message);
+    }
+    out
+}
+
+/// When the OCR models read a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OcrMode {
+    /// Use the PDF's text layer where it is usable, OCR otherwise.
+    Auto,
+    /// OCR every page, ignoring any text layer.
+    Always,
+    /// Never OCR: text layers only; pages without one come out empty.
+    Never,
+}
+
+/// Which PP-OCR model family reads the pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum OcrEngine {
+    /// PP-OCRv6 small det/rec (RapidOCR 3.10), multilingual dictionary.
+    #[serde(rename = "ppocr-v6")]
+    PpOcrV6,
+    /// PP-OCRv4 det/rec (RapidOCR 1.4.4), Chinese/English dictionary.
+    #[serde(rename = "ppocr-v4")]
+    PpOcrV4,
+}
+
+impl OcrEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcrEngine::PpOcrV6 => "ppocr-v6",
+            OcrEngine::PpOcrV4 => "ppocr-v4",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InputConfig {
+    /// Files or folders; folders are walked recursively.
+    pub paths: Vec<PathBuf>,
+    /// Glob patterns, relative to each input folder, that a file must match.
+    pub include: Vec<String>,
+    /// Glob patterns that drop a file even when it is included.
+    pub exclude: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RenderConfig {
+    /// Resolution PDF pages are rendered at for OCR, in dots per inch (50..=600).
+    /// 200 reads 8-pt text reliably and keeps a Letter page under 4 Mpx.
+    pub dpi: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NormaliseConfig {
+    /// Straighten small rotations of scanned pages before detection.
+    pub deskew: bool,
+    /// Largest skew searched for, in degrees (0..=45).
+    pub max_skew_deg: f32,
+    /// Turn each detected line the right way up with the 180° classifier.
+    pub direction: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OcrConfig {
+    pub mode: OcrMode,
+    pub engine: OcrEngine,
+    /// Recognition crops per model call, gathered across pages and documents.
+    pub batch_size: usize,
+    /// Longest page side, in pixels, the detector sees in one piece; larger
+    /// pages are cut into overlapping tiles. 2000 is RapidOCR's `max_side_len`.
+    pub det_max_side: u32,
+    /// Lines whose recognition confidence is below this are dropped (0..1).
+    /// 0.5 is RapidOCR's `text_score`.
+    pub min_confidence: f32,
+    /// A text layer with fewer readable characters than this counts as absent.
+    pub min_text_layer_chars: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutputConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuntimeConfig {
+    /// Worker threads in all; 0 means one per core.
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LimitsConfig {
+    /// Largest input file read, in bytes.
+    pub max_file_bytes: u64,
+    /// Most pages read from one document.
+    pub max_pages: u32,
+    /// Most pixels in one decoded or rendered page image (decompression bombs).
+    pub max_image_pixels: u64,
+}
+
+/// A whole pipeline, with every path made absolute.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pipeline {
+    pub name: String,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub file: PathBuf,
+    pub input: InputConfig,
+    pub render: RenderConfig,
+    pub normalise: NormaliseConfig,
+    pub ocr: OcrConfig,
+    pub output: OutputConfig,
+    pub runtime: RuntimeConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Pipeline {
+    /// Reads and checks a pipeline file. Every problem found is returned at once.
+    pub fn load(file: &Path) -> Result<Pipeline, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        Self::parse(&text, file, &base)
+    }
+
+    /// Parses pipeline text; `base` is the folder relative paths start from.
+    pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Pipeline, ConfigError> {
+        let invalid = |issues| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            issues,
+        };
+        let root = yaml::parse(text).map_err(|e| {
+            invalid(vec![ConfigIssue {
+                line: e.line,
+                col: e.col,
+                path: String::new(),
+                message: format!("YAML syntax error: {}", e.message),
+            }])
+        })?;
+        let mut r = Reader::default();
+        let p = read_pipeline(&mut r, &root, base);
+        match p {
+            Some(mut p) if r.issues.is_empty() => {
+                p.file = file.to_path_buf();
+                Ok(p)
+            }
+            _ => {
+                let mut issues = r.issues;
+                issues.sort_by_key(|i| (i.line, i.col));
+                Err(invalid(issues))
+            }
+        }
+    }
+
+    /// A hash of everything that changes what a document's rows contain
+    /// (not where they are read from or written to). Hex, 16 characters.
+    pub fn config_hash(&self) -> String {
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            render: &'a RenderConfig,
+            normalise: &'a NormaliseConfig,
+            ocr: &'a OcrConfig,
+            limits: &'a LimitsConfig,
+            version: &'static str,
+        }
+        let h = Hashed {
+            render: &self.render,
+            normalise: &self.normalise,
+            ocr: &self.ocr,
+            limits: &self.limits,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let json = serde_json::to_vec(&h).unwrap_or_default();
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+}
+
+const TOP: &[&str] = &[
+    "name",
+    "input",
+    "render",
+    "normalise",
+    "ocr",
+    "output",
+    "runtime",
+    "limits",
+];
+
+fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
+    if root.kind == yaml::NodeKind::Null {
+        r.issue(root, "", "the pipeline file is empty");
+        return None;
+    }
+    let top = r.map(root, "", TOP)?;
+    let name = match top.get("name") {
+        Some((n, path)) => r.string(n, path),
+        None => {
+            r.issue(root, "name", "missing required field `name`");
+            None
+        }
+    };
+    let input = read_input(r, &top, root, base);
+    let render = read_render(r, &top);
+    let normalise = read_normalise(r, &top);
+    let ocr = read_ocr(r, &top);
+    let output = read_output(r, &top, root, base);
+    let runtime = read_runtime(r, &top);
+    let limits = read_limits(r, &top);
+    Some(Pipeline {
+        name: name?,
+        file: PathBuf::new(),
+        input: input?,
+        render: render?,
+        normalise: normalise?,
+        ocr: ocr?,
+        output: output?,
+        runtime: runtime?,
+        limits: limits?,
+    })
+}
+
+fn section<'n>(
+    r: &mut Reader,
+    top: &read::Map<'n>,
+    key: &str,
+    known: &[&str],
+) -> Option<read::Map<'n>> {
+    match top.get(key) {
+        Some((node, path)) => {
+            let path = path.to_string();
+            r.map(node, &path, known)
+        }
+        None => Some(read::Map::default()),
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    normalize_lexically(&joined)
+}
+
+/// Removes `.` and `a/..` without touching the file system.
+fn normalize_lexically(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn read_input(r: &mut Reader, top: &read::Map, root: &Node, base: &Path) -> Option<InputConfig> {
+    let m = section(r, top, "input", &["path", "include", "exclude"])?;
+    let paths = match m.get("path") {
+        Some((n, path)) => r
+            .strings(n, path)
+            .map(|v| v.iter().map(|s| resolve(base, s)).collect::<Vec<_>>()),
+        None => {
+            r.issue(root, "input.path", "missing required field `input.path`");
+            None
+        }
+    };
+    let include = match m.get("include") {
+        Some((n, path)) => globs(r, n, path),
+        None => Some(vec!["**/*".to_string()]),
+    };
+    let exclude = match m.get("exclude") {
+        Some((n, path)) => globs(r, n, path),
+        None => Some(Vec::new()),
+    };
+    Some(InputConfig {
+        paths: paths?,
+        include: include?,
+        exclude: exclude?,
+    })
+}
+
+fn globs(r: &mut Reader, n: &Node, path: &str) -> Option<Vec<String>> {
+    let list = r.strings(n, path)?;
+    let mut ok = true;
+    for g in &list {
+        if let Err(e) = globset::Glob::new(g) {
+            r.issue(n, path, format!("bad glob {g:?}: {e}"));
+            ok = false;
+        }
+    }
+    ok.then_some(list)
+}
+
+fn read_render(r: &mut Reader, top: &read::Map) -> Option<RenderConfig> {
+    let m = section(r, top, "render", &["dpi"])?;
+    let dpi = match m.get("dpi") {
+        Some((n, p)) => r.number(n, p, 50.0, 600.0)? as f32,
+        None => 200.0,
+    };
+    Some(RenderConfig { dpi })
+}
+
+fn read_normalise(r: &mut Reader, top: &read::Map) -> Option<NormaliseConfig> {
+    let m = section(
+        r,
+        top,
+        "normalise",
+        &["deskew", "max_skew_deg", "direction"],
+    )?;
+    let deskew = opt(&m, "deskew", true, |n, p| r.bool(n, p));
+    let max_skew_deg = opt(&m, "max_skew_deg", 10.0, |n, p| {
+        r.number(n, p, 0.0, 45.0).map(|v| v as f32)
+    });
+    let direction = opt(&m, "direction", true, |n, p| r.bool(n, p));
+    Some(NormaliseConfig {
+        deskew: deskew?,
+        max_skew_deg: max_skew_deg?,
+        direction: direction?,
+    })
+}
+
+/// The value of an optional key: its default when absent, `None` when
+/// present but invalid (the reader has recorded why).
+fn opt<T>(
+    m: &read::Map,
+    key: &str,
+    default: T,
+    f: impl FnOnce(&Node, &str) -> Option<T>,
+) -> Option<T> {
+    match m.get(key) {
+        Some((n, p)) => f(n, p),
+        None => Some(default),
+    }
+}
+
+fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
+    let m = section(
+        r,
+        top,
+        "ocr",
+        &[
+            "mode",
+            "engine",
+            "batch_size",
+            "det_max_side",
+            "min_confidence",
+            "min_text_layer_chars",
+        ],
+    )?;
+    let mode = opt(&m, "mode", OcrMode::Auto, |n, p| {
+        r.choice(
+            n,
+            p,
+            &[
+                ("auto", OcrMode::Auto),
+                ("always", OcrMode::Always),
+                ("never", OcrMode::Never),
+            ],
+        )
+    });
+    let engine = opt(&m, "engine", OcrEngine::PpOcrV6, |n, p| {
+        r.choice(
+            n,
+            p,
+            &[
+                ("ppocr-v6", OcrEngine::PpOcrV6),
+                ("ppocr-v4", OcrEngine::PpOcrV4),
+            ],
+        )
+    });
+    let batch_size = opt(&m, "batch_size", 32, |n, p| {
+        r.int(n, p, 1, 1024).map(|v| v as usize)
+    });
+    let det_max_side = opt(&m, "det_max_side", 2000, |n, p| {
+        r.int(n, p, 256, 8192).map(|v| v as u32)
+    });
+    let min_confidence = opt(&m, "min_confidence", 0.5, |n, p| {
+        r.number(n, p, 0.0, 1.0).map(|v| v as f32)
+    });
+    let min_text_layer_chars = opt(&m, "min_text_layer_chars", 8, |n, p| {
+        r.int(n, p, 1, 1_000_000).map(|v| v as usize)
+    });
+    Some(OcrConfig {
+        mode: mode?,
+        engine: engine?,
+        batch_size: batch_size?,
+        det_max_side: det_max_side?,
+        min_confidence: min_confidence?,
+        min_text_layer_chars: min_text_layer_chars?,
+    })
+}
+
+fn read_output(r: &mut Reader, top: &read::Map, root: &Node, base: &Path) -> Option<OutputConfig> {
+    let m = section(r, top, "output", &["path"])?;
+    match m.get("path") {
+        Some((n, p)) => r.string(n, p).map(|s| OutputConfig {
+            path: resolve(base, &s),
+        }),
+        None => {
+            r.issue(root, "output.path", "missing required field `output.path`");
+            None
+        }
+    }
+}
+
+fn read_runtime(r: &mut Reader, top: &read::Map) -> Option<RuntimeConfig> {
+    let m = section(r, top, "runtime", &["threads"])?;
+    let threads = match m.get("threads") {
+        Some((n, p)) => match &n.kind {
+            yaml::NodeKind::Scalar { text, .. } if text == "auto" => Some(0),
+            _ => r.int(n, p, 1, 1024).map(|v| v as usize),
+        },
+        None => Some(0),
+    };
+    Some(RuntimeConfig { threads: threads? })
+}
+
+fn read_limits(r: &mut Reader, top: &read::Map) -> Option<LimitsConfig> {
+    let m = section(
+        r,
+        top,
+        "limits",
+        &["max_file_mb", "max_pages", "max_image_megapixels"],
+    )?;
+    let max_file_mb = opt(&m, "max_file_mb", 512, |n, p| r.int(n, p, 1, 1 << 20));
+    let max_pages = opt(&m, "max_pages", 5000, |n, p| {
+        r.int(n, p, 1, 1_000_000).map(|v| v as u32)
+    });
+    let max_mpx = opt(&m, "max_image_megapixels", 100, |n, p| {
+        r.int(n, p, 1, 10_000)
+    });
+    Some(LimitsConfig {
+        max_file_bytes: max_file_mb? as u64 * 1024 * 1024,
+        max_pages: max_pages?,
+        max_image_pixels: max_mpx? as u64 * 1_000_000,
+    })
+}
+
+impl fmt::Display for OcrMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OcrMode::Auto => "auto",
+            OcrMode::Always => "always",
+            OcrMode::Never => "never",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::parse(text, Path::new("p.yaml"), Path::new("/base/dir"))
+    }
+
+    fn issues(text: &str) -> Vec<ConfigIssue> {
+        match parse(text) {
+            Err(ConfigError::Invalid { issues, .. }) => issues,
+            other => panic!("expected issues, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_pipeline_gets_defaults_and_absolute_paths() {
+        let p = parse("name: t\ninput: {path: ../docs}\noutput: {path: out}\n").unwrap();
+        assert_eq!(p.input.paths, vec![PathBuf::from("/base/docs")]);
+        assert_eq!(p.output.path, PathBuf::from("/base/dir/out"));
+        assert_eq!(p.input.include, vec!["**/*"]);
+        assert_eq!(p.render.dpi, 200.0);
+        assert_eq!(p.ocr.mode, OcrMode::Auto);
+        assert_eq!(p.ocr.engine, OcrEngine::PpOcrV6);
+        assert_eq!(p.ocr.batch_size, 32);
+        assert_eq!(p.runtime.threads, 0);
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once_with_places() {
+        let text = "name: t\n\
+                    input:\n  path: x\n  inclde: ['*.pdf']\n\
+                    render: {dpi: high}\n\
+                    ocr:\n  mode: sometimes\n  batch_size: 0\n\
+                    output: {path: o}\n\
+                    colour: red\n";
+        let got = issues(text);
+        let summary: Vec<(usize, usize, &str)> = got
+            .iter()
+            .map(|i| (i.line, i.col, i.path.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (4, 3, "input.inclde"),
+                (5, 15, "render.dpi"),
+                (7, 9, "ocr.mode"),
+                (8, 15, "ocr.batch_size"),
+                (10, 1, "colour"),
+            ],
+            "{got:#?}"
+        );
+        assert!(
+            got[0].message.contains("did you mean `include`"),
+            "{got:#?}"
+        );
+        assert!(got[1].message.contains("expected a number"), "{got:#?}");
+        assert!(got[3].message.contains("out of range"), "{got:#?}");
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let got = issues("render: {dpi: 100}\n");
+        let paths: Vec<&str> = got.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, vec!["name", "input.path", "output.path"]);
+    }
+
+    #[test]
+    fn wrong_section_type_and_syntax_errors() {
+        let got = issues("name: t\ninput: [a]\noutput: {path: o}\n");
+        assert_eq!(got[0].path, "input");
+        assert!(got[0].message.contains("expected a mapping"));
+        let got = issues("name: [t\n");
+        assert!(got[0].message.contains("YAML syntax error"), "{got:?}");
+    }
+
+    #[test]
+    fn error_message_names_file_line_column_and_path() {
+        let err = parse("name: t\ninput: {path: x}\noutput: {path: o}\nocr: {engine: v9}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.yaml:4:15: ocr.engine: expected one of ppocr-v6, ppocr-v4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_hash_ignores_paths_but_not_settings() {
+        let a = parse("name: t\ninput: {path: x}\noutput: {path: o}\n").unwrap();
+        let b = parse("name: t\ninput: {path: y}\noutput: {path: p}\n").unwrap();
+        let c =
+            parse("name: t\ninput: {path: x}\noutput: {path: o}\nrender: {dpi: 300}\n").unwrap();
+        assert_eq!(a.config_hash(), b.config_hash());
+        assert_ne!(a.config_hash(), c.config_hash());
+    }
+
+    #[test]
+    fn editor_schema_names_the_same_fields_as_the_reader() {
+        let text = include_str!("../schemas/pipeline.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(text).unwrap();
+        let props = schema["properties"].as_object().unwrap();
+        let mut top: Vec<&str> = props.keys().map(String::as_str).collect();
+        top.sort_unstable();
+        let mut want = TOP.to_vec();
+        want.sort_unstable();
+        assert_eq!(top, want);
+        // Every section key the schema lists is accepted by the reader.
+        let mut yaml = String::from("name: t\ninput: {path: x}\noutput: {path: o}\n");
+        for (section, v) in props {
+            if let Some(p) = v["properties"].as_object() {
+                if section == "input" || section == "output" {
+                    continue;
+                }
+                let keys: Vec<String> = p
+                    .iter()
+                    .map(|(k, d)| {
+                        let value = match &d["default"] {
+                            serde_json::Value::Null => "1".to_string(),
+                            other => other.to_string(),
+                        };
+                        format!("{k}: {value}")
+                    })
+                    .collect();
+                yaml.push_str(&format!("{section}: {{{}}}\n", keys.join(", ")));
+            }
+        }
+        let parsed = Pipeline::parse(&yaml, Path::new("s.yaml"), Path::new("/"));
+        assert!(parsed.is_ok(), "{yaml}\n{parsed:?}");
+    }
+
+    #[test]
+    fn shipped_pipelines_check_clean() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "yaml") {
+                Pipeline::load(&e.path()).unwrap();
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+}
