@@ -1,0 +1,290 @@
+//! Ingest: list the input, identify each file by its content, hash it.
+
+use crate::config::{InputConfig, LimitsConfig};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// What a file holds, told from its first bytes (never its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Pdf,
+    Png,
+    Jpeg,
+    Tiff,
+    Webp,
+    Bmp,
+    /// Empty file.
+    Empty,
+    /// Anything else.
+    Unknown,
+}
+
+impl Kind {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Kind::Pdf => "application/pdf",
+            Kind::Png => "image/png",
+            Kind::Jpeg => "image/jpeg",
+            Kind::Tiff => "image/tiff",
+            Kind::Webp => "image/webp",
+            Kind::Bmp => "image/bmp",
+            Kind::Empty => "application/x-empty",
+            Kind::Unknown => "application/octet-stream",
+        }
+    }
+}
+
+/// Identifies a file from its leading bytes. A PDF header may sit anywhere in
+/// the first 1024 bytes, as readers accept (PDF 32000-1, annex H.3).
+pub fn sniff(head: &[u8]) -> Kind {
+    if head.is_empty() {
+        return Kind::Empty;
+    }
+    let window = &head[..head.len().min(1024)];
+    if window.windows(5).any(|w| w == b"%PDF-") {
+        return Kind::Pdf;
+    }
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Kind::Png
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Kind::Jpeg
+    } else if head.starts_with(b"II*\0")
+        || head.starts_with(b"MM\0*")
+        || head.starts_with(b"II+\0")
+        || head.starts_with(b"MM\0+")
+    {
+        Kind::Tiff
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Kind::Webp
+    } else if head.starts_with(b"BM") && head.len() >= 26 {
+        Kind::Bmp
+    } else {
+        Kind::Unknown
+    }
+}
+
+/// A file found in the input, before it is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    /// `file://` URI of the absolute path.
+    pub uri: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("input path {0} does not exist")]
+    Missing(PathBuf),
+    #[error("bad glob: {0}")]
+    Glob(#[from] globset::Error),
+    #[error("cannot list {path}: {message}")]
+    Walk { path: PathBuf, message: String },
+}
+
+/// Lists every file under the input paths that the include globs match and
+/// the exclude globs do not, sorted by path so that runs are repeatable.
+/// Globs match the path relative to the input folder it was found under.
+pub fn list(input: &InputConfig) -> Result<Vec<SourceFile>, ListError> {
+    let include = build(&input.include)?;
+    let exclude = build(&input.exclude)?;
+    let mut out = Vec::new();
+    for root in &input.paths {
+        if !root.exists() {
+            return Err(ListError::Missing(root.clone()));
+        }
+        if root.is_file() {
+            out.push(source(root));
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(root).follow_links(true) {
+            let entry = entry.map_err(|e| ListError::Walk {
+                path: root.clone(),
+                message: e.to_string(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            if include.is_match(rel) && !exclude.is_match(rel) {
+                out.push(source(entry.path()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+fn build(globs: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(Glob::new(g)?);
+    }
+    b.build()
+}
+
+fn source(path: &Path) -> SourceFile {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    SourceFile {
+        uri: format!("file://{}", abs.display()),
+        path: abs,
+    }
+}
+
+/// A document read into memory, identified and hashed.
+#[derive(Clone, Debug)]
+pub struct DocRef {
+    /// Stable id of this input: the first 16 hex digits of sha256(uri).
+    pub id: String,
+    pub uri: String,
+    pub path: PathBuf,
+    /// Hex sha256 of the content.
+    pub sha256: String,
+    pub bytes: u64,
+    pub kind: Kind,
+}
+
+/// Why a file could not be ingested. Each becomes a `failed` row.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("file is {size} bytes, over the limit of {limit} bytes (limits.max_file_mb)")]
+    TooLarge { size: u64, limit: u64 },
+}
+
+/// Reads a file (within the size limit), hashes it and tells its kind.
+pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>, IngestError>) {
+    let id = hex::encode(&Sha256::digest(file.uri.as_bytes())[..8]);
+    let mut doc = DocRef {
+        id,
+        uri: file.uri.clone(),
+        path: file.path.clone(),
+        sha256: String::new(),
+        bytes: 0,
+        kind: Kind::Unknown,
+    };
+    let size = match std::fs::metadata(&file.path) {
+        Ok(m) => m.len(),
+        Err(e) => return (doc, Err(e.into())),
+    };
+    doc.bytes = size;
+    if size > limits.max_file_bytes {
+        return (
+            doc,
+            Err(IngestError::TooLarge {
+                size,
+                limit: limits.max_file_bytes,
+            }),
+        );
+    }
+    match std::fs::read(&file.path) {
+        Ok(data) => {
+            doc.bytes = data.len() as u64;
+            doc.sha256 = hex::encode(Sha256::digest(&data));
+            doc.kind = sniff(&data);
+            (doc, Ok(data))
+        }
+        Err(e) => (doc, Err(e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_content() {
+        struct Case {
+            head: &'static [u8],
+            want: Kind,
+        }
+        for c in [
+            Case {
+                head: b"%PDF-1.7\n",
+                want: Kind::Pdf,
+            },
+            Case {
+                head: b"garbage before\n%PDF-1.4",
+                want: Kind::Pdf,
+            },
+            Case {
+                head: b"\x89PNG\r\n\x1a\n....",
+                want: Kind::Png,
+            },
+            Case {
+                head: &[0xFF, 0xD8, 0xFF, 0xE0],
+                want: Kind::Jpeg,
+            },
+            Case {
+                head: b"II*\0\x08\0\0\0",
+                want: Kind::Tiff,
+            },
+            Case {
+                head: b"MM\0*\0\0\0\x08",
+                want: Kind::Tiff,
+            },
+            Case {
+                head: b"RIFF\x10\0\0\0WEBPVP8 ",
+                want: Kind::Webp,
+            },
+            Case {
+                head: b"BM\x36\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\x01\0\0\0\x01\0\0\0\x01\0",
+                want: Kind::Bmp,
+            },
+            Case {
+                head: b"",
+                want: Kind::Empty,
+            },
+            Case {
+                head: b"hello, not a document",
+                want: Kind::Unknown,
+            },
+            Case {
+                head: b"BM",
+                want: Kind::Unknown,
+            },
+        ] {
+            assert_eq!(sniff(c.head), c.want, "{:?}", c.head);
+        }
+    }
+
+    #[test]
+    fn lists_with_globs_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.pdf", "a.png", "sub/c.pdf", "sub/skip.pdf", "x.txt"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        }
+        let input = InputConfig {
+            paths: vec![dir.path().to_path_buf()],
+            include: vec!["**/*.pdf".into(), "*.png".into()],
+            exclude: vec!["**/skip*".into()],
+        };
+        let files = list(&input).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| {
+                f.path
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, vec!["a.png", "b.pdf", "sub/c.pdf"]);
+        assert!(files[0].uri.starts_with("file:///"));
+    }
+
+    #[test]
+    fn missing_input_is_an_error() {
+        let input = InputConfig {
+            paths: vec![PathBuf::from("/definitely/not/here")],
+            include: vec!["**/*".into()],
+            exclude: vec![],
+        };
+        assert!(matches!(list(&input), Err(ListError::Missing(_))));
+    }
+}
