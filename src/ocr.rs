@@ -4,6 +4,8 @@
 //! (`detect`, `geometry`, `recognise`, `tile`); only `model` touches ONNX Runtime.
 
 pub mod detect;
+pub mod engine;
 pub mod geometry;
+pub mod model;
 pub mod recognise;
 pub mod tile;

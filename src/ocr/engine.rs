@@ -1,0 +1,265 @@
+//! Page-level OCR: detection (with deskew and tiling) and crop preparation in
+//! [`Detector`], batched recognition in [`Recogniser`]. Models are reached only
+//! through [`Infer`].
+
+use super::detect::{self, DetParams};
+use super::model::{Infer, InferError};
+use super::{geometry, recognise, tile};
+use crate::normalise;
+use crate::types::{DetBox, Point, Quad};
+use image::RgbImage;
+
+/// Detector settings beyond the DB post-processing parameters.
+#[derive(Clone, Debug)]
+pub struct DetectorSettings {
+    pub det: DetParams,
+    /// Pages whose longer side exceeds this (pixels) are cut into tiles.
+    pub max_side: u32,
+    /// Overlap between neighbouring tiles, pixels. 200 px holds a text line
+    /// of up to ~150 px height whole in at least one tile vertically.
+    pub tile_overlap: u32,
+    pub deskew: bool,
+    pub max_skew_deg: f32,
+    /// Run the 180° direction classifier on each crop.
+    pub direction: bool,
+    /// Crops per classifier call.
+    pub batch_size: usize,
+}
+
+/// A text region cut out of the page, upright, ready for recognition.
+pub struct Crop {
+    pub image: RgbImage,
+    /// Where it sits on the original (not deskewed) page, in pixels.
+    pub quad: Quad,
+    pub det_score: f32,
+}
+
+pub struct DetectedPage {
+    pub crops: Vec<Crop>,
+    /// Skew corrected before detection, clockwise degrees.
+    pub skew_deg: f32,
+    /// Time spent deskewing, ms.
+    pub normalise_ms: f64,
+}
+
+pub struct Detector {
+    det: Box<dyn Infer>,
+    cls: Option<Box<dyn Infer>>,
+    settings: DetectorSettings,
+}
+
+const CLS_H: usize = recognise::CLS_HEIGHT as usize;
+const CLS_W: usize = recognise::CLS_WIDTH as usize;
+
+impl Detector {
+    pub fn new(
+        det: Box<dyn Infer>,
+        cls: Option<Box<dyn Infer>>,
+        settings: DetectorSettings,
+    ) -> Self {
+        Self { det, cls, settings }
+    }
+
+    /// Finds the text regions of a page and cuts them out.
+    pub fn detect(&mut self, page: &RgbImage) -> Result<DetectedPage, InferError> {
+        let s = &self.settings;
+        let t = std::time::Instant::now();
+        let (work, skew) = if s.deskew {
+            normalise::deskew(page, s.max_skew_deg, 0.1)
+        } else {
+            (page.clone(), 0.0)
+        };
+        let normalise_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let (w, h) = work.dimensions();
+        let tiles = tile::plan_tiles(w, h, s.max_side, s.tile_overlap);
+        let mut found: Vec<(usize, DetBox)> = Vec::new();
+        for (ti, t) in tiles.iter().enumerate() {
+            let view = if tiles.len() == 1 {
+                None
+            } else {
+                Some(image::imageops::crop_imm(&work, t.x, t.y, t.w, t.h).to_image())
+            };
+            let img = view.as_ref().unwrap_or(&work);
+            for mut b in self.detect_tile(img)? {
+                for p in &mut b.quad {
+                    p.x += t.x as f32;
+                    p.y += t.y as f32;
+                }
+                found.push((ti, b));
+            }
+        }
+        let mut boxes = if tiles.len() > 1 {
+            tile::merge_across_seams(found)
+        } else {
+            found.into_iter().map(|(_, b)| b).collect()
+        };
+        geometry::sort_reading_order(&mut boxes);
+        let unrotate =
+            (skew != 0.0).then(|| normalise::PageRotation::new(page.width(), page.height(), skew));
+        let mut crops: Vec<Crop> = boxes
+            .iter()
+            .map(|b| {
+                let image = geometry::crop_quad(&work, &b.quad);
+                let quad = match &unrotate {
+                    Some(m) => b.quad.map(|p| m.to_original(p)),
+                    None => b.quad,
+                };
+                Crop {
+                    image,
+                    quad,
+                    det_score: b.score,
+                }
+            })
+            .collect();
+        if self.settings.direction {
+            self.classify(&mut crops)?;
+        }
+        Ok(DetectedPage {
+            crops,
+            skew_deg: skew,
+            normalise_ms,
+        })
+    }
+
+    fn detect_tile(&mut self, img: &RgbImage) -> Result<Vec<DetBox>, InferError> {
+        let (w, h) = img.dimensions();
+        if w < 4 || h < 4 {
+            return Ok(Vec::new());
+        }
+        let (iw, ih) = detect::det_input_size(w, h, &self.settings.det);
+        let mut input = vec![0f32; 3 * iw as usize * ih as usize];
+        detect::fill_det_input(img, iw, ih, &mut input).map_err(|e| InferError::Run {
+            model: "det".into(),
+            message: e.to_string(),
+        })?;
+        let (shape, prob) = self.det.run(&[1, 3, ih as usize, iw as usize], input)?;
+        let (mh, mw) = match shape.as_slice() {
+            [_, _, mh, mw] => (*mh, *mw),
+            other => {
+                return Err(InferError::Run {
+                    model: "det".into(),
+                    message: format!("unexpected output shape {other:?}"),
+                })
+            }
+        };
+        let map = ndarray::ArrayView2::from_shape((mh, mw), &prob[..mh * mw]).map_err(|e| {
+            InferError::Run {
+                model: "det".into(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(detect::boxes_from_prob_map(map, w, h, &self.settings.det))
+    }
+
+    fn classify(&mut self, crops: &mut [Crop]) -> Result<(), InferError> {
+        let Some(cls) = self.cls.as_mut() else {
+            return Ok(());
+        };
+        let batch = self.settings.batch_size.max(1);
+        for chunk in crops.chunks_mut(batch) {
+            let n = chunk.len();
+            let per = 3 * CLS_H * CLS_W;
+            let mut input = vec![0f32; n * per];
+            for (i, c) in chunk.iter().enumerate() {
+                recognise::fill_cls_input(&c.image, &mut input[i * per..(i + 1) * per]);
+            }
+            let (shape, out) = cls.run(&[n, 3, CLS_H, CLS_W], input)?;
+            let classes = shape.get(1).copied().unwrap_or(0);
+            if classes < 2 || out.len() < n * classes {
+                return Err(InferError::Run {
+                    model: "cls".into(),
+                    message: format!("unexpected output shape {shape:?}"),
+                });
+            }
+            for (i, c) in chunk.iter_mut().enumerate() {
+                let p = &out[i * classes..(i + 1) * classes];
+                if recognise::cls_is_upside_down(p, recognise::CLS_THRESH) {
+                    image::imageops::rotate180_in_place(&mut c.image);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+use recognise::REC_HEIGHT;
+
+pub struct Recogniser {
+    rec: Box<dyn Infer>,
+    dict: Vec<String>,
+    word_gaps: bool,
+    /// Widest input fed to the model; wider crops are squeezed. 3200 px holds
+    /// a full line across a 300-dpi A4 page at 48 px height.
+    max_width: u32,
+}
+
+impl Recogniser {
+    pub fn new(rec: Box<dyn Infer>, dict: Vec<String>, word_gaps: bool) -> Self {
+        Self {
+            rec,
+            dict,
+            word_gaps,
+            max_width: 3200,
+        }
+    }
+
+    /// Input width a crop will get; the batcher groups crops by it.
+    pub fn input_width(&self, img: &RgbImage) -> u32 {
+        let (w, h) = img.dimensions();
+        recognise::rec_input_width(w, h, REC_HEIGHT, self.max_width)
+    }
+
+    /// Recognises one batch; crops should have similar widths (the batch is
+    /// padded to the widest).
+    pub fn recognise(
+        &mut self,
+        crops: &[&RgbImage],
+    ) -> Result<Vec<recognise::Decoded>, InferError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let widths: Vec<u32> = crops.iter().map(|c| self.input_width(c)).collect();
+        let padded = widths.iter().copied().max().unwrap_or(REC_HEIGHT);
+        let padded = recognise::bucket_width(padded, 32, self.max_width.max(32));
+        let per = 3 * REC_HEIGHT as usize * padded as usize;
+        let mut input = vec![0f32; crops.len() * per];
+        for (i, (c, w)) in crops.iter().zip(&widths).enumerate() {
+            recognise::fill_rec_input(
+                c,
+                REC_HEIGHT,
+                *w,
+                padded,
+                &mut input[i * per..(i + 1) * per],
+            );
+        }
+        let n = crops.len();
+        let (shape, out) = self
+            .rec
+            .run(&[n, 3, REC_HEIGHT as usize, padded as usize], input)?;
+        let (t, c) = match shape.as_slice() {
+            [_, t, c] => (*t, *c),
+            other => {
+                return Err(InferError::Run {
+                    model: "rec".into(),
+                    message: format!("unexpected output shape {other:?}"),
+                })
+            }
+        };
+        let mut results = Vec::with_capacity(n);
+        for i in 0..n {
+            let slice = out.get(i * t * c..(i + 1) * t * c).unwrap_or(&[]);
+            let view =
+                ndarray::ArrayView2::from_shape((t, c), slice).map_err(|e| InferError::Run {
+                    model: "rec".into(),
+                    message: e.to_string(),
+                })?;
+            results.push(recognise::ctc_decode(view, &self.dict, self.word_gaps));
+        }
+        Ok(results)
+    }
+}
+
+/// The four corners of a quad as a flat `[x0,y0,…,x3,y3]` polygon.
+pub fn polygon(q: &Quad) -> Vec<f32> {
+    q.iter().flat_map(|p: &Point| [p.x, p.y]).collect()
+}

@@ -1,0 +1,127 @@
+//! The only code that touches ONNX Runtime.
+//!
+//! [`Infer`] is the seam: the OCR engine calls models through it, so tests can
+//! swap in a fake. [`OrtModel`] is the real thing.
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InferError {
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    Runtime { path: PathBuf, message: String },
+    #[error("cannot load model {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("model {model}: {message}")]
+    Run { model: String, message: String },
+}
+
+/// A model with one f32 input and one f32 output.
+pub trait Infer: Send {
+    /// Runs the model on a tensor of `shape` holding `data` (row-major);
+    /// returns the first output's shape and data.
+    fn run(
+        &mut self,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(Vec<usize>, Vec<f32>), InferError>;
+}
+
+static ENV: OnceLock<Result<ort::environment::Environment, InferError>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `lib` once per process and sets up its environment.
+pub fn init_runtime(lib: &Path) -> Result<(), InferError> {
+    let env = ENV.get_or_init(|| {
+        let fail = |message: String| InferError::Runtime {
+            path: lib.to_path_buf(),
+            message,
+        };
+        ort::init_from(lib)
+            .map_err(|e| fail(e.to_string()))?
+            .with_name("docpipe")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| fail(e.to_string()))
+    });
+    env.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// An ONNX Runtime session on the CPU.
+pub struct OrtModel {
+    name: String,
+    session: Session,
+}
+
+impl OrtModel {
+    /// Loads a model; `threads` is ONNX Runtime's intra-op thread count.
+    /// [`init_runtime`] must have succeeded first.
+    pub fn load(path: &Path, threads: usize) -> Result<Self, InferError> {
+        let fail = |message: String| InferError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let env = match ENV.get() {
+            Some(Ok(env)) => env,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(fail("ONNX Runtime is not initialised".into())),
+        };
+        // Session-builder errors carry the builder and are not Send: turn
+        // them into strings right away.
+        let session = Session::builder(env)
+            .map_err(|e| fail(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| fail(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| fail(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| fail(e.to_string()))?
+            .commit_from_file(path)
+            .map_err(|e| fail(e.to_string()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self { name, session })
+    }
+
+    /// A custom metadata value of the model (e.g. the rec model's `character`).
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.session.metadata().ok()?.custom(key)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Infer for OrtModel {
+    fn run(
+        &mut self,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(Vec<usize>, Vec<f32>), InferError> {
+        let fail = |message: String| InferError::Run {
+            model: self.name.clone(),
+            message,
+        };
+        let input_name = self
+            .session
+            .inputs()
+            .first()
+            .map(|i| i.name().to_string())
+            .ok_or_else(|| fail("model has no inputs".into()))?;
+        let tensor = Tensor::from_array((shape.to_vec(), data)).map_err(|e| fail(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![input_name.as_str() => tensor])
+            .map_err(|e| fail(e.to_string()))?;
+        let (out_shape, out) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| fail(e.to_string()))?;
+        let dims = out_shape.iter().map(|d| (*d).max(0) as usize).collect();
+        Ok((dims, out.to_vec()))
+    }
+}
