@@ -1,5 +1,13 @@
 //! docpipe: a document-AI batch pipeline. PDFs and scans in, typed Parquet out.
 
+pub mod config;
+pub mod decode;
+pub mod fetch;
+pub mod ingest;
 pub mod normalise;
 pub mod ocr;
+pub mod output;
+pub mod pdf;
+pub mod pipeline;
+pub mod resources;
 pub mod types;

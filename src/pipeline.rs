@@ -1,0 +1,253 @@
+//! The run: stages joined by bounded channels.
+//!
+//! ```text
+//! list ─▶ ingest ─▶ render/decode ─▶ detect ─▶ recognise ─▶ assemble ─▶ sink
+//!                        └──── text-layer pages ─────────────┘
+//! ```
+//!
+//! Every channel is bounded, so a slow stage blocks the ones before it and
+//! memory stays flat whatever the archive's size. Every stage but the lister
+//! is CPU or FFI work and runs on a blocking thread, never on the async
+//! executor. Recognition gathers crops from many pages and documents into
+//! batches grouped by width.
+
+pub mod progress;
+mod stages;
+
+use crate::config::Pipeline;
+use crate::ocr::engine::{Detector, Recogniser};
+use crate::output::{DocumentRow, LineRow, PageRow};
+use progress::{Counters, Progress};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a document's rows go. The real sink writes Parquet; tests may stall.
+pub trait DocSink: Send {
+    fn write(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> anyhow::Result<()>;
+}
+
+impl DocSink for crate::output::OutputWriter {
+    fn write(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> anyhow::Result<()> {
+        self.write_document(doc, pages, lines)?;
+        Ok(())
+    }
+}
+
+/// Builds a worker's detector (or recogniser) on the worker's own thread, so
+/// each worker owns its ONNX Runtime sessions.
+pub type DetectorFactory = Arc<dyn Fn() -> anyhow::Result<Detector> + Send + Sync>;
+pub type RecogniserFactory = Arc<dyn Fn() -> anyhow::Result<Recogniser> + Send + Sync>;
+
+/// What a run needs besides the pipeline file.
+pub struct Resources {
+    /// PDFium shared library; `None` makes every PDF a failed row.
+    pub pdfium: Option<PathBuf>,
+    /// OCR models; `None` is allowed only with `ocr.mode: never` (pages
+    /// that need OCR then fail).
+    pub detector: Option<DetectorFactory>,
+    pub recogniser: Option<RecogniserFactory>,
+    pub model_ids: Vec<String>,
+}
+
+/// Figures for the end-of-run summary.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub docs: u64,
+    pub docs_ok: u64,
+    pub docs_partial: u64,
+    pub docs_failed: u64,
+    pub pages: u64,
+    pub pages_text_layer: u64,
+    pub pages_ocr: u64,
+    pub pages_empty: u64,
+    pub lines: u64,
+    pub elapsed: Duration,
+    /// Busy time per stage, summed over its workers.
+    pub stage_busy: Vec<(&'static str, Duration)>,
+    /// Failed documents by error class.
+    pub failures: Vec<(String, u64)>,
+    /// Largest recognition batch formed.
+    pub max_rec_batch: usize,
+}
+
+impl RunSummary {
+    pub fn pages_per_second(&self) -> f64 {
+        self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// A short human summary, several lines.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "documents: {} ({} ok, {} partial, {} failed)\n\
+             pages:     {} ({} text layer, {} OCR, {} empty), {} lines\n\
+             time:      {:.1}s, {:.2} pages/s\n",
+            self.docs,
+            self.docs_ok,
+            self.docs_partial,
+            self.docs_failed,
+            self.pages,
+            self.pages_text_layer,
+            self.pages_ocr,
+            self.pages_empty,
+            self.lines,
+            self.elapsed.as_secs_f64(),
+            self.pages_per_second()
+        );
+        let stages: Vec<String> = self
+            .stage_busy
+            .iter()
+            .map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64()))
+            .collect();
+        s.push_str(&format!("stages:    {} busy\n", stages.join(", ")));
+        if !self.failures.is_empty() {
+            let f: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            s.push_str(&format!("failures:  {}\n", f.join(", ")));
+        }
+        s
+    }
+}
+
+/// Channel capacities. Small on purpose: they bound memory, not throughput.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacities {
+    pub files: usize,
+    pub docs: usize,
+    pub pages: usize,
+    pub crops: usize,
+    pub results: usize,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            files: 16,
+            docs: 2,
+            pages: 4,
+            crops: 4,
+            results: 16,
+        }
+    }
+}
+
+pub struct RunOptions {
+    pub quiet: bool,
+    pub capacities: Capacities,
+    /// Counters shared with the caller (tests watch `files_listed`).
+    pub counters: Arc<Counters>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            quiet: false,
+            capacities: Capacities::default(),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+}
+
+/// Threads for the detection and recognition models, from `runtime.threads`.
+pub fn thread_split(threads: usize) -> (usize, usize) {
+    let total = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        threads
+    };
+    let det = (total / 2).max(1);
+    let rec = (total - det).max(1);
+    (det, rec)
+}
+
+/// Runs a pipeline to the end and returns its summary. Errors here stop the
+/// run (listing the input, loading models, writing output); problems with one
+/// document become its `failed` row instead.
+pub async fn run<S: DocSink + 'static>(
+    pipeline: &Pipeline,
+    resources: Resources,
+    sink: S,
+    opts: RunOptions,
+) -> anyhow::Result<(RunSummary, S)> {
+    let started = Instant::now();
+    let files = crate::ingest::list(&pipeline.input)?;
+    let progress = Arc::new(Progress::new(opts.counters.clone(), opts.quiet));
+    progress.set_total(files.len() as u64);
+    let ctx = Arc::new(stages::Ctx {
+        pipeline: pipeline.clone(),
+        config_hash: pipeline.config_hash(),
+        model_ids: resources.model_ids.clone(),
+        counters: opts.counters.clone(),
+        progress: progress.clone(),
+    });
+    let caps = opts.capacities;
+    let (file_tx, file_rx) = async_channel::bounded(caps.files);
+    let (doc_tx, doc_rx) = async_channel::bounded(caps.docs);
+    let (page_tx, page_rx) = async_channel::bounded(caps.pages);
+    let (crop_tx, crop_rx) = async_channel::bounded(caps.crops);
+    let (res_tx, res_rx) = async_channel::bounded(caps.results);
+
+    let counters = opts.counters.clone();
+    let lister = tokio::spawn(async move {
+        for f in files {
+            if file_tx.send(f).await.is_err() {
+                break;
+            }
+            counters.files_listed.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+
+    let c = ctx.clone();
+    let r = res_tx.clone();
+    let ingest = tokio::task::spawn_blocking(move || stages::ingest(&c, file_rx, doc_tx, r));
+    let c = ctx.clone();
+    let r = res_tx.clone();
+    let pdfium = resources.pdfium.clone();
+    let render =
+        tokio::task::spawn_blocking(move || stages::render(&c, pdfium, doc_rx, page_tx, r));
+
+    let models = resources.detector.clone();
+    let c = ctx.clone();
+    let r = res_tx.clone();
+    let detect =
+        tokio::task::spawn_blocking(move || stages::detect(&c, models, page_rx, crop_tx, r));
+    let models = resources.recogniser.clone();
+    let c = ctx.clone();
+    let recog = tokio::task::spawn_blocking(move || stages::recognise(&c, models, crop_rx, res_tx));
+    let c = ctx.clone();
+    let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, sink));
+
+    lister.await?;
+    let ingest_busy = ingest.await?;
+    let render_busy = render.await?;
+    let (detect_busy, normalise_busy) = detect.await??;
+    let (rec_busy, max_batch) = recog.await??;
+    let (mut summary, sink) = assemble.await??;
+    progress.finish();
+    summary.elapsed = started.elapsed();
+    summary.max_rec_batch = max_batch;
+    summary.stage_busy = vec![
+        ("ingest", ingest_busy),
+        ("render", render_busy),
+        ("normalise", normalise_busy),
+        ("detect", detect_busy),
+        ("recognise", rec_busy),
+    ];
+    Ok((summary, sink))
+}

@@ -1,0 +1,941 @@
+//! The stage loops. Each runs on a blocking thread and ends when its input
+//! channel closes.
+
+use super::progress::{Counters, Progress};
+use super::{DetectorFactory, DocSink, RecogniserFactory, RunSummary};
+use crate::config::{OcrMode, Pipeline};
+use crate::decode;
+use crate::ingest::{self, DocRef, Kind, SourceFile};
+use crate::ocr::engine::{polygon, Crop, Detector, Recogniser};
+use crate::output::{DocStatus, DocumentRow, LineRow, PageRow, PageSource};
+use crate::pdf::{self, Affine, PdfDoc};
+use crate::types::BBox;
+use async_channel::{Receiver, Sender};
+use image::RgbImage;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Ctx {
+    pub pipeline: Pipeline,
+    pub config_hash: String,
+    pub model_ids: Vec<String>,
+    pub counters: Arc<Counters>,
+    pub progress: Arc<Progress>,
+}
+
+/// A document read into memory.
+pub struct DocJob {
+    doc: DocRef,
+    data: Vec<u8>,
+    started_at_us: i64,
+    ingest_ms: f64,
+}
+
+/// Facts about a page that travel with it to the assembler.
+#[derive(Clone)]
+pub struct PageMeta {
+    doc_id: String,
+    index: u32,
+    dpi: Option<f32>,
+    size_pt: Option<(f32, f32)>,
+    rotation: i32,
+    to_points: Option<Affine>,
+    render_ms: f64,
+}
+
+/// A page image on its way to OCR.
+pub struct PageJob {
+    meta: PageMeta,
+    image: RgbImage,
+}
+
+/// A page's text regions on their way to recognition.
+pub struct CropJob {
+    meta: PageMeta,
+    size_px: (u32, u32),
+    result: Result<(Vec<Crop>, f32), String>,
+    normalise_ms: f64,
+    det_ms: f64,
+}
+
+/// A finished page.
+pub struct PageDone {
+    page: PageRow,
+    lines: Vec<LineRow>,
+    render_ms: f64,
+    normalise_ms: f64,
+    ocr_ms: f64,
+}
+
+/// What the assembler hears.
+pub enum Msg {
+    Start {
+        doc: DocRef,
+        pages: u32,
+        started_at_us: i64,
+        ingest_ms: f64,
+        mime: &'static str,
+    },
+    Failed {
+        doc: DocRef,
+        class: &'static str,
+        message: String,
+        started_at_us: i64,
+        ingest_ms: f64,
+    },
+    Page(Box<PageDone>),
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn ingest(
+    ctx: &Ctx,
+    files: Receiver<SourceFile>,
+    docs: Sender<DocJob>,
+    results: Sender<Msg>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    while let Ok(file) = files.recv_blocking() {
+        let t = Instant::now();
+        let started_at_us = now_us();
+        let _span = tracing::debug_span!("ingest", uri = %file.uri).entered();
+        let (doc, data) = ingest::read(&file, &ctx.pipeline.limits);
+        ctx.counters.files_read.fetch_add(1, Ordering::Relaxed);
+        let ingest_ms = ms(t.elapsed());
+        busy += t.elapsed();
+        let fail = |class: &'static str, message: String, doc: DocRef| Msg::Failed {
+            doc,
+            class,
+            message,
+            started_at_us,
+            ingest_ms,
+        };
+        let msg = match data {
+            Err(e @ ingest::IngestError::TooLarge { .. }) => Some(fail("too_large", e.to_string(), doc)),
+            Err(e) => Some(fail("io", e.to_string(), doc)),
+            Ok(_) if doc.kind == Kind::Empty => Some(fail("empty", "the file is empty".into(), doc)),
+            Ok(_) if doc.kind == Kind::Unknown => Some(fail(
+                "not_a_document",
+                "not a supported document (PDF, PNG, JPEG, TIFF, WebP or BMP), judged by its content".into(),
+                doc,
+            )),
+            Ok(data) => {
+                let job = DocJob {
+                    doc,
+                    data,
+                    started_at_us,
+                    ingest_ms,
+                };
+                if docs.send_blocking(job).is_err() {
+                    break;
+                }
+                None
+            }
+        };
+        if let Some(msg) = msg {
+            if results.send_blocking(msg).is_err() {
+                break;
+            }
+        }
+    }
+    busy
+}
+
+/// Opens each document, sends text-layer pages straight to the assembler and
+/// page images on to detection. The only stage that calls PDFium.
+pub fn render(
+    ctx: &Ctx,
+    pdfium: Option<PathBuf>,
+    docs: Receiver<DocJob>,
+    pages: Sender<PageJob>,
+    results: Sender<Msg>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    while let Ok(job) = docs.recv_blocking() {
+        let t = Instant::now();
+        let _span =
+            tracing::debug_span!("document", doc = %job.doc.id, uri = %job.doc.uri).entered();
+        // A bug tripped by one hostile file must not take the run down: it
+        // becomes that document's failed row.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job.doc.kind {
+                Kind::Pdf => render_pdf(ctx, pdfium.as_deref(), &job, &pages, &results),
+                _ => decode_raster(ctx, &job, &pages, &results),
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err((
+                    "internal",
+                    format!("internal error while reading the document: {what}"),
+                ))
+            });
+        busy += t.elapsed();
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err((class, message)) => {
+                let msg = Msg::Failed {
+                    doc: job.doc,
+                    class,
+                    message,
+                    started_at_us: job.started_at_us,
+                    ingest_ms: job.ingest_ms,
+                };
+                if results.send_blocking(msg).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    busy
+}
+
+type StageResult = Result<bool, (&'static str, String)>;
+
+fn start(results: &Sender<Msg>, job: &DocJob, pages: u32) -> bool {
+    results
+        .send_blocking(Msg::Start {
+            doc: job.doc.clone(),
+            pages,
+            started_at_us: job.started_at_us,
+            ingest_ms: job.ingest_ms,
+            mime: job.doc.kind.mime(),
+        })
+        .is_ok()
+}
+
+fn page_error(meta: &PageMeta, size_px: (u32, u32), message: String) -> PageDone {
+    PageDone {
+        page: PageRow {
+            doc_id: meta.doc_id.clone(),
+            page_index: meta.index as i32,
+            width_px: size_px.0 as i32,
+            height_px: size_px.1 as i32,
+            dpi: meta.dpi,
+            width_pt: meta.size_pt.map(|s| s.0),
+            height_pt: meta.size_pt.map(|s| s.1),
+            source: PageSource::Empty,
+            rotation: meta.rotation,
+            skew_deg: 0.0,
+            text: String::new(),
+            mean_confidence: None,
+            line_count: 0,
+            error: Some(message),
+        },
+        lines: Vec::new(),
+        render_ms: meta.render_ms,
+        normalise_ms: 0.0,
+        ocr_ms: 0.0,
+    }
+}
+
+fn render_pdf(
+    ctx: &Ctx,
+    lib: Option<&std::path::Path>,
+    job: &DocJob,
+    pages: &Sender<PageJob>,
+    results: &Sender<Msg>,
+) -> StageResult {
+    let p = &ctx.pipeline;
+    let Some(lib) = lib else {
+        return Err(("render", "PDFium is not available".into()));
+    };
+    let pdfium = pdf::library(lib).map_err(|e| ("render", e.to_string()))?;
+    let t_open = Instant::now();
+    let doc = PdfDoc::open(pdfium, &job.data).map_err(|e| match e {
+        pdf::PdfError::Encrypted => ("encrypted", e.to_string()),
+        other => ("corrupt", other.to_string()),
+    })?;
+    let count = doc.page_count();
+    if count == 0 {
+        return Err(("empty", "the PDF has no pages".into()));
+    }
+    if count > p.limits.max_pages {
+        return Err((
+            "too_many_pages",
+            format!(
+                "the PDF has {count} pages, over the limit of {} (limits.max_pages)",
+                p.limits.max_pages
+            ),
+        ));
+    }
+    if !start(results, job, count) {
+        return Ok(false);
+    }
+    let dpi = p.render.dpi;
+    let mut open_ms = ms(t_open.elapsed());
+    for index in 0..count {
+        let t = Instant::now();
+        let _span = tracing::trace_span!("page", page = index).entered();
+        let info = doc.page_info(index);
+        let (size_pt, rotation) = match &info {
+            Ok(i) => (Some((i.width_pt, i.height_pt)), i.rotation),
+            Err(_) => (None, 0),
+        };
+        let mut meta = PageMeta {
+            doc_id: job.doc.id.clone(),
+            index,
+            dpi: Some(dpi),
+            size_pt,
+            rotation,
+            to_points: None,
+            render_ms: 0.0,
+        };
+        let size_px = size_pt
+            .map(|(w, h)| {
+                (
+                    (w * dpi / 72.0).round() as u32,
+                    (h * dpi / 72.0).round() as u32,
+                )
+            })
+            .unwrap_or((0, 0));
+        if let Err(e) = info {
+            meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
+            if results
+                .send_blocking(Msg::Page(Box::new(page_error(
+                    &meta,
+                    size_px,
+                    e.to_string(),
+                ))))
+                .is_err()
+            {
+                return Ok(false);
+            }
+            continue;
+        }
+        let layer = if p.ocr.mode == OcrMode::Always {
+            None
+        } else {
+            doc.text_layer(index, dpi).ok()
+        };
+        let usable = layer
+            .as_ref()
+            .is_some_and(|l| l.readable_chars >= p.ocr.min_text_layer_chars);
+        if usable || p.ocr.mode == OcrMode::Never {
+            let layer = layer.unwrap_or_default();
+            meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
+            let done = text_layer_page(&meta, size_px, layer, usable);
+            if results.send_blocking(Msg::Page(Box::new(done))).is_err() {
+                return Ok(false);
+            }
+            continue;
+        }
+        match doc.render(index, dpi, p.limits.max_image_pixels) {
+            Ok(r) => {
+                meta.to_points = Some(r.to_points);
+                meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
+                if pages
+                    .send_blocking(PageJob {
+                        meta,
+                        image: r.image,
+                    })
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+            Err(e) => {
+                meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
+                if results
+                    .send_blocking(Msg::Page(Box::new(page_error(
+                        &meta,
+                        size_px,
+                        e.to_string(),
+                    ))))
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn text_layer_page(
+    meta: &PageMeta,
+    size_px: (u32, u32),
+    layer: pdf::TextLayer,
+    usable: bool,
+) -> PageDone {
+    let lines: Vec<LineRow> = layer
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| line_row(meta, i, &l.text, 1.0, &l.bbox_px.to_quad(), Some(l.bbox_pt)))
+        .collect();
+    let text = lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    PageDone {
+        page: PageRow {
+            doc_id: meta.doc_id.clone(),
+            page_index: meta.index as i32,
+            width_px: size_px.0 as i32,
+            height_px: size_px.1 as i32,
+            dpi: meta.dpi,
+            width_pt: meta.size_pt.map(|s| s.0),
+            height_pt: meta.size_pt.map(|s| s.1),
+            source: if usable && !lines.is_empty() {
+                PageSource::TextLayer
+            } else {
+                PageSource::Empty
+            },
+            rotation: meta.rotation,
+            skew_deg: 0.0,
+            text,
+            mean_confidence: (!lines.is_empty()).then_some(1.0),
+            line_count: lines.len() as i32,
+            error: None,
+        },
+        lines,
+        render_ms: meta.render_ms,
+        normalise_ms: 0.0,
+        ocr_ms: 0.0,
+    }
+}
+
+fn line_row(
+    meta: &PageMeta,
+    index: usize,
+    text: &str,
+    confidence: f32,
+    quad: &crate::types::Quad,
+    bbox_pt: Option<BBox>,
+) -> LineRow {
+    let b = BBox::around(quad).unwrap_or_default();
+    LineRow {
+        doc_id: meta.doc_id.clone(),
+        page_index: meta.index as i32,
+        line_index: index as i32,
+        text: text.to_string(),
+        confidence,
+        x0: b.x0,
+        y0: b.y0,
+        x1: b.x1,
+        y1: b.y1,
+        polygon: polygon(quad),
+        bbox_pt: bbox_pt.map(|b| [b.x0, b.y0, b.x1, b.y1]),
+    }
+}
+
+fn decode_raster(
+    ctx: &Ctx,
+    job: &DocJob,
+    pages: &Sender<PageJob>,
+    results: &Sender<Msg>,
+) -> StageResult {
+    let p = &ctx.pipeline;
+    let classify = |e: decode::DecodeError| match e {
+        decode::DecodeError::TooManyPixels { .. } => ("too_many_pixels", e.to_string()),
+        decode::DecodeError::Unsupported(_) => ("unsupported", e.to_string()),
+        decode::DecodeError::Corrupt(_) => ("corrupt", e.to_string()),
+    };
+    let count =
+        decode::page_count(job.doc.kind, &job.data, p.limits.max_pages).map_err(classify)?;
+    if count > p.limits.max_pages {
+        return Err((
+            "too_many_pages",
+            format!(
+                "the image has more than {} pages (limits.max_pages)",
+                p.limits.max_pages
+            ),
+        ));
+    }
+    // Decode the first page before announcing the document, so a file that
+    // cannot be decoded at all is one failed row rather than a partial one.
+    let t = Instant::now();
+    let first = decode::decode_page(job.doc.kind, &job.data, 0, p.limits.max_image_pixels)
+        .map_err(classify)?;
+    if !start(results, job, count) {
+        return Ok(false);
+    }
+    let mut next = Some((first, ms(t.elapsed())));
+    for index in 0..count {
+        let t = Instant::now();
+        let decoded = match next.take() {
+            Some((page, took)) => Ok((page, took)),
+            None => decode::decode_page(job.doc.kind, &job.data, index, p.limits.max_image_pixels)
+                .map(|page| (page, ms(t.elapsed()))),
+        };
+        let mut meta = PageMeta {
+            doc_id: job.doc.id.clone(),
+            index,
+            dpi: None,
+            size_pt: None,
+            rotation: 0,
+            to_points: None,
+            render_ms: 0.0,
+        };
+        match decoded {
+            Ok((page, took)) => {
+                meta.rotation = page.rotation;
+                meta.dpi = page.dpi;
+                meta.render_ms = took;
+                if p.ocr.mode == OcrMode::Never {
+                    let dims = page.image.dimensions();
+                    let done = text_layer_page(&meta, dims, pdf::TextLayer::default(), false);
+                    if results.send_blocking(Msg::Page(Box::new(done))).is_err() {
+                        return Ok(false);
+                    }
+                } else if pages
+                    .send_blocking(PageJob {
+                        meta,
+                        image: page.image,
+                    })
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+            Err(e) => {
+                meta.render_ms = ms(t.elapsed());
+                if results
+                    .send_blocking(Msg::Page(Box::new(page_error(
+                        &meta,
+                        (0, 0),
+                        e.to_string(),
+                    ))))
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Detection: deskew, tile, find text regions, cut them out.
+/// Returns (busy time in detection, busy time in normalisation).
+pub fn detect(
+    _ctx: &Ctx,
+    factory: Option<DetectorFactory>,
+    pages: Receiver<PageJob>,
+    crops: Sender<CropJob>,
+    results: Sender<Msg>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let mut detector: Option<Detector> = None;
+    let mut load_error: Option<String> = None;
+    let mut busy = Duration::ZERO;
+    let mut normalise_busy = Duration::ZERO;
+    while let Ok(job) = pages.recv_blocking() {
+        let _span =
+            tracing::debug_span!("detect", doc = %job.meta.doc_id, page = job.meta.index).entered();
+        if detector.is_none() && load_error.is_none() {
+            match factory.as_ref().map(|f| f()) {
+                Some(Ok(d)) => detector = Some(d),
+                Some(Err(e)) => return Err(e.context("loading the OCR detector")),
+                None => {
+                    load_error = Some("this page needs OCR but no OCR models are configured".into())
+                }
+            }
+        }
+        let size_px = job.image.dimensions();
+        let Some(det) = detector.as_mut() else {
+            let msg = load_error.clone().unwrap_or_default();
+            if results
+                .send_blocking(Msg::Page(Box::new(page_error(&job.meta, size_px, msg))))
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        };
+        let t = Instant::now();
+        let detected = det.detect(&job.image);
+        let normalise_ms = detected.as_ref().map(|d| d.normalise_ms).unwrap_or(0.0);
+        let result = detected
+            .map(|d| (d.crops, d.skew_deg))
+            .map_err(|e| e.to_string());
+        let took = t.elapsed();
+        let normalise = Duration::from_secs_f64(normalise_ms / 1000.0);
+        busy += took.saturating_sub(normalise);
+        normalise_busy += normalise;
+        let out = CropJob {
+            meta: job.meta,
+            size_px,
+            result,
+            normalise_ms,
+            det_ms: (ms(took) - normalise_ms).max(0.0),
+        };
+        if crops.send_blocking(out).is_err() {
+            break;
+        }
+    }
+    Ok((busy, normalise_busy))
+}
+
+/// Recognition: gathers crops from as many pages as are waiting, sorts them
+/// by input width, runs full batches, and scatters the text back to pages.
+/// Returns (busy time, largest batch).
+pub fn recognise(
+    ctx: &Ctx,
+    factory: Option<RecogniserFactory>,
+    jobs: Receiver<CropJob>,
+    results: Sender<Msg>,
+) -> anyhow::Result<(Duration, usize)> {
+    let batch = ctx.pipeline.ocr.batch_size.max(1);
+    let min_conf = ctx.pipeline.ocr.min_confidence;
+    let mut rec: Option<Recogniser> = None;
+    let mut busy = Duration::ZERO;
+    let mut max_batch = 0usize;
+    while let Ok(first) = jobs.recv_blocking() {
+        // Take every page already waiting, up to a few batches' worth of crops.
+        let mut group = vec![first];
+        let mut n: usize = group[0].result.as_ref().map(|c| c.0.len()).unwrap_or(0);
+        while n < batch * 4 {
+            match jobs.try_recv() {
+                Ok(j) => {
+                    n += j.result.as_ref().map(|c| c.0.len()).unwrap_or(0);
+                    group.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        if rec.is_none() && n > 0 {
+            match factory.as_ref().map(|f| f()) {
+                Some(Ok(r)) => rec = Some(r),
+                Some(Err(e)) => return Err(e.context("loading the OCR recogniser")),
+                None => {}
+            }
+        }
+        let t = Instant::now();
+        // (page in group, crop in page, input width)
+        let mut order: Vec<(usize, usize, u32)> = Vec::with_capacity(n);
+        if let Some(r) = rec.as_ref() {
+            for (gi, j) in group.iter().enumerate() {
+                if let Ok((crops, _)) = &j.result {
+                    for (ci, c) in crops.iter().enumerate() {
+                        order.push((gi, ci, r.input_width(&c.image)));
+                    }
+                }
+            }
+        }
+        order.sort_by_key(|o| o.2);
+        let mut texts: HashMap<(usize, usize), (String, f32)> = HashMap::new();
+        let mut errors: HashMap<usize, String> = HashMap::new();
+        if let Some(r) = rec.as_mut() {
+            for chunk in order.chunks(batch) {
+                let images: Vec<&RgbImage> = chunk
+                    .iter()
+                    .filter_map(|(gi, ci, _)| {
+                        group[*gi].result.as_ref().ok().map(|c| &c.0[*ci].image)
+                    })
+                    .collect();
+                max_batch = max_batch.max(images.len());
+                match r.recognise(&images) {
+                    Ok(decoded) => {
+                        for ((gi, ci, _), d) in chunk.iter().zip(decoded) {
+                            texts.insert((*gi, *ci), (d.text, d.confidence));
+                        }
+                    }
+                    Err(e) => {
+                        for (gi, _, _) in chunk {
+                            errors.insert(*gi, e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let elapsed = t.elapsed();
+        busy += elapsed;
+        let per_crop_ms = if n > 0 { ms(elapsed) / n as f64 } else { 0.0 };
+        for (gi, job) in group.into_iter().enumerate() {
+            let error = match (&job.result, errors.remove(&gi)) {
+                (Err(e), _) => Some(e.clone()),
+                (Ok(_), e) => e,
+            };
+            let done = match (&job.result, error) {
+                (Ok((crops, skew)), None) => {
+                    let mut lines = Vec::new();
+                    for (ci, c) in crops.iter().enumerate() {
+                        let Some((text, conf)) = texts.remove(&(gi, ci)) else {
+                            continue;
+                        };
+                        let text = text.trim();
+                        if text.is_empty() || conf < min_conf {
+                            continue;
+                        }
+                        let bbox_pt = job
+                            .meta
+                            .to_points
+                            .map(|a| a.apply_bbox(&BBox::around(&c.quad).unwrap_or_default()));
+                        lines.push(line_row(
+                            &job.meta,
+                            lines.len(),
+                            text,
+                            conf,
+                            &c.quad,
+                            bbox_pt,
+                        ));
+                    }
+                    let mean = (!lines.is_empty()).then(|| {
+                        lines.iter().map(|l| l.confidence).sum::<f32>() / lines.len() as f32
+                    });
+                    let text = lines
+                        .iter()
+                        .map(|l| l.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    PageDone {
+                        page: PageRow {
+                            doc_id: job.meta.doc_id.clone(),
+                            page_index: job.meta.index as i32,
+                            width_px: job.size_px.0 as i32,
+                            height_px: job.size_px.1 as i32,
+                            dpi: job.meta.dpi,
+                            width_pt: job.meta.size_pt.map(|s| s.0),
+                            height_pt: job.meta.size_pt.map(|s| s.1),
+                            source: PageSource::Ocr,
+                            rotation: job.meta.rotation,
+                            skew_deg: *skew,
+                            text,
+                            mean_confidence: mean,
+                            line_count: lines.len() as i32,
+                            error: None,
+                        },
+                        lines,
+                        render_ms: job.meta.render_ms,
+                        normalise_ms: job.normalise_ms,
+                        ocr_ms: job.det_ms + per_crop_ms * crops.len() as f64,
+                    }
+                }
+                (_, e) => {
+                    let mut d = page_error(
+                        &job.meta,
+                        job.size_px,
+                        format!("OCR failed: {}", e.unwrap_or_default()),
+                    );
+                    d.ocr_ms = job.det_ms;
+                    d
+                }
+            };
+            if results.send_blocking(Msg::Page(Box::new(done))).is_err() {
+                return Ok((busy, max_batch));
+            }
+        }
+    }
+    Ok((busy, max_batch))
+}
+
+struct DocState {
+    doc: DocRef,
+    mime: &'static str,
+    expected: u32,
+    started_at_us: i64,
+    ingest_ms: f64,
+    pages: BTreeMap<u32, PageDone>,
+}
+
+/// Collects pages into documents and hands each finished document to the sink.
+pub fn assemble<S: DocSink>(
+    ctx: &Ctx,
+    results: Receiver<Msg>,
+    mut sink: S,
+) -> anyhow::Result<(RunSummary, S)> {
+    let mut open: HashMap<String, DocState> = HashMap::new();
+    let mut summary = RunSummary::default();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    while let Ok(msg) = results.recv_blocking() {
+        let finished = match msg {
+            Msg::Start {
+                doc,
+                pages,
+                started_at_us,
+                ingest_ms,
+                mime,
+            } => {
+                open.insert(
+                    doc.id.clone(),
+                    DocState {
+                        doc,
+                        mime,
+                        expected: pages,
+                        started_at_us,
+                        ingest_ms,
+                        pages: BTreeMap::new(),
+                    },
+                );
+                None
+            }
+            Msg::Failed {
+                doc,
+                class,
+                message,
+                started_at_us,
+                ingest_ms,
+            } => {
+                // A document that failed after it was announced (e.g. a panic
+                // mid-way) gives this one row, not a second partial one.
+                open.remove(&doc.id);
+                let row = document_row(ctx, &doc, doc.kind.mime(), started_at_us, ingest_ms);
+                Some(DocumentRow {
+                    status: DocStatus::Failed,
+                    error_class: Some(class.to_string()),
+                    error_message: Some(message),
+                    pages: None,
+                    ..row
+                })
+                .map(|r| (r, Vec::new(), Vec::new()))
+            }
+            Msg::Page(done) => {
+                let id = done.page.doc_id.clone();
+                let complete = match open.get_mut(&id) {
+                    Some(state) => {
+                        state.pages.insert(done.page.page_index as u32, *done);
+                        state.pages.len() as u32 >= state.expected
+                    }
+                    None => {
+                        tracing::error!(doc = %id, "page for a document that was not started");
+                        false
+                    }
+                };
+                if complete {
+                    open.remove(&id).map(|s| finish_doc(ctx, s))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((doc, pages, lines)) = finished {
+            summary.docs += 1;
+            match doc.status {
+                DocStatus::Ok => summary.docs_ok += 1,
+                DocStatus::Partial => summary.docs_partial += 1,
+                DocStatus::Failed => {
+                    summary.docs_failed += 1;
+                    ctx.counters.docs_failed.fetch_add(1, Ordering::Relaxed);
+                    *failures
+                        .entry(doc.error_class.clone().unwrap_or_default())
+                        .or_default() += 1;
+                }
+            }
+            for p in &pages {
+                summary.pages += 1;
+                match p.source {
+                    PageSource::TextLayer => summary.pages_text_layer += 1,
+                    PageSource::Ocr => summary.pages_ocr += 1,
+                    PageSource::Empty => summary.pages_empty += 1,
+                }
+            }
+            summary.lines += lines.len() as u64;
+            ctx.counters
+                .pages_done
+                .fetch_add(pages.len() as u64, Ordering::Relaxed);
+            if doc.status == DocStatus::Failed {
+                tracing::warn!(uri = %doc.uri, class = ?doc.error_class, message = ?doc.error_message, "document failed");
+            }
+            sink.write(doc, pages, lines)?;
+            ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
+            ctx.progress.tick();
+        }
+    }
+    // Documents still open here lost pages to a stage that stopped early.
+    for (_, state) in open.drain() {
+        let (doc, pages, lines) = finish_doc(ctx, state);
+        sink.write(doc, pages, lines)?;
+    }
+    summary.failures = failures.into_iter().collect();
+    Ok((summary, sink))
+}
+
+fn document_row(
+    ctx: &Ctx,
+    doc: &DocRef,
+    mime: &str,
+    started_at_us: i64,
+    ingest_ms: f64,
+) -> DocumentRow {
+    DocumentRow {
+        doc_id: doc.id.clone(),
+        uri: doc.uri.clone(),
+        sha256: doc.sha256.clone(),
+        bytes: doc.bytes as i64,
+        mime: mime.to_string(),
+        pages: None,
+        status: DocStatus::Ok,
+        error_class: None,
+        error_message: None,
+        pipeline: ctx.pipeline.name.clone(),
+        config_hash: ctx.config_hash.clone(),
+        model_ids: ctx.model_ids.clone(),
+        started_at: started_at_us,
+        pages_text_layer: 0,
+        pages_ocr: 0,
+        time_ingest_ms: ingest_ms,
+        time_render_ms: 0.0,
+        time_normalise_ms: 0.0,
+        time_ocr_ms: 0.0,
+        time_total_ms: (now_us() - started_at_us).max(0) as f64 / 1000.0,
+    }
+}
+
+fn finish_doc(ctx: &Ctx, state: DocState) -> (DocumentRow, Vec<PageRow>, Vec<LineRow>) {
+    let mut row = document_row(
+        ctx,
+        &state.doc,
+        state.mime,
+        state.started_at_us,
+        state.ingest_ms,
+    );
+    row.pages = Some(state.expected as i32);
+    let mut pages = Vec::with_capacity(state.pages.len());
+    let mut lines = Vec::new();
+    let mut page_errors = Vec::new();
+    for (_, done) in state.pages {
+        row.time_render_ms += done.render_ms;
+        row.time_normalise_ms += done.normalise_ms;
+        row.time_ocr_ms += done.ocr_ms;
+        match done.page.source {
+            PageSource::TextLayer => row.pages_text_layer += 1,
+            PageSource::Ocr => row.pages_ocr += 1,
+            PageSource::Empty => {}
+        }
+        if let Some(e) = &done.page.error {
+            page_errors.push(format!("page {}: {e}", done.page.page_index + 1));
+        }
+        pages.push(done.page);
+        lines.extend(done.lines);
+    }
+    let missing = state.expected as usize - pages.len().min(state.expected as usize);
+    if missing > 0 {
+        page_errors.push(format!("{missing} page(s) never came back from OCR"));
+    }
+    if !page_errors.is_empty() {
+        let all_failed = page_errors.len() >= state.expected as usize;
+        row.status = if all_failed {
+            DocStatus::Failed
+        } else {
+            DocStatus::Partial
+        };
+        row.error_class = Some(
+            if all_failed {
+                "page_errors"
+            } else {
+                "some_pages_failed"
+            }
+            .to_string(),
+        );
+        row.error_message = Some(page_errors.join("; "));
+    }
+    (row, pages, lines)
+}

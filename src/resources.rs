@@ -1,0 +1,107 @@
+//! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime
+//! and the OCR models, fetched on first use (see [`crate::fetch`]).
+
+use crate::config::{OcrEngine, OcrMode, Pipeline};
+use crate::fetch::{Cache, OcrModelVersion};
+use crate::ocr::detect::DetParams;
+use crate::ocr::engine::{Detector, DetectorSettings, Recogniser};
+use crate::ocr::model::{self, OrtModel};
+use crate::ocr::recognise;
+use crate::pipeline::{thread_split, Resources};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The model files of one OCR engine.
+#[derive(Clone, Debug)]
+pub struct OcrFiles {
+    pub det: PathBuf,
+    pub rec: PathBuf,
+    pub cls: PathBuf,
+    pub engine: OcrEngine,
+}
+
+impl OcrFiles {
+    /// Model ids as written to the `documents` table.
+    pub fn ids(&self) -> Vec<String> {
+        [&self.det, &self.cls, &self.rec]
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect()
+    }
+}
+
+/// Fetches (or finds) everything `pipeline` needs. Errors name what is
+/// missing and how to provide it.
+pub fn prepare(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<Resources> {
+    let pdfium = cache.pdfium_library()?;
+    if pipeline.ocr.mode == OcrMode::Never {
+        return Ok(Resources {
+            pdfium: Some(pdfium),
+            detector: None,
+            recogniser: None,
+            model_ids: Vec::new(),
+        });
+    }
+    let ort = cache.onnxruntime_library()?;
+    model::init_runtime(&ort)?;
+    let version = match pipeline.ocr.engine {
+        OcrEngine::PpOcrV6 => OcrModelVersion::V6,
+        OcrEngine::PpOcrV4 => OcrModelVersion::V4,
+    };
+    let paths = cache.ocr_models(version)?;
+    let files = OcrFiles {
+        det: paths.det,
+        rec: paths.rec,
+        cls: paths.cls,
+        engine: pipeline.ocr.engine,
+    };
+    Ok(ocr_resources(pipeline, pdfium, files))
+}
+
+/// Builds the detector and recogniser factories for a pipeline.
+pub fn ocr_resources(pipeline: &Pipeline, pdfium: PathBuf, files: OcrFiles) -> Resources {
+    let (det_threads, rec_threads) = thread_split(pipeline.runtime.threads);
+    let settings = DetectorSettings {
+        det: DetParams {
+            max_side_len: pipeline.ocr.det_max_side,
+            ..DetParams::default()
+        },
+        max_side: pipeline.ocr.det_max_side,
+        tile_overlap: 200,
+        deskew: pipeline.normalise.deskew,
+        max_skew_deg: pipeline.normalise.max_skew_deg,
+        direction: pipeline.normalise.direction,
+        batch_size: pipeline.ocr.batch_size,
+    };
+    let model_ids = files.ids();
+    let f = files.clone();
+    let detector = Arc::new(move || -> anyhow::Result<Detector> {
+        let det = OrtModel::load(&f.det, det_threads)?;
+        let cls = if settings.direction {
+            Some(Box::new(OrtModel::load(&f.cls, 1)?) as Box<dyn model::Infer>)
+        } else {
+            None
+        };
+        Ok(Detector::new(Box::new(det), cls, settings.clone()))
+    });
+    let f = files;
+    let recogniser = Arc::new(move || -> anyhow::Result<Recogniser> {
+        let rec = OrtModel::load(&f.rec, rec_threads)?;
+        let meta = rec.metadata("character").ok_or_else(|| {
+            anyhow::anyhow!(
+                "recognition model {} has no `character` metadata (its dictionary)",
+                f.rec.display()
+            )
+        })?;
+        let dict = recognise::parse_dictionary(&meta);
+        // PP-OCRv4's recogniser drops the spaces between words; v6 keeps them.
+        let word_gaps = f.engine == OcrEngine::PpOcrV4;
+        Ok(Recogniser::new(Box::new(rec), dict, word_gaps))
+    });
+    Resources {
+        pdfium: Some(pdfium),
+        detector: Some(detector),
+        recogniser: Some(recogniser),
+        model_ids,
+    }
+}
