@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: running the binary, reading the
+//! Parquet it wrote, comparing text.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    root().join("fixtures")
+}
+
+pub fn docpipe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_docpipe"))
+}
+
+/// Runs `docpipe` with `args` and returns its output (stderr printed on failure).
+pub fn run(args: &[&str]) -> Output {
+    let out = docpipe().args(args).output().expect("docpipe runs");
+    if !out.status.success() {
+        eprintln!(
+            "docpipe {args:?} exited {:?}\n--- stderr ---\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Every row of one table (all its committed part files), as batches.
+pub fn read_table(out: &Path, table: &str) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join(table))
+        .expect("table folder exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    for f in files {
+        let file = std::fs::File::open(&f).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            batches.push(b.unwrap());
+        }
+    }
+    batches
+}
+
+/// A column's values as strings (None for null), across batches. Works for
+/// plain and dictionary-encoded strings and for numbers.
+pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b
+            .column_by_name(column)
+            .unwrap_or_else(|| panic!("no column {column}"));
+        let col = match col.data_type() {
+            DataType::Dictionary(_, _) => arrow::compute::cast(col, &DataType::Utf8).unwrap(),
+            DataType::Utf8 => col.clone(),
+            _ => arrow::compute::cast(col, &DataType::Utf8).unwrap(),
+        };
+        let s = col.as_string::<i32>();
+        for i in 0..s.len() {
+            out.push(s.is_valid(i).then(|| s.value(i).to_string()));
+        }
+    }
+    out
+}
+
+/// Character error rate of `got` against `want`: edit distance over the
+/// length of `want`, on whitespace-normalised text.
+pub fn cer(got: &str, want: &str) -> f64 {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (g, w): (Vec<char>, Vec<char>) =
+        (norm(got).chars().collect(), norm(want).chars().collect());
+    let mut prev: Vec<usize> = (0..=w.len()).collect();
+    for (i, cg) in g.iter().enumerate() {
+        let mut cur = vec![i + 1; w.len() + 1];
+        for (j, cw) in w.iter().enumerate() {
+            let cost = usize::from(cg != cw);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[w.len()] as f64 / w.len().max(1) as f64
+}
+
+/// The fixtures manifest.
+pub fn manifest() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
