@@ -138,10 +138,63 @@ pub struct OutputConfig {
     pub path: PathBuf,
 }
 
+/// Where the models run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// CUDA when ONNX Runtime's CUDA provider and a GPU are there, else CPU
+    /// (said once in the log).
+    Auto,
+    Cpu,
+    /// CUDA or a clear error.
+    Cuda,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RuntimeConfig {
     /// Worker threads in all; 0 means one per core.
     pub threads: usize,
+    pub device: Device,
+    /// PDF render worker processes; 0 means one per core.
+    pub workers: usize,
+    /// Longest a render worker may spend on one document, seconds.
+    pub doc_timeout_s: u64,
+    /// Largest resident memory of a render worker, MiB; it is restarted past it.
+    pub worker_memory_mb: u64,
+}
+
+/// Field extraction engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractEngine {
+    /// Fields found from OCR/text-layer lines and their positions.
+    Layout,
+    /// An ONNX vision-language model, decoding constrained by the schema.
+    Vlm,
+}
+
+/// What an invalid record does to its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Keep the record, flag it, count it; the document stays `ok`.
+    Keep,
+    /// The document becomes `failed` (error class `invalid_record`).
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExtractConfig {
+    /// JSON Schema (an object schema) of the fields to extract.
+    pub schema: PathBuf,
+    pub engine: ExtractEngine,
+    /// Folder of an ONNX VLM export with a `docpipe.json` manifest (vlm only).
+    pub model: Option<PathBuf>,
+    pub on_invalid: OnInvalid,
+    /// Pages per VLM generation batch, gathered across documents.
+    pub batch_size: usize,
+    /// Most tokens the VLM may generate for one page.
+    pub max_new_tokens: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -168,6 +221,8 @@ pub struct Pipeline {
     pub output: OutputConfig,
     pub runtime: RuntimeConfig,
     pub limits: LimitsConfig,
+    /// Field extraction; `None` for OCR-only pipelines.
+    pub extract: Option<ExtractConfig>,
 }
 
 impl Pipeline {
@@ -228,13 +283,24 @@ impl Pipeline {
             normalise: &'a NormaliseConfig,
             ocr: &'a OcrConfig,
             limits: &'a LimitsConfig,
+            extract: Option<(&'a ExtractConfig, String)>,
             version: &'static str,
         }
+        // The schema's and model manifest's contents count, not their paths.
+        let extract = self.extract.as_ref().map(|e| {
+            let mut h = Sha256::new();
+            h.update(std::fs::read(&e.schema).unwrap_or_default());
+            if let Some(m) = &e.model {
+                h.update(std::fs::read(m.join("docpipe.json")).unwrap_or_default());
+            }
+            (e, hex::encode(h.finalize()))
+        });
         let h = Hashed {
             render: &self.render,
             normalise: &self.normalise,
             ocr: &self.ocr,
             limits: &self.limits,
+            extract,
             version: env!("CARGO_PKG_VERSION"),
         };
         let json = serde_json::to_vec(&h).unwrap_or_default();
@@ -248,6 +314,7 @@ const TOP: &[&str] = &[
     "render",
     "normalise",
     "ocr",
+    "extract",
     "output",
     "runtime",
     "limits",
@@ -273,6 +340,13 @@ fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
     let output = read_output(r, &top, root, base);
     let runtime = read_runtime(r, &top);
     let limits = read_limits(r, &top);
+    let extract = match top.get("extract") {
+        Some((node, path)) => {
+            let path = path.to_string();
+            read_extract(r, node, &path, base).map(Some)
+        }
+        None => Some(None),
+    };
     Some(Pipeline {
         name: name?,
         file: PathBuf::new(),
@@ -283,6 +357,104 @@ fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
         output: output?,
         runtime: runtime?,
         limits: limits?,
+        extract: extract?,
+    })
+}
+
+fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<ExtractConfig> {
+    let m = r.map(
+        node,
+        path,
+        &[
+            "schema",
+            "engine",
+            "model",
+            "on_invalid",
+            "batch_size",
+            "max_new_tokens",
+        ],
+    )?;
+    let schema = match m.get("schema") {
+        Some((n, p)) => r.string(n, p).and_then(|s| {
+            let file = resolve(base, &s);
+            if file.is_file() {
+                Some(file)
+            } else {
+                r.issue(
+                    n,
+                    p,
+                    format!("schema file {} does not exist", file.display()),
+                );
+                None
+            }
+        }),
+        None => {
+            r.issue(
+                node,
+                &read::join(path, "schema"),
+                "missing required field `schema`",
+            );
+            None
+        }
+    };
+    let engine = opt(&m, "engine", ExtractEngine::Layout, |n, p| {
+        r.choice(
+            n,
+            p,
+            &[
+                ("layout", ExtractEngine::Layout),
+                ("vlm", ExtractEngine::Vlm),
+            ],
+        )
+    });
+    let model = match m.get("model") {
+        Some((n, p)) => r.string(n, p).and_then(|s| {
+            let dir = resolve(base, &s);
+            if dir.join("docpipe.json").is_file() {
+                Some(Some(dir))
+            } else {
+                r.issue(
+                    n,
+                    p,
+                    format!(
+                        "{} is not a model folder (no docpipe.json manifest in it)",
+                        dir.display()
+                    ),
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
+    let on_invalid = opt(&m, "on_invalid", OnInvalid::Keep, |n, p| {
+        r.choice(
+            n,
+            p,
+            &[("keep", OnInvalid::Keep), ("fail", OnInvalid::Fail)],
+        )
+    });
+    let batch_size = opt(&m, "batch_size", 8, |n, p| {
+        r.int(n, p, 1, 256).map(|v| v as usize)
+    });
+    let max_new_tokens = opt(&m, "max_new_tokens", 256, |n, p| {
+        r.int(n, p, 1, 8192).map(|v| v as usize)
+    });
+    let (engine, model) = (engine?, model?);
+    if engine == ExtractEngine::Vlm && model.is_none() {
+        r.issue(
+            node,
+            &read::join(path, "model"),
+            "engine `vlm` needs `model`: the folder of an ONNX VLM export",
+        );
+        return None;
+    }
+    Some(ExtractConfig {
+        schema: schema?,
+        engine,
+        model,
+        on_invalid: on_invalid?,
+        batch_size: batch_size?,
+        max_new_tokens: max_new_tokens?,
     })
 }
 
@@ -480,15 +652,51 @@ fn read_output(r: &mut Reader, top: &read::Map, root: &Node, base: &Path) -> Opt
 }
 
 fn read_runtime(r: &mut Reader, top: &read::Map) -> Option<RuntimeConfig> {
-    let m = section(r, top, "runtime", &["threads"])?;
-    let threads = match m.get("threads") {
+    let m = section(
+        r,
+        top,
+        "runtime",
+        &[
+            "threads",
+            "device",
+            "workers",
+            "doc_timeout_s",
+            "worker_memory_mb",
+        ],
+    )?;
+    let mut count_or_auto = |key: &str| match m.get(key) {
         Some((n, p)) => match &n.kind {
             yaml::NodeKind::Scalar { text, .. } if text == "auto" => Some(0),
             _ => r.int(n, p, 1, 1024).map(|v| v as usize),
         },
         None => Some(0),
     };
-    Some(RuntimeConfig { threads: threads? })
+    let threads = count_or_auto("threads");
+    let workers = count_or_auto("workers");
+    let device = opt(&m, "device", Device::Auto, |n, p| {
+        r.choice(
+            n,
+            p,
+            &[
+                ("auto", Device::Auto),
+                ("cpu", Device::Cpu),
+                ("cuda", Device::Cuda),
+            ],
+        )
+    });
+    let doc_timeout_s = opt(&m, "doc_timeout_s", 300, |n, p| {
+        r.int(n, p, 1, 86_400).map(|v| v as u64)
+    });
+    let worker_memory_mb = opt(&m, "worker_memory_mb", 2048, |n, p| {
+        r.int(n, p, 64, 1 << 20).map(|v| v as u64)
+    });
+    Some(RuntimeConfig {
+        threads: threads?,
+        device: device?,
+        workers: workers?,
+        doc_timeout_s: doc_timeout_s?,
+        worker_memory_mb: worker_memory_mb?,
+    })
 }
 
 fn read_limits(r: &mut Reader, top: &read::Map) -> Option<LimitsConfig> {
@@ -633,7 +841,7 @@ mod tests {
         let mut yaml = String::from("name: t\ninput: {path: x}\noutput: {path: o}\n");
         for (section, v) in props {
             if let Some(p) = v["properties"].as_object() {
-                if section == "input" || section == "output" {
+                if section == "input" || section == "output" || section == "extract" {
                     continue;
                 }
                 let keys: Vec<String> = p
@@ -664,5 +872,34 @@ mod tests {
             }
         }
         assert!(n >= 1);
+    }
+
+    #[test]
+    fn extract_section_resolves_and_checks_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.json"), "{}").unwrap();
+        let base = dir.path();
+        let p = Pipeline::parse(
+            "name: t\ninput: {path: x}\noutput: {path: o}\nextract: {schema: s.json}\n",
+            Path::new("p.yaml"),
+            base,
+        )
+        .unwrap();
+        let e = p.extract.unwrap();
+        assert_eq!(e.schema, base.join("s.json"));
+        assert_eq!(e.engine, ExtractEngine::Layout);
+        assert_eq!(e.on_invalid, OnInvalid::Keep);
+        let err = Pipeline::parse(
+            "name: t\ninput: {path: x}\noutput: {path: o}\nextract: {schema: nope.json, engine: vlm}\n",
+            Path::new("p.yaml"),
+            base,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("extract.schema: schema file"), "{err}");
+        assert!(
+            err.contains("extract.model: engine `vlm` needs `model`"),
+            "{err}"
+        );
     }
 }
