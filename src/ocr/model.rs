@@ -78,6 +78,16 @@ impl OrtModel {
             .map_err(|e| fail(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| fail(e.to_string()))?
+            // Page and crop shapes change with every call: an arena sized for
+            // the largest shape seen, and memory patterns planned per shape,
+            // make resident memory grow with the archive. Plain allocation
+            // keeps it flat.
+            .with_execution_providers([ort::ep::CPU::default()
+                .with_arena_allocator(false)
+                .build()])
+            .map_err(|e| fail(e.to_string()))?
+            .with_memory_pattern(false)
+            .map_err(|e| fail(e.to_string()))?
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))?;
         let name = path
