@@ -13,6 +13,7 @@
 
 pub mod progress;
 mod stages;
+pub mod write;
 
 use crate::config::Pipeline;
 use crate::ocr::engine::{Detector, Recogniser};
@@ -49,11 +50,15 @@ impl DocSink for crate::output::OutputWriter {
 /// each worker owns its ONNX Runtime sessions.
 pub type DetectorFactory = Arc<dyn Fn() -> anyhow::Result<Detector> + Send + Sync>;
 pub type RecogniserFactory = Arc<dyn Fn() -> anyhow::Result<Recogniser> + Send + Sync>;
+pub type ExtractorFactory =
+    Arc<dyn Fn() -> anyhow::Result<Box<dyn write::DocExtractor>> + Send + Sync>;
 
 /// What a run needs besides the pipeline file.
 pub struct Resources {
     /// PDFium shared library; `None` makes every PDF a failed row.
     pub pdfium: Option<PathBuf>,
+    /// Fills in extracted fields; `None` for OCR-only pipelines.
+    pub extractor: Option<ExtractorFactory>,
     /// OCR models; `None` is allowed only with `ocr.mode: never` (pages
     /// that need OCR then fail).
     pub detector: Option<DetectorFactory>,
@@ -131,6 +136,7 @@ pub struct Capacities {
     pub pages: usize,
     pub crops: usize,
     pub results: usize,
+    pub finished: usize,
 }
 
 impl Default for Capacities {
@@ -141,6 +147,7 @@ impl Default for Capacities {
             pages: 4,
             crops: 4,
             results: 16,
+            finished: 4,
         }
     }
 }
@@ -230,15 +237,23 @@ pub async fn run<S: DocSink + 'static>(
     let models = resources.recogniser.clone();
     let c = ctx.clone();
     let recog = tokio::task::spawn_blocking(move || stages::recognise(&c, models, crop_rx, res_tx));
+    let (fin_tx, fin_rx) = async_channel::bounded(caps.finished);
     let c = ctx.clone();
-    let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, sink));
+    let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, fin_tx));
+    let c = ctx.clone();
+    let extractor = resources.extractor.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let x = extractor.map(|f| f()).transpose()?;
+        write::write(&c, fin_rx, sink, x)
+    });
 
     lister.await?;
     let ingest_busy = ingest.await?;
     let render_busy = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
-    let (mut summary, sink) = assemble.await??;
+    assemble.await??;
+    let (mut summary, sink, extract_busy) = writer.await??;
     progress.finish();
     summary.elapsed = started.elapsed();
     summary.max_rec_batch = max_batch;
@@ -248,6 +263,7 @@ pub async fn run<S: DocSink + 'static>(
         ("normalise", normalise_busy),
         ("detect", detect_busy),
         ("recognise", rec_busy),
+        ("extract", extract_busy),
     ];
     Ok((summary, sink))
 }

@@ -1,11 +1,11 @@
 //! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime
 //! and the OCR models, fetched on first use (see [`crate::fetch`]).
 
-use crate::config::{OcrEngine, OcrMode, Pipeline};
+use crate::config::{Device, OcrEngine, OcrMode, Pipeline};
 use crate::fetch::{Cache, OcrModelVersion};
 use crate::ocr::detect::DetParams;
 use crate::ocr::engine::{Detector, DetectorSettings, Recogniser};
-use crate::ocr::model::{self, OrtModel};
+use crate::ocr::model::{self, Accel, OrtModel};
 use crate::ocr::recognise;
 use crate::pipeline::{thread_split, Resources};
 use std::path::PathBuf;
@@ -39,11 +39,11 @@ pub fn prepare(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<Resources> 
             pdfium: Some(pdfium),
             detector: None,
             recogniser: None,
+            extractor: None,
             model_ids: Vec::new(),
         });
     }
-    let ort = cache.onnxruntime_library()?;
-    model::init_runtime(&ort)?;
+    let accel = init_onnxruntime(pipeline.runtime.device, cache)?;
     let version = match pipeline.ocr.engine {
         OcrEngine::PpOcrV6 => OcrModelVersion::V6,
         OcrEngine::PpOcrV4 => OcrModelVersion::V4,
@@ -55,11 +55,57 @@ pub fn prepare(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<Resources> 
         cls: paths.cls,
         engine: pipeline.ocr.engine,
     };
-    Ok(ocr_resources(pipeline, pdfium, files))
+    Ok(ocr_resources(pipeline, pdfium, files, accel))
+}
+
+/// Whether an NVIDIA GPU is visible to this process (the driver's device
+/// nodes exist).
+pub fn gpu_visible() -> bool {
+    std::path::Path::new("/dev/nvidiactl").exists()
+        || std::path::Path::new("/proc/driver/nvidia/version").exists()
+}
+
+/// Loads ONNX Runtime for `device` and says where the models will run.
+/// `cuda` without a GPU is an error before anything is downloaded; `auto`
+/// without one runs on the CPU and says so once.
+pub fn init_onnxruntime(device: Device, cache: &Cache) -> anyhow::Result<Accel> {
+    match device {
+        Device::Cpu => {
+            model::init_runtime(&cache.onnxruntime_library()?)?;
+            Ok(Accel::Cpu)
+        }
+        Device::Cuda => {
+            if !gpu_visible() {
+                anyhow::bail!(
+                    "runtime.device is `cuda` but no NVIDIA GPU is visible here (no /dev/nvidiactl); \
+                     use `device: auto` or `cpu`"
+                );
+            }
+            model::init_runtime(&cache.onnxruntime_gpu_library()?)?;
+            Ok(Accel::Cuda { required: true })
+        }
+        Device::Auto if gpu_visible() => {
+            model::init_runtime(&cache.onnxruntime_gpu_library()?)?;
+            tracing::info!(
+                "NVIDIA GPU found: models run on CUDA where ONNX Runtime can, else on the CPU"
+            );
+            Ok(Accel::Cuda { required: false })
+        }
+        Device::Auto => {
+            tracing::info!("no NVIDIA GPU found: models run on the CPU (runtime.device: auto)");
+            model::init_runtime(&cache.onnxruntime_library()?)?;
+            Ok(Accel::Cpu)
+        }
+    }
 }
 
 /// Builds the detector and recogniser factories for a pipeline.
-pub fn ocr_resources(pipeline: &Pipeline, pdfium: PathBuf, files: OcrFiles) -> Resources {
+pub fn ocr_resources(
+    pipeline: &Pipeline,
+    pdfium: PathBuf,
+    files: OcrFiles,
+    accel: Accel,
+) -> Resources {
     let (det_threads, rec_threads) = thread_split(pipeline.runtime.threads);
     let settings = DetectorSettings {
         det: DetParams {
@@ -76,9 +122,9 @@ pub fn ocr_resources(pipeline: &Pipeline, pdfium: PathBuf, files: OcrFiles) -> R
     let model_ids = files.ids();
     let f = files.clone();
     let detector = Arc::new(move || -> anyhow::Result<Detector> {
-        let det = OrtModel::load(&f.det, det_threads)?;
+        let det = OrtModel::load(&f.det, det_threads, accel)?;
         let cls = if settings.direction {
-            Some(Box::new(OrtModel::load(&f.cls, 1)?) as Box<dyn model::Infer>)
+            Some(Box::new(OrtModel::load(&f.cls, 1, accel)?) as Box<dyn model::Infer>)
         } else {
             None
         };
@@ -86,7 +132,7 @@ pub fn ocr_resources(pipeline: &Pipeline, pdfium: PathBuf, files: OcrFiles) -> R
     });
     let f = files;
     let recogniser = Arc::new(move || -> anyhow::Result<Recogniser> {
-        let rec = OrtModel::load(&f.rec, rec_threads)?;
+        let rec = OrtModel::load(&f.rec, rec_threads, accel)?;
         let meta = rec.metadata("character").ok_or_else(|| {
             anyhow::anyhow!(
                 "recognition model {} has no `character` metadata (its dictionary)",
@@ -102,6 +148,7 @@ pub fn ocr_resources(pipeline: &Pipeline, pdfium: PathBuf, files: OcrFiles) -> R
         pdfium: Some(pdfium),
         detector: Some(detector),
         recogniser: Some(recogniser),
+        extractor: None,
         model_ids,
     }
 }

@@ -67,6 +67,7 @@ fn source_stops_reading_when_the_sink_stalls() {
         pdfium: None,
         detector: None,
         recogniser: None,
+        extractor: None,
         model_ids: Vec::new(),
     };
     let runner = std::thread::spawn(move || {

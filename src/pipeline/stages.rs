@@ -2,7 +2,8 @@
 //! channel closes.
 
 use super::progress::{Counters, Progress};
-use super::{DetectorFactory, DocSink, RecogniserFactory, RunSummary};
+use super::write::FinishedDoc;
+use super::{DetectorFactory, RecogniserFactory};
 use crate::config::{OcrMode, Pipeline};
 use crate::decode;
 use crate::ingest::{self, DocRef, Kind, SourceFile};
@@ -746,15 +747,9 @@ struct DocState {
     pages: BTreeMap<u32, PageDone>,
 }
 
-/// Collects pages into documents and hands each finished document to the sink.
-pub fn assemble<S: DocSink>(
-    ctx: &Ctx,
-    results: Receiver<Msg>,
-    mut sink: S,
-) -> anyhow::Result<(RunSummary, S)> {
+/// Collects pages into documents and hands each finished one on.
+pub fn assemble(ctx: &Ctx, results: Receiver<Msg>, out: Sender<FinishedDoc>) -> anyhow::Result<()> {
     let mut open: HashMap<String, DocState> = HashMap::new();
-    let mut summary = RunSummary::default();
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     while let Ok(msg) = results.recv_blocking() {
         let finished = match msg {
             Msg::Start {
@@ -788,14 +783,19 @@ pub fn assemble<S: DocSink>(
                 // mid-way) gives this one row, not a second partial one.
                 open.remove(&doc.id);
                 let row = document_row(ctx, &doc, doc.kind.mime(), started_at_us, ingest_ms);
-                Some(DocumentRow {
-                    status: DocStatus::Failed,
-                    error_class: Some(class.to_string()),
-                    error_message: Some(message),
-                    pages: None,
-                    ..row
+                Some(FinishedDoc {
+                    doc: DocumentRow {
+                        status: DocStatus::Failed,
+                        error_class: Some(class.to_string()),
+                        error_message: Some(message),
+                        pages: None,
+                        ..row
+                    },
+                    pages: Vec::new(),
+                    lines: Vec::new(),
+                    path: doc.path.clone(),
+                    kind: doc.kind,
                 })
-                .map(|r| (r, Vec::new(), Vec::new()))
             }
             Msg::Page(done) => {
                 let id = done.page.doc_id.clone();
@@ -816,46 +816,19 @@ pub fn assemble<S: DocSink>(
                 }
             }
         };
-        if let Some((doc, pages, lines)) = finished {
-            summary.docs += 1;
-            match doc.status {
-                DocStatus::Ok => summary.docs_ok += 1,
-                DocStatus::Partial => summary.docs_partial += 1,
-                DocStatus::Failed => {
-                    summary.docs_failed += 1;
-                    ctx.counters.docs_failed.fetch_add(1, Ordering::Relaxed);
-                    *failures
-                        .entry(doc.error_class.clone().unwrap_or_default())
-                        .or_default() += 1;
-                }
+        if let Some(doc) = finished {
+            if out.send_blocking(doc).is_err() {
+                return Ok(());
             }
-            for p in &pages {
-                summary.pages += 1;
-                match p.source {
-                    PageSource::TextLayer => summary.pages_text_layer += 1,
-                    PageSource::Ocr => summary.pages_ocr += 1,
-                    PageSource::Empty => summary.pages_empty += 1,
-                }
-            }
-            summary.lines += lines.len() as u64;
-            ctx.counters
-                .pages_done
-                .fetch_add(pages.len() as u64, Ordering::Relaxed);
-            if doc.status == DocStatus::Failed {
-                tracing::warn!(uri = %doc.uri, class = ?doc.error_class, message = ?doc.error_message, "document failed");
-            }
-            sink.write(doc, pages, lines)?;
-            ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
-            ctx.progress.tick();
         }
     }
     // Documents still open here lost pages to a stage that stopped early.
     for (_, state) in open.drain() {
-        let (doc, pages, lines) = finish_doc(ctx, state);
-        sink.write(doc, pages, lines)?;
+        if out.send_blocking(finish_doc(ctx, state)).is_err() {
+            break;
+        }
     }
-    summary.failures = failures.into_iter().collect();
-    Ok((summary, sink))
+    Ok(())
 }
 
 fn document_row(
@@ -889,7 +862,7 @@ fn document_row(
     }
 }
 
-fn finish_doc(ctx: &Ctx, state: DocState) -> (DocumentRow, Vec<PageRow>, Vec<LineRow>) {
+fn finish_doc(ctx: &Ctx, state: DocState) -> FinishedDoc {
     let mut row = document_row(
         ctx,
         &state.doc,
@@ -937,5 +910,11 @@ fn finish_doc(ctx: &Ctx, state: DocState) -> (DocumentRow, Vec<PageRow>, Vec<Lin
         );
         row.error_message = Some(page_errors.join("; "));
     }
-    (row, pages, lines)
+    FinishedDoc {
+        doc: row,
+        pages,
+        lines,
+        path: state.doc.path.clone(),
+        kind: state.doc.kind,
+    }
 }

@@ -1,0 +1,114 @@
+//! The last stage: field extraction on finished documents (batched across
+//! documents), then the sink. Counting for the summary happens here, on what
+//! is actually written.
+
+use super::stages::Ctx;
+use super::{DocSink, RunSummary};
+use crate::ingest::Kind;
+use crate::output::{DocStatus, DocumentRow, LineRow, PageRow, PageSource};
+use async_channel::Receiver;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A document whose pages are all in, on its way to extraction and the sink.
+pub struct FinishedDoc {
+    pub doc: DocumentRow,
+    pub pages: Vec<PageRow>,
+    pub lines: Vec<LineRow>,
+    /// Where the input can be read again (the VLM engine needs page images).
+    pub path: PathBuf,
+    pub kind: Kind,
+}
+
+/// Fills in the extracted fields of documents (and their status, when an
+/// invalid record fails its document). Implementations batch across the
+/// documents they are given.
+pub trait DocExtractor: Send {
+    /// How many pages to gather before calling [`DocExtractor::extract`].
+    fn batch_pages(&self) -> usize {
+        1
+    }
+    fn extract(&mut self, docs: &mut [FinishedDoc]);
+}
+
+/// Writes documents as they come, extracting fields first when asked.
+/// Returns the summary, the sink, and time busy in extraction.
+pub fn write<S: DocSink>(
+    ctx: &Ctx,
+    docs: Receiver<FinishedDoc>,
+    mut sink: S,
+    mut extractor: Option<Box<dyn DocExtractor>>,
+) -> anyhow::Result<(RunSummary, S, Duration)> {
+    let mut summary = RunSummary::default();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut busy = Duration::ZERO;
+    while let Ok(first) = docs.recv_blocking() {
+        let mut group = vec![first];
+        if let Some(x) = extractor.as_ref() {
+            let want = x.batch_pages().max(1);
+            let mut pages: usize = group[0].pages.len();
+            while pages < want {
+                match docs.try_recv() {
+                    Ok(d) => {
+                        pages += d.pages.len();
+                        group.push(d);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Some(x) = extractor.as_mut() {
+            let t = Instant::now();
+            x.extract(&mut group);
+            busy += t.elapsed();
+        }
+        for d in group {
+            account(ctx, &mut summary, &mut failures, &d);
+            sink.write(d.doc, d.pages, d.lines)?;
+            ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
+            ctx.progress.tick();
+        }
+    }
+    summary.failures = failures.into_iter().collect();
+    Ok((summary, sink, busy))
+}
+
+fn account(
+    ctx: &Ctx,
+    summary: &mut RunSummary,
+    failures: &mut BTreeMap<String, u64>,
+    d: &FinishedDoc,
+) {
+    summary.docs += 1;
+    match d.doc.status {
+        DocStatus::Ok => summary.docs_ok += 1,
+        DocStatus::Partial => summary.docs_partial += 1,
+        DocStatus::Failed => {
+            summary.docs_failed += 1;
+            ctx.counters.docs_failed.fetch_add(1, Ordering::Relaxed);
+            *failures
+                .entry(d.doc.error_class.clone().unwrap_or_default())
+                .or_default() += 1;
+            tracing::warn!(
+                uri = %d.doc.uri,
+                class = ?d.doc.error_class,
+                message = ?d.doc.error_message,
+                "document failed"
+            );
+        }
+    }
+    for p in &d.pages {
+        summary.pages += 1;
+        match p.source {
+            PageSource::TextLayer => summary.pages_text_layer += 1,
+            PageSource::Ocr => summary.pages_ocr += 1,
+            PageSource::Empty => summary.pages_empty += 1,
+        }
+    }
+    summary.lines += d.lines.len() as u64;
+    ctx.counters
+        .pages_done
+        .fetch_add(d.pages.len() as u64, Ordering::Relaxed);
+}
