@@ -52,6 +52,9 @@ pub enum Component {
     Pdfium,
     /// The ONNX Runtime shared library (from `onnxruntime`).
     OnnxRuntime,
+    /// ONNX Runtime with its CUDA execution provider (from `onnxruntime-gpu`,
+    /// CUDA 13); fetched only when a pipeline runs on a GPU.
+    OnnxRuntimeGpu,
     /// PP-OCRv4 det/rec and the v2.0 direction classifier (from `rapidocr-onnxruntime`).
     OcrModelsV4,
     /// PP-OCRv6 small det/rec and the v2.0 direction classifier (from `rapidocr`).
@@ -60,9 +63,10 @@ pub enum Component {
 
 impl Component {
     /// Every component, in a fixed order.
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 5] = [
         Component::Pdfium,
         Component::OnnxRuntime,
+        Component::OnnxRuntimeGpu,
         Component::OcrModelsV4,
         Component::OcrModelsV6,
     ];
@@ -72,6 +76,7 @@ impl Component {
         match self {
             Component::Pdfium => "PDFium",
             Component::OnnxRuntime => "ONNX Runtime",
+            Component::OnnxRuntimeGpu => "ONNX Runtime (CUDA)",
             Component::OcrModelsV4 => "PP-OCRv4 models",
             Component::OcrModelsV6 => "PP-OCRv6 models",
         }
@@ -81,7 +86,7 @@ impl Component {
     pub fn override_var(self) -> &'static str {
         match self {
             Component::Pdfium => ENV_PDFIUM_LIB,
-            Component::OnnxRuntime => ENV_ORT_LIB,
+            Component::OnnxRuntime | Component::OnnxRuntimeGpu => ENV_ORT_LIB,
             Component::OcrModelsV4 | Component::OcrModelsV6 => ENV_OCR_MODELS,
         }
     }
@@ -216,6 +221,30 @@ pub const PINS: &[Pin] = &[
             },
             Member {
                 path: "onnxruntime/capi/libonnxruntime_providers_shared.so",
+                role: Role::Helper,
+            },
+        ],
+    },
+    Pin {
+        component: Component::OnnxRuntimeGpu,
+        os: "linux",
+        arch: "x86_64",
+        package: "onnxruntime-gpu",
+        version: "1.31.1",
+        pip_platforms: LINUX_X86_64,
+        wheel: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+        sha256: "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
+        members: &[
+            Member {
+                path: "onnxruntime/capi/libonnxruntime.so.1.31.1",
+                role: Role::Library,
+            },
+            Member {
+                path: "onnxruntime/capi/libonnxruntime_providers_shared.so",
+                role: Role::Helper,
+            },
+            Member {
+                path: "onnxruntime/capi/libonnxruntime_providers_cuda.so",
                 role: Role::Helper,
             },
         ],
@@ -458,7 +487,7 @@ impl Overrides {
     pub fn path_for(&self, component: Component) -> Option<&Path> {
         match component {
             Component::Pdfium => self.pdfium_lib.as_deref(),
-            Component::OnnxRuntime => self.ort_lib.as_deref(),
+            Component::OnnxRuntime | Component::OnnxRuntimeGpu => self.ort_lib.as_deref(),
             Component::OcrModelsV4 | Component::OcrModelsV6 => self.ocr_models.as_deref(),
         }
     }
@@ -644,6 +673,13 @@ impl Cache {
     /// else the cache. Its helper libraries sit in the same folder.
     pub fn onnxruntime_library(&self) -> Result<PathBuf, FetchError> {
         self.library(Component::OnnxRuntime, "onnxruntime")
+    }
+
+    /// Path of ONNX Runtime built with the CUDA execution provider (the
+    /// `onnxruntime-gpu` wheel, 255 MB): `DOCPIPE_ORT_LIB` (which must then
+    /// hold `libonnxruntime_providers_cuda.so` beside it), else the cache.
+    pub fn onnxruntime_gpu_library(&self) -> Result<PathBuf, FetchError> {
+        self.library(Component::OnnxRuntimeGpu, "onnxruntime")
     }
 
     fn library(&self, component: Component, stem: &str) -> Result<PathBuf, FetchError> {
@@ -1083,6 +1119,7 @@ mod tests {
             let needed: &[Role] = match pin.component {
                 Component::Pdfium => &[Role::Library],
                 Component::OnnxRuntime => &[Role::Library, Role::Helper],
+                Component::OnnxRuntimeGpu => &[Role::Library, Role::Helper, Role::Helper],
                 Component::OcrModelsV4 | Component::OcrModelsV6 => {
                     &[Role::Det, Role::Rec, Role::Cls]
                 }

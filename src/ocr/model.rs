@@ -3,7 +3,7 @@
 //! [`Infer`] is the seam: the OCR engine calls models through it, so tests can
 //! swap in a fake. [`OrtModel`] is the real thing.
 
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::Tensor;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,64 @@ pub fn init_runtime(lib: &Path) -> Result<(), InferError> {
     env.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
-/// An ONNX Runtime session on the CPU.
+/// Where a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider; `required` makes a failure to
+    /// register it an error instead of a quiet fallback to the CPU.
+    Cuda {
+        required: bool,
+    },
+}
+
+/// A session builder for `threads` intra-op threads on `accel`, with the
+/// settings docpipe uses for every model. Errors are strings: ONNX Runtime's
+/// builder errors are not `Send`.
+pub fn session_builder(threads: usize, accel: Accel) -> Result<SessionBuilder, String> {
+    let env = match ENV.get() {
+        Some(Ok(env)) => env,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("ONNX Runtime is not initialised".into()),
+    };
+    let builder = Session::builder(env)
+        .map_err(|e| e.to_string())?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| e.to_string())?
+        .with_inter_threads(1)
+        .map_err(|e| e.to_string())?;
+    let builder = match accel {
+        // Page and crop shapes change with every call: an arena sized for
+        // the largest shape seen, and memory patterns planned per shape,
+        // make resident memory grow with the archive. Plain allocation keeps
+        // it flat.
+        Accel::Cpu => builder
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+            .map_err(|e| e.to_string())?
+            .with_memory_pattern(false)
+            .map_err(|e| e.to_string())?,
+        Accel::Cuda { required } => {
+            // Heuristic algorithm choice: an exhaustive cuDNN search runs
+            // again for every new input shape, and OCR crops come in many.
+            let cuda = ort::ep::CUDA::default()
+                .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
+                .build();
+            let cuda = if required {
+                cuda.error_on_failure()
+            } else {
+                cuda
+            };
+            builder
+                .with_execution_providers([cuda])
+                .map_err(|e| format!("cannot use the CUDA execution provider: {e}"))?
+        }
+    };
+    Ok(builder)
+}
+
+/// An ONNX Runtime session with one input and one output.
 pub struct OrtModel {
     name: String,
     session: Session,
@@ -58,36 +115,13 @@ pub struct OrtModel {
 impl OrtModel {
     /// Loads a model; `threads` is ONNX Runtime's intra-op thread count.
     /// [`init_runtime`] must have succeeded first.
-    pub fn load(path: &Path, threads: usize) -> Result<Self, InferError> {
+    pub fn load(path: &Path, threads: usize, accel: Accel) -> Result<Self, InferError> {
         let fail = |message: String| InferError::Load {
             path: path.to_path_buf(),
             message,
         };
-        let env = match ENV.get() {
-            Some(Ok(env)) => env,
-            Some(Err(e)) => return Err(e.clone()),
-            None => return Err(fail("ONNX Runtime is not initialised".into())),
-        };
-        // Session-builder errors carry the builder and are not Send: turn
-        // them into strings right away.
-        let session = Session::builder(env)
-            .map_err(|e| fail(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| fail(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| fail(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| fail(e.to_string()))?
-            // Page and crop shapes change with every call: an arena sized for
-            // the largest shape seen, and memory patterns planned per shape,
-            // make resident memory grow with the archive. Plain allocation
-            // keeps it flat.
-            .with_execution_providers([ort::ep::CPU::default()
-                .with_arena_allocator(false)
-                .build()])
-            .map_err(|e| fail(e.to_string()))?
-            .with_memory_pattern(false)
-            .map_err(|e| fail(e.to_string()))?
+        let session = session_builder(threads, accel)
+            .map_err(fail)?
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))?;
         let name = path
