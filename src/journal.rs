@@ -130,6 +130,9 @@ pub struct RecoveryReport {
     pub deleted_tmp: usize,
     /// Final part files that no record lists, deleted.
     pub deleted_unlisted: usize,
+    /// Part files of runs this journal does not know (another tool, or a
+    /// docpipe without a journal), left alone.
+    pub foreign: usize,
     /// Committed parts found incomplete; their documents will be redone.
     pub lost_parts: Vec<String>,
     /// Lines of the journal that did not parse and were skipped (their
@@ -164,6 +167,8 @@ pub struct Journal {
     output: PathBuf,
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// What reading the journal found at open.
+    opened: ReadInfo,
     _lock: File,
 }
 
@@ -280,8 +285,8 @@ impl Journal {
         }
         // A new journal file must survive a power loss with its folder entry.
         sync_dir(&output.join(JOURNAL_DIR))?;
-        let torn = info.good_len < info.file_len;
-        let journal = Self {
+        Ok(Self {
+            opened: info,
             output: output.to_path_buf(),
             path,
             inner: Mutex::new(Inner {
@@ -294,11 +299,7 @@ impl Journal {
                 committed_docs: 0,
             }),
             _lock: lock,
-        };
-        if torn || !info.bad_lines.is_empty() {
-            journal.lock_inner().file.sync_all().ok();
-        }
-        Ok(journal)
+        })
     }
 
     fn lock_inner(&self) -> MutexGuard<'_, Inner> {
@@ -318,16 +319,24 @@ impl Journal {
     /// are no longer done.
     pub fn recover(&self) -> Result<RecoveryReport, JournalError> {
         let mut inner = self.lock_inner();
-        let r = recover_parts(&self.output, |stem, table| {
-            inner.state.committed(stem, table)
-        })
+        let r = recover_parts(
+            &self.output,
+            |prefix| inner.state.knows_run(prefix),
+            |stem, table| inner.state.committed(stem, table),
+        )
         .map_err(output_to_journal)?;
         let mut report = RecoveryReport {
             renamed: r.renamed.len(),
             deleted_tmp: r.deleted_tmp.len(),
             deleted_unlisted: r.deleted_unlisted.len(),
+            foreign: r.foreign.len(),
+            bad_lines: self.opened.bad_lines.len(),
+            torn_tail: self.opened.good_len < self.opened.file_len,
             ..RecoveryReport::default()
         };
+        for p in &r.foreign {
+            tracing::warn!(file = %p.display(), "a part file of a run this journal does not know; left alone (readers will see its rows)");
+        }
         for p in &r.deleted_unlisted {
             tracing::warn!(file = %p.display(), "deleted a part file that the journal does not list");
         }

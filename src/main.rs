@@ -133,7 +133,6 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Schema => {
             print!("{}", docpipe::output::schema_markdown());
-            print!("{}", docpipe::output::failures_markdown());
             Ok(exit::OK)
         }
         Command::Fetch { models } => {
@@ -205,6 +204,13 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     } else {
                         format!(", {} incomplete part(s) to redo", rec.lost_parts.len())
                     }
+                );
+            }
+            if rec.foreign > 0 {
+                eprintln!(
+                    "warning: {} part file(s) in {} come from runs this output's journal does not know; they were left alone and readers will see their rows",
+                    rec.foreign,
+                    p.output.path.display()
                 );
             }
             let config = p.config_hash();

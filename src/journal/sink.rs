@@ -128,18 +128,16 @@ impl JournaledSink {
         let s = shared.clone();
         let ticker = std::thread::Builder::new()
             .name("docpipe-commit".into())
-            .spawn(move || loop {
-                match rx.recv_timeout(TICK) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
-                let mut guard = s.writer();
-                let Some(w) = guard.as_mut() else { break };
-                if let Err(e) = w.commit_if_due() {
-                    tracing::error!(error = %e, "committing an output part failed");
-                    let mut slot = s.ticker_error.lock().unwrap_or_else(|e| e.into_inner());
-                    slot.get_or_insert_with(|| e.to_string());
-                    break;
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(TICK) {
+                    let mut guard = s.writer();
+                    let Some(w) = guard.as_mut() else { break };
+                    if let Err(e) = w.commit_if_due() {
+                        tracing::error!(error = %e, "committing an output part failed");
+                        let mut slot = s.ticker_error.lock().unwrap_or_else(|e| e.into_inner());
+                        slot.get_or_insert_with(|| e.to_string());
+                        break;
+                    }
                 }
             })
             .ok();
@@ -219,5 +217,113 @@ impl DocSink for JournaledSink {
         };
         w.write_document_with_failures(doc, pages, lines, failures)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(status: DocStatus, class: Option<&str>) -> DocumentRow {
+        DocumentRow {
+            doc_id: "d".into(),
+            uri: "file:///in/a.pdf".into(),
+            sha256: "ab".into(),
+            bytes: 1,
+            mime: "application/pdf".into(),
+            pages: Some(2),
+            status,
+            error_class: class.map(str::to_string),
+            error_message: class.map(|c| format!("{c} happened")),
+            pipeline: "t".into(),
+            config_hash: "cfg".into(),
+            model_ids: vec![],
+            started_at: 0,
+            pages_text_layer: 0,
+            pages_ocr: 0,
+            time_ingest_ms: 0.0,
+            time_render_ms: 0.0,
+            time_normalise_ms: 0.0,
+            time_ocr_ms: 0.0,
+            time_total_ms: 0.0,
+        }
+    }
+
+    fn page(index: i32, error: Option<&str>) -> PageRow {
+        PageRow {
+            doc_id: "d".into(),
+            page_index: index,
+            width_px: 1,
+            height_px: 1,
+            dpi: None,
+            width_pt: None,
+            height_pt: None,
+            source: crate::output::PageSource::Empty,
+            rotation: 0,
+            skew_deg: 0.0,
+            text: String::new(),
+            mean_confidence: None,
+            line_count: 0,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn one_row_per_failed_document_and_page() {
+        struct Case {
+            doc: DocumentRow,
+            pages: Vec<PageRow>,
+            /// (page_index, stage, error_class)
+            want: Vec<(Option<i32>, &'static str, &'static str)>,
+        }
+        let cases = [
+            Case {
+                doc: doc(DocStatus::Ok, None),
+                pages: vec![page(0, None)],
+                want: vec![],
+            },
+            Case {
+                doc: doc(DocStatus::Failed, Some("not_a_document")),
+                pages: vec![],
+                want: vec![(None, "ingest", "not_a_document")],
+            },
+            Case {
+                doc: doc(DocStatus::Failed, Some("encrypted")),
+                pages: vec![],
+                want: vec![(None, "render", "encrypted")],
+            },
+            Case {
+                doc: doc(DocStatus::Partial, Some("some_pages_failed")),
+                pages: vec![page(0, None), page(1, Some("OCR failed: boom"))],
+                want: vec![(Some(1), "ocr", "page_error")],
+            },
+            Case {
+                doc: doc(DocStatus::Failed, Some("page_errors")),
+                pages: vec![page(0, Some("render: x")), page(1, Some("render: y"))],
+                want: vec![
+                    (None, "render", "page_errors"),
+                    (Some(0), "render", "page_error"),
+                    (Some(1), "render", "page_error"),
+                ],
+            },
+            Case {
+                doc: doc(DocStatus::Failed, Some("something_new")),
+                pages: vec![],
+                want: vec![(None, "other", "something_new")],
+            },
+        ];
+        for c in cases {
+            let rows = failure_rows(&c.doc, &c.pages, 3, "/in/a.pdf", "run1", 42);
+            let got: Vec<(Option<i32>, &str, &str)> = rows
+                .iter()
+                .map(|r| (r.page_index, r.stage.as_str(), r.error_class.as_str()))
+                .collect();
+            assert_eq!(got, c.want, "{:?}", c.doc.error_class);
+            for r in &rows {
+                assert_eq!((r.attempt, r.failed_at), (3, 42));
+                assert_eq!((r.input.as_str(), r.run_id.as_str()), ("/in/a.pdf", "run1"));
+                assert!(!r.message.is_empty());
+            }
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct State {
     failed: HashMap<(u64, u32), FailedInput>,
     /// Committed part stem -> its table folders.
     parts: HashMap<String, Vec<String>>,
+    /// Run ids (writer prefixes) that began in this journal.
+    runs: HashSet<String>,
     /// Records applied, by type: parts, documents.
     pub parts_seen: u64,
     pub docs_seen: u64,
@@ -118,6 +120,10 @@ impl State {
 
     /// Applies one record; parts in `lost` are ignored.
     pub fn apply(&mut self, r: &Record, lost: &HashSet<String>) {
+        if let Record::Run { run, .. } = r {
+            self.runs.insert(run.clone());
+            return;
+        }
         let Record::Part {
             part, tables, docs, ..
         } = r
@@ -166,6 +172,11 @@ impl State {
     pub fn get(&self, doc_id: &str, config: &str) -> Option<&Entry> {
         let cfg = self.find_config(config)?;
         self.latest.get(&(doc_key(doc_id), cfg))
+    }
+
+    /// Whether a run with this id (writer prefix) began in this journal.
+    pub fn knows_run(&self, run: &str) -> bool {
+        self.runs.contains(run)
     }
 
     /// Whether part `stem` is committed with a file in `table`.

@@ -224,9 +224,9 @@ fn parse_part(name: &str, prefix: &str) -> Option<(u32, bool)> {
     digits.parse().ok().map(|n| (n, tmp))
 }
 
-/// The stem (`part-<prefix>-<NNNNN>`) of `name` if it is a part file of any
-/// prefix, and whether it is a temporary one.
-fn parse_any_part(name: &str) -> Option<(String, bool)> {
+/// The stem (`part-<prefix>-<NNNNN>`) and prefix of `name` if it is a part
+/// file of any prefix, and whether it is a temporary one.
+fn parse_any_part(name: &str) -> Option<(String, String, bool)> {
     let (rest, tmp) = match name.strip_prefix('.') {
         Some(r) => (r.strip_suffix(".tmp")?, true),
         None => (name, false),
@@ -239,7 +239,7 @@ fn parse_any_part(name: &str) -> Option<(String, bool)> {
     {
         return None;
     }
-    Some((stem.to_string(), tmp))
+    Some((stem.to_string(), prefix.to_string(), tmp))
 }
 
 /// What [`recover_parts`] did.
@@ -251,17 +251,23 @@ pub struct Recovery {
     pub deleted_tmp: Vec<PathBuf>,
     /// Final part files that no commit record lists, deleted.
     pub deleted_unlisted: Vec<PathBuf>,
+    /// Part files (final or temporary) of prefixes that are not `ours`, left alone.
+    pub foreign: Vec<PathBuf>,
 }
 
-/// Brings the table folders under `dir` in line with the commit records:
-/// `committed(stem, table)` says whether a run journal lists that part as
-/// committed with a file in `table`. Temporary files of committed parts are
-/// renamed into place (a crash between the journal record and the rename);
-/// other temporary files, and final part files the journal does not list,
-/// are deleted (a crash, or a writer without a journal). Files that are not
-/// part files are left alone. Folders are fsynced after changes.
+/// Brings the table folders under `dir` in line with the commit records of
+/// a run journal. `ours(prefix)` says whether the journal knows the writer
+/// prefix (run id); part files of other prefixes are left alone and
+/// reported in [`Recovery::foreign`]. `committed(stem, table)` says whether
+/// the journal lists that part as committed with a file in `table`.
+/// Temporary files of committed parts are renamed into place (a crash
+/// between the journal record and the rename); other temporary files, and
+/// final files that the journal does not list, are deleted (a crash before
+/// the record). Files that are not part files are left alone. Folders are
+/// fsynced after changes.
 pub fn recover_parts(
     dir: &Path,
+    ours: impl Fn(&str) -> bool,
     committed: impl Fn(&str, &str) -> bool,
 ) -> Result<Recovery, OutputError> {
     let mut out = Recovery::default();
@@ -280,12 +286,15 @@ pub fn recover_parts(
         names.sort();
         let mut changed = false;
         for name in names {
-            let Some((stem, tmp)) = parse_any_part(&name) else {
+            let Some((stem, prefix, tmp)) = parse_any_part(&name) else {
                 continue;
             };
             let path = table_dir.join(&name);
-            let listed = committed(&stem, table);
-            match (tmp, listed) {
+            if !ours(&prefix) {
+                out.foreign.push(path);
+                continue;
+            }
+            match (tmp, committed(&stem, table)) {
                 (true, true) => {
                     let to = table_dir.join(format!("{stem}.parquet"));
                     fs::rename(&path, &to).map_err(io_err(&to))?;
