@@ -524,3 +524,56 @@ fn an_output_without_a_journal_is_refused() {
     assert!(stderr.contains("no run journal"), "{stderr}");
     assert!(out.join("documents/part-old-00000.parquet").exists());
 }
+
+#[test]
+fn ocr_run_killed_after_its_first_commit_resumes_to_the_same_text() {
+    let dir = workdir("resume-ocr");
+    for f in ["small.bmp", "small.webp", "photo-exif.jpg"] {
+        std::fs::copy(fixtures().join("samples").join(f), dir.join("in").join(f)).unwrap();
+    }
+    let pipeline = dir.join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: resume-ocr\ninput: {{path: {}}}\noutput: {{path: {}}}\n",
+            dir.join("in").display(),
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    // Text only: recognition floats may differ in the last bits between runs.
+    let text = |o: &Path| {
+        let mut pages: Vec<Vec<Option<String>>> =
+            columns(o, "pages", &["doc_id", "page_index", "source", "text"]);
+        pages.sort();
+        let mut docs: Vec<Vec<Option<String>>> =
+            columns(o, "documents", &["uri", "doc_id", "status", "pages"]);
+        docs.sort();
+        (docs, pages)
+    };
+    let ref_out = dir.join("ref-out");
+    let o = run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--output",
+        ref_out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let want = text(&ref_out);
+    assert_eq!(want.0.len(), 3);
+
+    let a = args(&pipeline, &["--commit-every-docs", "1"]);
+    let mut child = spawn(&a);
+    assert!(wait_for_commit(&mut child, &out, 0), "finished too early");
+    child.kill().unwrap();
+    let (status, _) = stderr_of(child);
+    assert_eq!(status.signal(), Some(9));
+    let (status, stderr) = stderr_of(spawn(&a));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("resuming: "), "{stderr}");
+    assert_no_tmp(&out);
+    assert_eq!(text(&out), want);
+    let _ = rows(&out); // no duplicate rows
+}
