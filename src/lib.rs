@@ -4,6 +4,7 @@ pub mod config;
 pub mod decode;
 pub mod fetch;
 pub mod ingest;
+pub mod journal;
 pub mod normalise;
 pub mod ocr;
 pub mod output;

@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use docpipe::config::{ConfigError, Pipeline};
 use docpipe::fetch::Cache;
+use docpipe::journal::{self, Journal, JournalError, JournaledSink, Mode};
 use docpipe::output::{OutputWriter, WriterOptions};
 use docpipe::pipeline::{self, RunOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit codes, as documented in the README.
 mod exit {
@@ -19,6 +21,9 @@ mod exit {
     pub const BAD_SETUP: u8 = 2;
     /// The run finished, but some documents failed or were read only in part.
     pub const SOME_FAILED: u8 = 3;
+    /// Stopped by SIGINT/SIGTERM before the end (drained, or a second signal
+    /// exited at once); committed documents are kept, the same command resumes.
+    pub const STOPPED: u8 = 130;
 }
 
 #[derive(Parser)]
@@ -47,9 +52,20 @@ enum Command {
         /// Write to this folder instead of the pipeline's `output.path`.
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
-        /// Replace the results of an earlier run in the output folder.
+        /// Start afresh: delete the output tables and the run journal first.
+        /// Without it a run resumes: documents already done are skipped.
         #[arg(long)]
         overwrite: bool,
+        /// Process again exactly the documents whose latest state is failed
+        /// or partial, read from their recorded paths.
+        #[arg(long, conflicts_with = "overwrite")]
+        retry_failed: bool,
+        /// Commit the open part file every N documents (0: only by time and size).
+        #[arg(long, value_name = "N", default_value_t = WriterOptions::default().commit_every_docs)]
+        commit_every_docs: usize,
+        /// Commit the open part file once it is S seconds old (0: only by count and size).
+        #[arg(long, value_name = "S", default_value_t = WriterOptions::default().commit_every_secs)]
+        commit_every_secs: u64,
         /// No progress bar or progress lines.
         #[arg(long, short)]
         quiet: bool,
@@ -117,6 +133,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Schema => {
             print!("{}", docpipe::output::schema_markdown());
+            print!("{}", docpipe::output::failures_markdown());
             Ok(exit::OK)
         }
         Command::Fetch { models } => {
@@ -148,6 +165,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             inputs,
             output,
             overwrite,
+            retry_failed,
+            commit_every_docs,
+            commit_every_secs,
             quiet,
         } => {
             let mut p = Pipeline::load(&pipeline)?;
@@ -160,71 +180,209 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             if let Some(o) = output {
                 p.output.path = std::path::absolute(&o).unwrap_or(o);
             }
-            for path in &p.input.paths {
-                if !path.exists() {
-                    return Err(SetupError(format!(
-                        "input path {} does not exist",
-                        path.display()
-                    ))
-                    .into());
+            if !retry_failed {
+                for path in &p.input.paths {
+                    if !path.exists() {
+                        return Err(SetupError(format!(
+                            "input path {} does not exist",
+                            path.display()
+                        ))
+                        .into());
+                    }
                 }
             }
-            prepare_output(&p.output.path, overwrite)?;
+            let journal = Arc::new(prepare_output(&p.output.path, overwrite)?);
+            let rec = journal.recover()?;
+            if rec.renamed + rec.deleted_tmp + rec.deleted_unlisted > 0
+                || !rec.lost_parts.is_empty()
+            {
+                eprintln!(
+                    "recovered: {} part file(s) finished, {} unfinished part file(s) removed{}",
+                    rec.renamed,
+                    rec.deleted_tmp + rec.deleted_unlisted,
+                    if rec.lost_parts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} incomplete part(s) to redo", rec.lost_parts.len())
+                    }
+                );
+            }
+            if rec.foreign > 0 {
+                eprintln!(
+                    "warning: {} part file(s) in {} come from runs this output's journal does not know; they were left alone and readers will see their rows",
+                    rec.foreign,
+                    p.output.path.display()
+                );
+            }
+            let config = p.config_hash();
+            let mode = if retry_failed {
+                Mode::RetryFailed
+            } else {
+                Mode::Resume
+            };
+            let listed = if retry_failed {
+                Vec::new()
+            } else {
+                docpipe::ingest::list(&p.input)?
+            };
+            let n_listed = listed.len();
+            let plan = journal.plan(listed, &config, mode);
+            match mode {
+                Mode::RetryFailed => eprintln!(
+                    "retrying {} document(s) whose latest state is failed or partial",
+                    plan.todo.len()
+                ),
+                Mode::Resume if plan.done > 0 => eprintln!(
+                    "resuming: {} of {} document(s) already done, skipped; {} to do",
+                    plan.done,
+                    n_listed,
+                    plan.todo.len()
+                ),
+                Mode::Resume => {}
+            }
+            if plan.done_failed > 0 {
+                eprintln!(
+                    "{} of the skipped document(s) failed earlier; add --retry-failed to try them again",
+                    plan.done_failed
+                );
+            }
             let cache = Cache::from_env();
             let resources = docpipe::resources::prepare(&p, &cache)?;
             let run_id = run_id();
-            let writer = OutputWriter::create(&p.output.path, &run_id, WriterOptions::default())
+            let opts = WriterOptions {
+                commit_every_docs,
+                commit_every_secs,
+                ..WriterOptions::default()
+            };
+            let writer = OutputWriter::create(&p.output.path, &run_id, opts)
                 .with_context(|| format!("cannot create output in {}", p.output.path.display()))?;
+            let sink = JournaledSink::new(writer, journal.clone(), &run_id);
+            journal.begin_run(&run_id, &p.name, &config, mode)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            rt.spawn(watch_signals(stop_tx));
             let opts = RunOptions {
                 quiet,
+                files: Some(plan.todo),
+                admission: Some(journal.clone()),
+                stop: Some(stop_rx),
                 ..RunOptions::default()
             };
-            let (summary, writer) = rt.block_on(pipeline::run(&p, resources, writer, opts))?;
-            writer.close()?;
+            let (summary, sink) = rt.block_on(pipeline::run(&p, resources, sink, opts))?;
+            sink.close()?;
+            journal.end_run(summary.stopped)?;
             eprint!("{}", summary.render());
             eprintln!("output:    {}", p.output.path.display());
-            Ok(if summary.docs_failed + summary.docs_partial > 0 {
-                exit::SOME_FAILED
-            } else {
-                exit::OK
-            })
+            if summary.stopped {
+                eprintln!(
+                    "stopped:   {} document(s) committed by this run; the rest were not started.\n           Resume with the same command:\n  {}",
+                    journal.committed_docs(),
+                    resume_command()
+                );
+                return Ok(exit::STOPPED);
+            }
+            Ok(
+                if summary.docs_failed + summary.docs_partial + plan.done_failed > 0 {
+                    exit::SOME_FAILED
+                } else {
+                    exit::OK
+                },
+            )
         }
     }
 }
 
-/// Refuses to mix a new run's rows with an earlier run's unless asked to
-/// replace them.
-fn prepare_output(dir: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
-    let tables = ["documents", "pages", "lines"];
-    let has_parts = tables.iter().any(|t| {
-        std::fs::read_dir(dir.join(t))
-            .map(|rd| {
-                rd.flatten()
-                    .any(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
-            })
-            .unwrap_or(false)
-    });
-    if has_parts && !overwrite {
+/// First SIGINT/SIGTERM: stop admitting documents (drain). Second: exit at
+/// once with [`exit::STOPPED`]; the journal keeps what was committed.
+async fn watch_signals(stop: tokio::sync::watch::Sender<bool>) {
+    #[cfg(unix)]
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            None
+        }
+    };
+    let mut first = true;
+    loop {
+        #[cfg(unix)]
+        let got = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok().then_some("SIGINT"),
+            Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Some("SIGTERM"),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok().then_some("Ctrl-C");
+        let Some(name) = got else {
+            return;
+        };
+        if first {
+            first = false;
+            eprintln!(
+                "\ndocpipe: {name}: stopping; no new documents, finishing and committing those in flight (send it again to exit at once)"
+            );
+            let _ = stop.send(true);
+        } else {
+            eprintln!(
+                "\ndocpipe: {name} again: exiting now; committed documents are kept, resume with:\n  {}",
+                resume_command()
+            );
+            std::process::exit(i32::from(exit::STOPPED));
+        }
+    }
+}
+
+/// The command line that resumes this run: this one without `--overwrite`.
+fn resume_command() -> String {
+    let quote = |a: &str| {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+        {
+            a.to_string()
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    let mut args = std::env::args();
+    let bin = args
+        .next()
+        .map(|b| {
+            Path::new(&b)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(b)
+        })
+        .unwrap_or_else(|| "docpipe".into());
+    let mut parts = vec![quote(&bin)];
+    parts.extend(args.filter(|a| a != "--overwrite").map(|a| quote(&a)));
+    parts.join(" ")
+}
+
+/// Opens the output's run journal (creating both if need be). `overwrite`
+/// deletes the earlier tables and journal first. An output that holds part
+/// files but no journal (written by a docpipe without one) is refused
+/// unless `overwrite`, as its rows could not be told apart from new ones.
+fn prepare_output(dir: &Path, overwrite: bool) -> anyhow::Result<Journal> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let setup = |e: JournalError| -> anyhow::Error {
+        match e {
+            JournalError::Locked(_) => SetupError(e.to_string()).into(),
+            other => other.into(),
+        }
+    };
+    if overwrite {
+        journal::clear(dir).map_err(setup)?;
+    } else if !journal::exists(dir) && journal::has_part_files(dir) {
         return Err(SetupError(format!(
-            "{} already holds the results of an earlier run; pass --overwrite to replace them, or choose another --output",
+            "{} holds part files but no run journal (written by an older docpipe?); pass --overwrite to replace them, or choose another --output",
             dir.display()
         ))
         .into());
     }
-    if has_parts {
-        for t in tables {
-            let d = dir.join(t);
-            if d.exists() {
-                std::fs::remove_dir_all(&d)
-                    .with_context(|| format!("cannot clear {}", d.display()))?;
-            }
-        }
-    }
-    Ok(())
+    Journal::open(dir).map_err(setup)
 }
 
 fn run_id() -> String {

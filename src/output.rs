@@ -1,6 +1,8 @@
-//! Parquet sink for docpipe's three tables: `documents/`, `pages/`, `lines/`.
+//! Parquet sink for docpipe's tables: `documents/`, `pages/`, `lines/`, and
+//! the dead-letter table `failures/`.
 //!
-//! Rows are plain owned structs ([`DocumentRow`], [`PageRow`], [`LineRow`]);
+//! Rows are plain owned structs ([`DocumentRow`], [`PageRow`], [`LineRow`],
+//! [`FailureRow`]);
 //! [`OutputWriter`] buffers them into Arrow `RecordBatch`es and writes zstd
 //! Parquet part files that are renamed into place only when complete. The
 //! Arrow schemas are public ([`schemas`], [`schema_markdown`]) so that others
@@ -9,6 +11,7 @@
 //! Errors here stop the run: they are I/O on the output or an encoder failure,
 //! never a property of one document.
 
+mod failures;
 mod rows;
 mod schema;
 mod writer;
@@ -18,9 +21,15 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use failures::{
+    failures_markdown, failures_schema, truncate_message, FailureRow, MAX_MESSAGE_BYTES,
+};
 pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
 pub use schema::{schema_markdown, schemas, type_name, UTC};
-pub use writer::{CommittedPart, OutputWriter, PartFiles, TableFile, WriteSummary, WriterOptions};
+pub use writer::{
+    part_stem, recover_parts, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
+    Recovery, SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,
+};
 
 /// Failure of the Parquet sink.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,8 @@ mod stages;
 pub mod write;
 
 use crate::config::Pipeline;
+use crate::ingest::{DocRef, SourceFile};
+use crate::journal::FileStat;
 use crate::ocr::engine::{Detector, Recogniser};
 use crate::output::{DocumentRow, LineRow, PageRow};
 use progress::{Counters, Progress};
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Where a document's rows go. The real sink writes Parquet; tests may stall.
 pub trait DocSink: Send {
@@ -43,6 +46,20 @@ impl DocSink for crate::output::OutputWriter {
     ) -> anyhow::Result<()> {
         self.write_document(doc, pages, lines)?;
         Ok(())
+    }
+}
+
+/// Decides, once a file has been read and hashed, whether the run processes
+/// it. A run journal skips documents already done (see
+/// [`crate::journal::Journal::admit`]).
+pub trait Admission: Send + Sync {
+    /// `stat` is the file's size and mtime from just before it was read.
+    fn admit(&self, doc: &DocRef, stat: Option<FileStat>) -> bool;
+}
+
+impl Admission for crate::journal::Journal {
+    fn admit(&self, doc: &DocRef, stat: Option<FileStat>) -> bool {
+        crate::journal::Journal::admit(self, doc, stat)
     }
 }
 
@@ -85,6 +102,11 @@ pub struct RunSummary {
     pub failures: Vec<(String, u64)>,
     /// Largest recognition batch formed.
     pub max_rec_batch: usize,
+    /// Files read and then skipped because their content was already done
+    /// (see [`Admission`]).
+    pub skipped: u64,
+    /// The run was stopped ([`RunOptions::stop`]) before every file was read.
+    pub stopped: bool,
 }
 
 impl RunSummary {
@@ -124,6 +146,12 @@ impl RunSummary {
                 .collect();
             s.push_str(&format!("failures:  {}\n", f.join(", ")));
         }
+        if self.skipped > 0 {
+            s.push_str(&format!(
+                "skipped:   {} (read, content already done)\n",
+                self.skipped
+            ));
+        }
         s
     }
 }
@@ -157,6 +185,15 @@ pub struct RunOptions {
     pub capacities: Capacities,
     /// Counters shared with the caller (tests watch `files_listed`).
     pub counters: Arc<Counters>,
+    /// The files to read, in order; `None` lists `pipeline.input`. A run
+    /// journal passes the files of its [`crate::journal::Plan`].
+    pub files: Option<Vec<SourceFile>>,
+    /// Asked about each file once it is read and hashed; `None` admits all.
+    pub admission: Option<Arc<dyn Admission>>,
+    /// Graceful drain: once it reads `true`, the lister stops and ingest
+    /// reads no further file; documents already read are finished and
+    /// written, and `run` returns with [`RunSummary::stopped`] set.
+    pub stop: Option<watch::Receiver<bool>>,
 }
 
 impl Default for RunOptions {
@@ -165,7 +202,22 @@ impl Default for RunOptions {
             quiet: false,
             capacities: Capacities::default(),
             counters: Arc::new(Counters::default()),
+            files: None,
+            admission: None,
+            stop: None,
         }
+    }
+}
+
+/// Whether `stop` has been set.
+fn is_stopped(stop: &Option<watch::Receiver<bool>>) -> bool {
+    stop.as_ref().is_some_and(|s| *s.borrow())
+}
+
+/// Resolves once `stop` reads `true`; never if its sender is gone unset.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -193,7 +245,10 @@ pub async fn run<S: DocSink + 'static>(
     opts: RunOptions,
 ) -> anyhow::Result<(RunSummary, S)> {
     let started = Instant::now();
-    let files = crate::ingest::list(&pipeline.input)?;
+    let files = match opts.files {
+        Some(f) => f,
+        None => crate::ingest::list(&pipeline.input)?,
+    };
     let progress = Arc::new(Progress::new(opts.counters.clone(), opts.quiet));
     progress.set_total(files.len() as u64);
     let ctx = Arc::new(stages::Ctx {
@@ -211,9 +266,21 @@ pub async fn run<S: DocSink + 'static>(
     let (res_tx, res_rx) = async_channel::bounded(caps.results);
 
     let counters = opts.counters.clone();
+    let mut stop = opts.stop.clone();
     let lister = tokio::spawn(async move {
         for f in files {
-            if file_tx.send(f).await.is_err() {
+            if is_stopped(&stop) {
+                break;
+            }
+            let sent = match stop.as_mut() {
+                Some(s) => tokio::select! {
+                    biased;
+                    _ = stopped(s) => break,
+                    r = file_tx.send(f) => r,
+                },
+                None => file_tx.send(f).await,
+            };
+            if sent.is_err() {
                 break;
             }
             counters.files_listed.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +289,13 @@ pub async fn run<S: DocSink + 'static>(
 
     let c = ctx.clone();
     let r = res_tx.clone();
-    let ingest = tokio::task::spawn_blocking(move || stages::ingest(&c, file_rx, doc_tx, r));
+    let admission = opts.admission.clone();
+    let ingest_stop = opts.stop.clone();
+    let ingest = tokio::task::spawn_blocking(move || {
+        stages::ingest(&c, file_rx, doc_tx, r, admission.as_deref(), &|| {
+            is_stopped(&ingest_stop)
+        })
+    });
     let c = ctx.clone();
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
@@ -248,7 +321,7 @@ pub async fn run<S: DocSink + 'static>(
     });
 
     lister.await?;
-    let ingest_busy = ingest.await?;
+    let (ingest_busy, skipped) = ingest.await?;
     let render_busy = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
@@ -257,6 +330,8 @@ pub async fn run<S: DocSink + 'static>(
     progress.finish();
     summary.elapsed = started.elapsed();
     summary.max_rec_batch = max_batch;
+    summary.skipped = skipped;
+    summary.stopped = is_stopped(&opts.stop);
     summary.stage_busy = vec![
         ("ingest", ingest_busy),
         ("render", render_busy),

@@ -1,9 +1,11 @@
-//! `OutputWriter`: the Parquet sink for the three tables, with part files that
-//! are written under a temporary name and renamed into place when complete.
+//! `OutputWriter`: the Parquet sink for the output tables, with part files
+//! that are written under a temporary name and renamed into place when
+//! complete, and the recovery of part files left behind by a crash.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -13,9 +15,14 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::rows::{DocumentRow, LineRow, PageRow, RowSize};
+use super::failures::{failures_batch, failures_schema, FailureRow};
+use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RowSize};
 use super::schema::{documents_batch, lines_batch, pages_batch, schemas};
 use super::OutputError;
+
+/// The table folders a part can have files in, in commit order. `failures`
+/// gets a file only in parts that hold at least one failure row.
+pub const TABLES: [&str; 4] = ["documents", "pages", "lines", "failures"];
 
 const MIB: usize = 1024 * 1024;
 
@@ -43,6 +50,16 @@ pub struct WriterOptions {
     /// zstd level, 1..=22. Default 3, zstd's own default: most of the ratio of
     /// higher levels at a fraction of their CPU.
     pub zstd_level: i32,
+    /// Commit the open part once it holds this many documents; 0 = never for
+    /// this reason. Default 64 (the figure): a crash redoes at most
+    /// this many documents, at the price of one part file per table per 64
+    /// documents.
+    pub commit_every_docs: usize,
+    /// Commit the open part once its first document is this many seconds old;
+    /// 0 = never for this reason. Checked on every write and by
+    /// [`OutputWriter::commit_if_due`]. Default 30 s: a crash loses about
+    /// that much finished work at most.
+    pub commit_every_secs: u64,
 }
 
 impl Default for WriterOptions {
@@ -53,6 +70,8 @@ impl Default for WriterOptions {
             batch_rows: 8192,
             batch_bytes: 16 * MIB,
             zstd_level: 3,
+            commit_every_docs: 64,
+            commit_every_secs: 30,
         }
     }
 }
@@ -68,7 +87,7 @@ pub struct TableFile {
     pub bytes: u64,
 }
 
-/// The three files of one part number.
+/// The files of one part number.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartFiles {
     /// Part number, the `NNNNN` of the file names.
@@ -76,6 +95,69 @@ pub struct PartFiles {
     pub documents: TableFile,
     pub pages: TableFile,
     pub lines: TableFile,
+    /// Only parts with failure rows have a `failures/` file.
+    pub failures: Option<TableFile>,
+}
+
+impl PartFiles {
+    /// `(table folder name, file)` for every file of the part, in [`TABLES`] order.
+    pub fn tables(&self) -> Vec<(&'static str, &TableFile)> {
+        let mut v = vec![
+            ("documents", &self.documents),
+            ("pages", &self.pages),
+            ("lines", &self.lines),
+        ];
+        if let Some(f) = &self.failures {
+            v.push(("failures", f));
+        }
+        v
+    }
+}
+
+/// What a run journal needs to know about one document of a part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedDoc {
+    pub doc_id: String,
+    pub uri: String,
+    pub sha256: String,
+    pub config_hash: String,
+    pub status: DocStatus,
+    pub error_class: Option<String>,
+}
+
+impl CommittedDoc {
+    fn of(row: &DocumentRow) -> Self {
+        Self {
+            doc_id: row.doc_id.clone(),
+            uri: row.uri.clone(),
+            sha256: row.sha256.clone(),
+            config_hash: row.config_hash.clone(),
+            status: row.status,
+            error_class: row.error_class.clone(),
+        }
+    }
+}
+
+/// A part whose files are complete and fsynced under their temporary names
+/// and about to be renamed into place: what [`CommitHook::sealed`] sees.
+#[derive(Debug)]
+pub struct SealedPart<'a> {
+    /// `part-<prefix>-<NNNNN>`, the file stem shared by all tables.
+    pub name: &'a str,
+    /// Final paths, rows and sizes.
+    pub files: &'a PartFiles,
+    /// The documents whose rows the part holds, in write order.
+    pub docs: &'a [CommittedDoc],
+}
+
+/// Called by [`OutputWriter`] between sealing a part (files closed and
+/// fsynced under `.tmp` names) and renaming its files into place. A run
+/// journal records the part here: once the hook returns `Ok`, the part counts
+/// as committed even if the process dies before the renames (recovery
+/// finishes them, see [`recover_parts`]). An error stops the writer and
+/// leaves the part's `.tmp` files, which recovery deletes.
+pub trait CommitHook: Send {
+    fn sealed(&mut self, part: &SealedPart<'_>) -> Result<(), OutputError>;
 }
 
 /// A part that is durably on disk (fsynced and renamed), with the ids of the
@@ -99,6 +181,7 @@ pub struct WriteSummary {
     pub documents: u64,
     pub pages: u64,
     pub lines: u64,
+    pub failures: u64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
@@ -108,9 +191,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     }
 }
 
+/// File stem of part `number`, shared by its files in every table.
+pub fn part_stem(prefix: &str, number: u32) -> String {
+    format!("part-{prefix}-{number:05}")
+}
+
 /// Final file name of part `number`.
 fn part_name(prefix: &str, number: u32) -> String {
-    format!("part-{prefix}-{number:05}.parquet")
+    format!("{}.parquet", part_stem(prefix, number))
 }
 
 /// Name of part `number` while it is being written: dot-prefixed and with a
@@ -134,6 +222,101 @@ fn parse_part(name: &str, prefix: &str) -> Option<(u32, bool)> {
         return None;
     }
     digits.parse().ok().map(|n| (n, tmp))
+}
+
+/// The stem (`part-<prefix>-<NNNNN>`) and prefix of `name` if it is a part
+/// file of any prefix, and whether it is a temporary one.
+fn parse_any_part(name: &str) -> Option<(String, String, bool)> {
+    let (rest, tmp) = match name.strip_prefix('.') {
+        Some(r) => (r.strip_suffix(".tmp")?, true),
+        None => (name, false),
+    };
+    let stem = rest.strip_suffix(".parquet")?;
+    let (prefix, digits) = stem.strip_prefix("part-")?.rsplit_once('-')?;
+    if check_prefix(prefix).is_err()
+        || digits.len() < 5
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((stem.to_string(), prefix.to_string(), tmp))
+}
+
+/// What [`recover_parts`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovery {
+    /// Temporary files of committed parts renamed into place.
+    pub renamed: Vec<PathBuf>,
+    /// Temporary files of parts that were never committed, deleted.
+    pub deleted_tmp: Vec<PathBuf>,
+    /// Final part files that no commit record lists, deleted.
+    pub deleted_unlisted: Vec<PathBuf>,
+    /// Part files (final or temporary) of prefixes that are not `ours`, left alone.
+    pub foreign: Vec<PathBuf>,
+}
+
+/// Brings the table folders under `dir` in line with the commit records of
+/// a run journal. `ours(prefix)` says whether the journal knows the writer
+/// prefix (run id); part files of other prefixes are left alone and
+/// reported in [`Recovery::foreign`]. `committed(stem, table)` says whether
+/// the journal lists that part as committed with a file in `table`.
+/// Temporary files of committed parts are renamed into place (a crash
+/// between the journal record and the rename); other temporary files, and
+/// final files that the journal does not list, are deleted (a crash before
+/// the record). Files that are not part files are left alone. Folders are
+/// fsynced after changes.
+pub fn recover_parts(
+    dir: &Path,
+    ours: impl Fn(&str) -> bool,
+    committed: impl Fn(&str, &str) -> bool,
+) -> Result<Recovery, OutputError> {
+    let mut out = Recovery::default();
+    for table in TABLES {
+        let table_dir = dir.join(table);
+        if !table_dir.is_dir() {
+            continue;
+        }
+        let mut names: Vec<String> = Vec::new();
+        for entry in fs::read_dir(&table_dir).map_err(io_err(&table_dir))? {
+            let entry = entry.map_err(io_err(&table_dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        let mut changed = false;
+        for name in names {
+            let Some((stem, prefix, tmp)) = parse_any_part(&name) else {
+                continue;
+            };
+            let path = table_dir.join(&name);
+            if !ours(&prefix) {
+                out.foreign.push(path);
+                continue;
+            }
+            match (tmp, committed(&stem, table)) {
+                (true, true) => {
+                    let to = table_dir.join(format!("{stem}.parquet"));
+                    fs::rename(&path, &to).map_err(io_err(&to))?;
+                    out.renamed.push(to);
+                }
+                (true, false) => {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                    out.deleted_tmp.push(path);
+                }
+                (false, false) => {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                    out.deleted_unlisted.push(path);
+                }
+                (false, true) => continue,
+            }
+            changed = true;
+        }
+        if changed {
+            sync_dir(&table_dir)?;
+        }
+    }
+    Ok(out)
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {
@@ -190,6 +373,12 @@ struct OpenFile {
     rows: u64,
 }
 
+/// A table's file of a part, closed and fsynced under its temporary name.
+struct SealedFile {
+    tmp: PathBuf,
+    file: TableFile,
+}
+
 /// One table: its rows buffered, then encoded into the open part file.
 struct Table<R> {
     dir: PathBuf,
@@ -199,6 +388,10 @@ struct Table<R> {
     buffer: Vec<R>,
     buffered_bytes: usize,
     open: Option<OpenFile>,
+    /// A lazy table creates its file of a part only when the part's first row
+    /// for it arrives; `(tmp, final)` paths of that file until then.
+    lazy: bool,
+    pending: Option<(PathBuf, PathBuf)>,
     total_rows: u64,
 }
 
@@ -218,6 +411,8 @@ impl<R: RowSize> Table<R> {
             buffer: Vec::new(),
             buffered_bytes: 0,
             open: None,
+            lazy: false,
+            pending: None,
             total_rows: 0,
         })
     }
@@ -225,6 +420,14 @@ impl<R: RowSize> Table<R> {
     fn open(&mut self, prefix: &str, number: u32) -> Result<(), OutputError> {
         let tmp = self.dir.join(tmp_name(prefix, number));
         let path = self.dir.join(part_name(prefix, number));
+        if self.lazy {
+            self.pending = Some((tmp, path));
+            return Ok(());
+        }
+        self.create_file(tmp, path)
+    }
+
+    fn create_file(&mut self, tmp: PathBuf, path: PathBuf) -> Result<(), OutputError> {
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
         let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))?;
         self.open = Some(OpenFile {
@@ -237,6 +440,14 @@ impl<R: RowSize> Table<R> {
     }
 
     fn push(&mut self, rows: Vec<R>, opts: &WriterOptions) -> Result<(), OutputError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if self.open.is_none() {
+            if let Some((tmp, path)) = self.pending.take() {
+                self.create_file(tmp, path)?;
+            }
+        }
         for r in rows {
             self.buffered_bytes += r.approx_bytes();
             self.buffer.push(r);
@@ -282,10 +493,14 @@ impl<R: RowSize> Table<R> {
         (written + self.buffered_bytes) as u64
     }
 
-    /// Encode what is left, write the footer, fsync, rename into place.
-    fn commit(&mut self, opts: &WriterOptions) -> Result<TableFile, OutputError> {
+    /// Encode what is left, write the footer and fsync, under the temporary
+    /// name. `None` for a lazy table that got no row in this part.
+    fn seal(&mut self, opts: &WriterOptions) -> Result<Option<SealedFile>, OutputError> {
         self.encode_buffer(opts)?;
         let Some(mut open) = self.open.take() else {
+            if self.lazy && self.pending.take().is_some() {
+                return Ok(None);
+            }
             return Err(OutputError::Io {
                 path: self.dir.clone(),
                 source: io::Error::other("no part file open"),
@@ -295,24 +510,42 @@ impl<R: RowSize> Table<R> {
         open.writer.inner().sync_all().map_err(io_err(&open.tmp))?;
         let bytes = open.writer.bytes_written() as u64;
         drop(open.writer);
-        fs::rename(&open.tmp, &open.path).map_err(io_err(&open.path))?;
-        sync_dir(&self.dir)?;
-        Ok(TableFile {
-            path: open.path,
-            rows: open.rows,
-            bytes,
+        Ok(Some(SealedFile {
+            tmp: open.tmp,
+            file: TableFile {
+                path: open.path,
+                rows: open.rows,
+                bytes,
+            },
+        }))
+    }
+
+    /// A sealed file that must exist (eager tables).
+    fn seal_required(&mut self, opts: &WriterOptions) -> Result<SealedFile, OutputError> {
+        self.seal(opts)?.ok_or_else(|| OutputError::Io {
+            path: self.dir.clone(),
+            source: io::Error::other("no part file open"),
         })
     }
 }
 
-/// The Parquet sink: `documents/`, `pages/` and `lines/` under one folder.
+/// Rename a sealed file into place.
+fn publish(sealed: &SealedFile) -> Result<(), OutputError> {
+    fs::rename(&sealed.tmp, &sealed.file.path).map_err(io_err(&sealed.file.path))
+}
+
+/// The Parquet sink: `documents/`, `pages/`, `lines/` and `failures/` under
+/// one folder.
 ///
 /// Each table is written as part files `part-<prefix>-<NNNNN>.parquet`; while
-/// open a part is named `.part-<prefix>-<NNNNN>.parquet.tmp` and it is fsynced
-/// and renamed into place when closed. All three tables roll over together at
-/// a document boundary, so a document's rows always land in parts with the
-/// same number. Dropping the writer without [`close`](Self::close) leaves only
-/// `.tmp` files, never a half-written `.parquet`.
+/// open a part is named `.part-<prefix>-<NNNNN>.parquet.tmp`. All tables roll
+/// over together at a document boundary, so a document's rows always land in
+/// files with the same name. A part is committed when it reaches
+/// `max_part_bytes`, `commit_every_docs` documents or `commit_every_secs`
+/// seconds, and at [`close`](Self::close): its files are closed and fsynced
+/// under their temporary names, the [`CommitHook`] (if any) records it, then
+/// they are renamed into place and their folders fsynced. Dropping the writer
+/// without `close` leaves only `.tmp` files, never a half-written `.parquet`.
 ///
 /// After any error the writer refuses further writes (its open part may hold
 /// part of a document); drop it, and the `.tmp` files stay behind.
@@ -322,23 +555,25 @@ pub struct OutputWriter {
     documents: Table<DocumentRow>,
     pages: Table<PageRow>,
     lines: Table<LineRow>,
-    /// Number of the open part, if one is open.
-    open_part: Option<u32>,
+    failures: Table<FailureRow>,
+    /// Number of the open part, if one is open, and when it was opened.
+    open_part: Option<(u32, Instant)>,
     next_part: u32,
-    open_doc_ids: Vec<String>,
+    open_docs: Vec<CommittedDoc>,
     parts: Vec<PartFiles>,
     committed: Vec<CommittedPart>,
+    hook: Option<Box<dyn CommitHook>>,
     failed: bool,
 }
 
 impl OutputWriter {
     /// Create the writer and the folders `<dir>/documents/`, `<dir>/pages/`,
-    /// `<dir>/lines/`.
+    /// `<dir>/lines/`, `<dir>/failures/`.
     ///
     /// `part_prefix` names this writer's parts (e.g. a run id or `shard-3`):
     /// 1..=128 ASCII letters, digits, `-`, `_` or `.`. Part numbers start
     /// after the highest existing `part-<prefix>-*.parquet` in any of the
-    /// three folders, so a re-run with the same prefix never overwrites
+    /// folders, so a re-run with the same prefix never overwrites
     /// committed parts; leftover `.part-<prefix>-*.parquet.tmp` files from a
     /// writer that was not closed are removed. No file is created until the
     /// first document is written.
@@ -366,8 +601,15 @@ impl OutputWriter {
             properties(&opts, &["text"])?,
             lines_batch,
         )?;
+        let mut failures = Table::new(
+            dir.join("failures"),
+            failures_schema(),
+            properties(&opts, &["doc_id", "uri", "sha256", "message", "input"])?,
+            failures_batch,
+        )?;
+        failures.lazy = true;
         let mut next_part = 0u32;
-        for table_dir in [&documents.dir, &pages.dir, &lines.dir] {
+        for table_dir in [&documents.dir, &pages.dir, &lines.dir, &failures.dir] {
             for entry in fs::read_dir(table_dir).map_err(io_err(table_dir))? {
                 let entry = entry.map_err(io_err(table_dir))?;
                 let name = entry.file_name();
@@ -388,13 +630,21 @@ impl OutputWriter {
             documents,
             pages,
             lines,
+            failures,
             open_part: None,
             next_part,
-            open_doc_ids: Vec::new(),
+            open_docs: Vec::new(),
             parts: Vec::new(),
             committed: Vec::new(),
+            hook: None,
             failed: false,
         })
+    }
+
+    /// Have `hook` record every part this writer commits, between sealing
+    /// its files and renaming them into place.
+    pub fn set_commit_hook(&mut self, hook: Box<dyn CommitHook>) {
+        self.hook = Some(hook);
     }
 
     /// Write one document's rows to all three tables. Rows are buffered and
@@ -408,7 +658,19 @@ impl OutputWriter {
         pages: Vec<PageRow>,
         lines: Vec<LineRow>,
     ) -> Result<(), OutputError> {
-        self.guard(|w| w.write_inner(doc, pages, lines))
+        self.guard(|w| w.write_inner(doc, pages, lines, Vec::new()))
+    }
+
+    /// [`write_document`](Self::write_document) with the document's
+    /// `failures` rows, which land in the same part as its other rows.
+    pub fn write_document_with_failures(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+        failures: Vec<FailureRow>,
+    ) -> Result<(), OutputError> {
+        self.guard(|w| w.write_inner(doc, pages, lines, failures))
     }
 
     fn write_inner(
@@ -416,28 +678,62 @@ impl OutputWriter {
         doc: DocumentRow,
         pages: Vec<PageRow>,
         lines: Vec<LineRow>,
+        failures: Vec<FailureRow>,
     ) -> Result<(), OutputError> {
         if self.open_part.is_none() {
             let n = self.next_part;
             self.documents.open(&self.prefix, n)?;
             self.pages.open(&self.prefix, n)?;
             self.lines.open(&self.prefix, n)?;
-            self.open_part = Some(n);
+            self.failures.open(&self.prefix, n)?;
+            self.open_part = Some((n, Instant::now()));
             self.next_part = n.saturating_add(1);
         }
-        self.open_doc_ids.push(doc.doc_id.clone());
+        self.open_docs.push(CommittedDoc::of(&doc));
         self.documents.push(vec![doc], &self.opts)?;
         self.pages.push(pages, &self.opts)?;
         self.lines.push(lines, &self.opts)?;
+        self.failures.push(failures, &self.opts)?;
         let largest = self
             .documents
             .estimated_bytes()
             .max(self.pages.estimated_bytes())
-            .max(self.lines.estimated_bytes());
-        if largest >= self.opts.max_part_bytes {
+            .max(self.lines.estimated_bytes())
+            .max(self.failures.estimated_bytes());
+        let every = self.opts.commit_every_docs;
+        if largest >= self.opts.max_part_bytes
+            || (every > 0 && self.open_docs.len() >= every)
+            || self.part_too_old()
+        {
             self.commit_part()?;
         }
         Ok(())
+    }
+
+    /// Whether the open part is older than `commit_every_secs`.
+    fn part_too_old(&self) -> bool {
+        let secs = self.opts.commit_every_secs;
+        secs > 0
+            && self
+                .open_part
+                .is_some_and(|(_, at)| at.elapsed() >= Duration::from_secs(secs))
+    }
+
+    /// Commit the open part if it is older than `commit_every_secs`; call it
+    /// now and then when documents arrive slowly. Returns whether it did.
+    pub fn commit_if_due(&mut self) -> Result<bool, OutputError> {
+        if !self.part_too_old() {
+            return Ok(false);
+        }
+        self.guard(Self::commit_part)?;
+        Ok(true)
+    }
+
+    /// Commit the open part now, if there is one. Returns whether there was.
+    pub fn commit(&mut self) -> Result<bool, OutputError> {
+        let open = self.open_part.is_some();
+        self.guard(Self::commit_part)?;
+        Ok(open)
     }
 
     fn guard<T>(
@@ -457,27 +753,61 @@ impl OutputWriter {
         r
     }
 
+    /// Seal every table's file (fsync under the temporary name), let the
+    /// hook record the part, rename the files into place, fsync the folders.
     fn commit_part(&mut self) -> Result<(), OutputError> {
-        let Some(number) = self.open_part.take() else {
+        let Some((number, _)) = self.open_part.take() else {
             return Ok(());
         };
+        let documents = self.documents.seal_required(&self.opts)?;
+        let pages = self.pages.seal_required(&self.opts)?;
+        let lines = self.lines.seal_required(&self.opts)?;
+        let failures = self.failures.seal(&self.opts)?;
         let files = PartFiles {
             number,
-            documents: self.documents.commit(&self.opts)?,
-            pages: self.pages.commit(&self.opts)?,
-            lines: self.lines.commit(&self.opts)?,
+            documents: documents.file.clone(),
+            pages: pages.file.clone(),
+            lines: lines.file.clone(),
+            failures: failures.as_ref().map(|f| f.file.clone()),
         };
+        let docs = std::mem::take(&mut self.open_docs);
+        if let Some(hook) = self.hook.as_mut() {
+            let name = part_stem(&self.prefix, number);
+            hook.sealed(&SealedPart {
+                name: &name,
+                files: &files,
+                docs: &docs,
+            })?;
+        }
+        let sealed = [
+            Some(&documents),
+            Some(&pages),
+            Some(&lines),
+            failures.as_ref(),
+        ];
+        for s in sealed.iter().flatten() {
+            publish(s)?;
+        }
+        for t in [
+            &self.documents.dir,
+            &self.pages.dir,
+            &self.lines.dir,
+            &self.failures.dir,
+        ] {
+            sync_dir(t)?;
+        }
         tracing::debug!(
             part = number,
             documents = files.documents.rows,
             pages = files.pages.rows,
             lines = files.lines.rows,
+            failures = files.failures.as_ref().map_or(0, |f| f.rows),
             "committed output part"
         );
         self.parts.push(files.clone());
         self.committed.push(CommittedPart {
             files,
-            doc_ids: std::mem::take(&mut self.open_doc_ids),
+            doc_ids: docs.into_iter().map(|d| d.doc_id).collect(),
         });
         Ok(())
     }
@@ -501,6 +831,7 @@ impl OutputWriter {
             documents: self.documents.total_rows,
             pages: self.pages.total_rows,
             lines: self.lines.total_rows,
+            failures: self.failures.total_rows,
             parts: std::mem::take(&mut self.parts),
             committed: std::mem::take(&mut self.committed),
         })

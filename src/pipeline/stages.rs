@@ -3,7 +3,7 @@
 
 use super::progress::{Counters, Progress};
 use super::write::FinishedDoc;
-use super::{DetectorFactory, RecogniserFactory};
+use super::{Admission, DetectorFactory, RecogniserFactory};
 use crate::config::{OcrMode, Pipeline};
 use crate::decode;
 use crate::ingest::{self, DocRef, Kind, SourceFile};
@@ -101,21 +101,39 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Reads, identifies and hashes each file, asks `admission` whether to go
+/// on with it, and sends it to render (or its failed row to the assembler).
+/// Reads no further file once `stopped()` (graceful drain). Returns (busy
+/// time, files skipped by `admission`).
 pub fn ingest(
     ctx: &Ctx,
     files: Receiver<SourceFile>,
     docs: Sender<DocJob>,
     results: Sender<Msg>,
-) -> Duration {
+    admission: Option<&dyn Admission>,
+    stopped: &dyn Fn() -> bool,
+) -> (Duration, u64) {
     let mut busy = Duration::ZERO;
+    let mut skipped = 0u64;
     while let Ok(file) = files.recv_blocking() {
+        if stopped() {
+            break;
+        }
         let t = Instant::now();
         let started_at_us = now_us();
         let _span = tracing::debug_span!("ingest", uri = %file.uri).entered();
+        let stat = crate::journal::FileStat::of(&file.path);
         let (doc, data) = ingest::read(&file, &ctx.pipeline.limits);
         ctx.counters.files_read.fetch_add(1, Ordering::Relaxed);
         let ingest_ms = ms(t.elapsed());
         busy += t.elapsed();
+        if admission.is_some_and(|a| !a.admit(&doc, stat)) {
+            tracing::debug!(uri = %doc.uri, "already done (same content), skipped");
+            skipped += 1;
+            let total = ctx.counters.docs_total.load(Ordering::Relaxed);
+            ctx.progress.set_total(total.saturating_sub(1));
+            continue;
+        }
         let fail = |class: &'static str, message: String, doc: DocRef| Msg::Failed {
             doc,
             class,
@@ -151,7 +169,7 @@ pub fn ingest(
             }
         }
     }
-    busy
+    (busy, skipped)
 }
 
 /// Opens each document, sends text-layer pages straight to the assembler and

@@ -1,0 +1,623 @@
+//! The run journal: what makes `docpipe run` resumable and exactly-once.
+//!
+//! `<output>/_journal/journal.jsonl` is an append-only file of JSON lines
+//! ([`Record`]), each appended with one `write` and fsynced. A part's record
+//! is appended after the part's files are closed and fsynced under their
+//! `.tmp` names and before they are renamed into place, so:
+//!
+//! - a document is done exactly when a `part` record lists it;
+//! - at start-up ([`Journal::recover`]) the `.tmp` files of recorded parts
+//!   are renamed into place (a crash between the record and the renames),
+//!   and every other `.tmp` file and every final part file that no record
+//!   lists is deleted (a crash before the record);
+//! - a torn last line (a crash during an append) is cut off.
+//!
+//! A re-run skips every listed file whose latest record under the same
+//! config hash has the same content hash ([`Plan`], [`Journal::admit`]):
+//! cheaply, without reading the file, when its size and modification time
+//! are the recorded ones; otherwise after reading and hashing it. A changed
+//! config hash processes everything again and adds rows under the new hash;
+//! the old rows stay (see README, "Overnight runs", for the query that picks
+//! each document's latest rows).
+//!
+//! `_journal/lock` is held (an exclusive file lock) while a run writes, so
+//! two runs cannot write to one output at once.
+
+mod record;
+mod sink;
+mod state;
+
+pub use record::{read_records, DocEntry, ReadInfo, Record};
+pub use sink::{failure_rows, stage_of, JournaledSink};
+pub use state::{doc_id_of_uri, doc_key, same_content, Entry, FailedInput, State, Status};
+
+use crate::ingest::{DocRef, SourceFile};
+use crate::output::{
+    micros_since_epoch, recover_parts, CommitHook, OutputError, SealedPart, TABLES,
+};
+use fs4::fs_std::FileExt;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+/// Folder of the journal inside the output folder.
+pub const JOURNAL_DIR: &str = "_journal";
+/// The journal file inside [`JOURNAL_DIR`].
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+const LOCK_FILE: &str = "lock";
+
+/// Why the journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Another process holds the output's lock.
+    #[error("another docpipe run is writing to {0} (its journal lock is held)")]
+    Locked(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn now_us() -> i64 {
+    micros_since_epoch(SystemTime::now())
+}
+
+/// A file's size and modification time, taken just before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch; `None` where the
+    /// file system does not give one.
+    pub mtime_ns: Option<i64>,
+}
+
+impl FileStat {
+    /// `None` when the file cannot be stat'ed (it is then read and fails).
+    pub fn of(path: &Path) -> Option<Self> {
+        let m = fs::metadata(path).ok()?;
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok());
+        Some(Self {
+            size: m.len(),
+            mtime_ns,
+        })
+    }
+}
+
+/// What a run does with the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Process every listed file not already done under this config.
+    Resume,
+    /// Process exactly the documents whose latest state under this config is
+    /// `failed` or `partial`, read again from their recorded paths.
+    RetryFailed,
+}
+
+/// The files a run will read, and what it skips.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Files to read, in listing order.
+    pub todo: Vec<SourceFile>,
+    /// Listed files already done under this config (skipped unread).
+    pub done: u64,
+    /// Of `done`, those whose latest state is failed or partial.
+    pub done_failed: u64,
+}
+
+/// What [`Journal::recover`] did at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Part files renamed into place (committed, not yet renamed at the crash).
+    pub renamed: usize,
+    /// Temporary part files of uncommitted parts deleted.
+    pub deleted_tmp: usize,
+    /// Final part files that no record lists, deleted.
+    pub deleted_unlisted: usize,
+    /// Part files of runs this journal does not know (another tool, or a
+    /// docpipe without a journal), left alone.
+    pub foreign: usize,
+    /// Committed parts found incomplete; their documents will be redone.
+    pub lost_parts: Vec<String>,
+    /// Lines of the journal that did not parse and were skipped (their
+    /// parts count as not committed), plus a torn last line that was cut.
+    pub bad_lines: usize,
+    pub torn_tail: bool,
+}
+
+/// What the journal knows about a document between its admission (read and
+/// hashed) and the commit of its part.
+#[derive(Clone, Debug)]
+struct InFlight {
+    path: PathBuf,
+    stat: Option<FileStat>,
+    attempt: u32,
+}
+
+struct Inner {
+    file: File,
+    state: State,
+    in_flight: HashMap<String, InFlight>,
+    run: String,
+    config: String,
+    mode: Mode,
+    committed_docs: u64,
+}
+
+/// An open run journal. Shared (`Arc`) by the run's ingest stage (which asks
+/// [`admit`](Journal::admit)), the sink (attempt numbers) and the writer's
+/// commit hook ([`hook`](Journal::hook)).
+pub struct Journal {
+    output: PathBuf,
+    path: PathBuf,
+    inner: Mutex<Inner>,
+    /// What reading the journal found at open.
+    opened: ReadInfo,
+    _lock: File,
+}
+
+/// Whether `output` has a journal.
+pub fn exists(output: &Path) -> bool {
+    output.join(JOURNAL_DIR).join(JOURNAL_FILE).is_file()
+}
+
+/// Whether any table folder under `output` holds part files (final or
+/// temporary) — e.g. from a docpipe without a journal.
+pub fn has_part_files(output: &Path) -> bool {
+    TABLES.iter().any(|t| {
+        fs::read_dir(output.join(t))
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.ends_with(".parquet") || n.ends_with(".parquet.tmp")
+                })
+            })
+            .unwrap_or(false)
+    })
+}
+
+fn lock(output: &Path) -> Result<File, JournalError> {
+    let dir = output.join(JOURNAL_DIR);
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match FileExt::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(JournalError::Locked(output.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Err(JournalError::Locked(output.to_path_buf()))
+        }
+        Err(e) => Err(JournalError::Io { path, source: e }),
+    }
+}
+
+/// Deletes the output tables and the journal under `output` (for
+/// `--overwrite`), holding the lock while it does. Other files are kept.
+pub fn clear(output: &Path) -> Result<(), JournalError> {
+    let _lock = lock(output)?;
+    for t in TABLES {
+        let d = output.join(t);
+        if d.exists() {
+            fs::remove_dir_all(&d).map_err(io_err(&d))?;
+        }
+    }
+    let j = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
+    if j.exists() {
+        fs::remove_file(&j).map_err(io_err(&j))?;
+    }
+    Ok(())
+}
+
+/// Replays the journal file into a [`State`], cutting a torn last line.
+fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
+    let mut lost: HashSet<String> = HashSet::new();
+    if path.exists() {
+        let f = File::open(path).map_err(io_err(path))?;
+        read_records(f, Some("{\"type\":\"lost\""), |r| {
+            if let Record::Lost { part, .. } = r {
+                lost.insert(part);
+            }
+        })
+        .map_err(io_err(path))?;
+    }
+    let mut state = State::default();
+    let info = if path.exists() {
+        let f = File::open(path).map_err(io_err(path))?;
+        read_records(f, None, |r| state.apply(&r, &lost)).map_err(io_err(path))?
+    } else {
+        ReadInfo::default()
+    };
+    Ok((state, info))
+}
+
+impl Journal {
+    /// Opens (or creates) the journal of `output`, taking its lock. Replays
+    /// the journal; cuts a torn last line. Call [`recover`](Self::recover)
+    /// before writing.
+    pub fn open(output: &Path) -> Result<Self, JournalError> {
+        let lock = lock(output)?;
+        let path = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
+        let (state, info) = load(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if info.good_len < info.file_len {
+            tracing::warn!(
+                journal = %path.display(),
+                cut = info.file_len - info.good_len,
+                "cutting a torn last record (a crash during an append)"
+            );
+            file.set_len(info.good_len).map_err(io_err(&path))?;
+            file.sync_all().map_err(io_err(&path))?;
+        } else if info.missing_newline {
+            file.write_all(b"\n").map_err(io_err(&path))?;
+            file.sync_all().map_err(io_err(&path))?;
+        }
+        if !info.bad_lines.is_empty() {
+            tracing::warn!(
+                journal = %path.display(),
+                lines = ?info.bad_lines,
+                "skipping journal lines that do not parse; their parts are redone"
+            );
+        }
+        // A new journal file must survive a power loss with its folder entry.
+        sync_dir(&output.join(JOURNAL_DIR))?;
+        Ok(Self {
+            opened: info,
+            output: output.to_path_buf(),
+            path,
+            inner: Mutex::new(Inner {
+                file,
+                state,
+                in_flight: HashMap::new(),
+                run: String::new(),
+                config: String::new(),
+                mode: Mode::Resume,
+                committed_docs: 0,
+            }),
+            _lock: lock,
+        })
+    }
+
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every
+        // change is one insert or one append), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Brings the output folder in line with the journal (see the module
+    /// docs). A committed part missing one of its files is *lost*: its other
+    /// files are deleted, a `lost` record is appended, and its documents
+    /// are no longer done.
+    pub fn recover(&self) -> Result<RecoveryReport, JournalError> {
+        let mut inner = self.lock_inner();
+        let r = recover_parts(
+            &self.output,
+            |prefix| inner.state.knows_run(prefix),
+            |stem, table| inner.state.committed(stem, table),
+        )
+        .map_err(output_to_journal)?;
+        let mut report = RecoveryReport {
+            renamed: r.renamed.len(),
+            deleted_tmp: r.deleted_tmp.len(),
+            deleted_unlisted: r.deleted_unlisted.len(),
+            foreign: r.foreign.len(),
+            bad_lines: self.opened.bad_lines.len(),
+            torn_tail: self.opened.good_len < self.opened.file_len,
+            ..RecoveryReport::default()
+        };
+        for p in &r.foreign {
+            tracing::warn!(file = %p.display(), "a part file of a run this journal does not know; left alone (readers will see its rows)");
+        }
+        for p in &r.deleted_unlisted {
+            tracing::warn!(file = %p.display(), "deleted a part file that the journal does not list");
+        }
+        let mut lost = Vec::new();
+        for (stem, tables) in inner.state.parts() {
+            let missing: Vec<&String> = tables
+                .iter()
+                .filter(|t| {
+                    !self
+                        .output
+                        .join(t)
+                        .join(format!("{stem}.parquet"))
+                        .is_file()
+                })
+                .collect();
+            if !missing.is_empty() {
+                lost.push((
+                    stem.clone(),
+                    tables.clone(),
+                    missing.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                ));
+            }
+        }
+        lost.sort();
+        for (stem, tables, missing) in &lost {
+            tracing::warn!(part = %stem, missing = ?missing, "a committed part is incomplete; its documents will be processed again");
+            for t in tables {
+                let f = self.output.join(t).join(format!("{stem}.parquet"));
+                if f.is_file() {
+                    fs::remove_file(&f).map_err(io_err(&f))?;
+                }
+            }
+            append(
+                &mut inner.file,
+                &self.path,
+                &Record::Lost {
+                    part: stem.clone(),
+                    reason: format!("missing {}", missing.join(", ")),
+                    at_us: now_us(),
+                },
+            )?;
+            report.lost_parts.push(stem.clone());
+        }
+        if !lost.is_empty() {
+            inner.state = load(&self.path)?.0;
+        }
+        Ok(report)
+    }
+
+    /// Decides which of the listed `files` a run under `config` reads.
+    /// `Resume`: every file not already done (same size and mtime as
+    /// recorded; a changed file is read and its hash decides, in
+    /// [`admit`](Self::admit)). `RetryFailed`: ignores `files` and returns
+    /// the recorded paths of the documents whose latest state is failed or
+    /// partial.
+    pub fn plan(&self, files: Vec<SourceFile>, config: &str, mode: Mode) -> Plan {
+        let inner = self.lock_inner();
+        let mut plan = Plan::default();
+        if mode == Mode::RetryFailed {
+            plan.todo = inner
+                .state
+                .failed_inputs(config)
+                .into_iter()
+                .map(|f| SourceFile {
+                    path: f.path,
+                    uri: f.uri,
+                })
+                .collect();
+            return plan;
+        }
+        for f in files {
+            let id = doc_id_of_uri(&f.uri);
+            let unchanged = inner.state.get(&id, config).filter(|e| {
+                e.mtime_ns.is_some()
+                    && FileStat::of(&f.path)
+                        .is_some_and(|s| s.size == e.size && s.mtime_ns == e.mtime_ns)
+            });
+            match unchanged {
+                Some(e) => {
+                    plan.done += 1;
+                    if e.status.retried() {
+                        plan.done_failed += 1;
+                    }
+                }
+                None => plan.todo.push(f),
+            }
+        }
+        plan
+    }
+
+    /// Appends the `run` record; from now on commits are recorded as this run's.
+    pub fn begin_run(
+        &self,
+        run: &str,
+        pipeline: &str,
+        config: &str,
+        mode: Mode,
+    ) -> Result<(), JournalError> {
+        let mut inner = self.lock_inner();
+        inner.run = run.to_string();
+        inner.config = config.to_string();
+        inner.mode = mode;
+        let rec = Record::Run {
+            run: run.to_string(),
+            pipeline: pipeline.to_string(),
+            config: config.to_string(),
+            retry_failed: mode == Mode::RetryFailed,
+            at_us: now_us(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        append(&mut inner.file, &self.path, &rec)
+    }
+
+    /// Appends the `end` record of the run.
+    pub fn end_run(&self, drained: bool) -> Result<(), JournalError> {
+        let mut inner = self.lock_inner();
+        let rec = Record::End {
+            run: inner.run.clone(),
+            drained,
+            documents: inner.committed_docs,
+            at_us: now_us(),
+        };
+        append(&mut inner.file, &self.path, &rec)
+    }
+
+    /// Documents committed by this run so far.
+    pub fn committed_docs(&self) -> u64 {
+        self.lock_inner().committed_docs
+    }
+
+    /// Documents with a committed state under `config`.
+    pub fn documents(&self, config: &str) -> usize {
+        self.lock_inner().state.documents(config)
+    }
+
+    /// Latest committed state of `doc_id` under `config`.
+    pub fn latest(&self, doc_id: &str, config: &str) -> Option<Entry> {
+        self.lock_inner().state.get(doc_id, config).cloned()
+    }
+
+    /// Called once a file is read and hashed, with its stat from just
+    /// before it was read: `false` skips it (in `Resume` mode, a document
+    /// whose latest state under this run's config has the same content).
+    /// An admitted document gets its attempt number here.
+    pub fn admit(&self, doc: &DocRef, stat: Option<FileStat>) -> bool {
+        let mut inner = self.lock_inner();
+        let prev = inner.state.get(&doc.id, &inner.config).cloned();
+        if inner.mode == Mode::Resume {
+            if let Some(p) = &prev {
+                let same = same_content(p.sha256, &doc.sha256)
+                    && (p.sha256.is_some() || p.size == doc.bytes);
+                if same {
+                    return false;
+                }
+            }
+        }
+        let attempt = prev.map_or(1, |p| p.attempt.saturating_add(1));
+        inner.in_flight.insert(
+            doc.uri.clone(),
+            InFlight {
+                path: doc.path.clone(),
+                stat,
+                attempt,
+            },
+        );
+        true
+    }
+
+    /// The attempt number of an admitted document (1 for one never admitted).
+    pub fn attempt_of(&self, uri: &str) -> u32 {
+        self.lock_inner()
+            .in_flight
+            .get(uri)
+            .map_or(1, |f| f.attempt)
+    }
+
+    /// The input path of an admitted document, if known.
+    pub fn path_of(&self, uri: &str) -> Option<PathBuf> {
+        self.lock_inner().in_flight.get(uri).map(|f| f.path.clone())
+    }
+
+    /// The commit hook to give the run's [`crate::output::OutputWriter`].
+    pub fn hook(self: &Arc<Self>) -> Box<dyn CommitHook> {
+        Box::new(Hook(self.clone()))
+    }
+
+    fn record_part(&self, part: &SealedPart<'_>) -> Result<(), JournalError> {
+        let mut inner = self.lock_inner();
+        let mut docs = Vec::with_capacity(part.docs.len());
+        for d in part.docs {
+            let f = inner.in_flight.remove(&d.uri);
+            let attempt = f.as_ref().map_or_else(
+                || {
+                    inner
+                        .state
+                        .get(&d.doc_id, &d.config_hash)
+                        .map_or(1, |p| p.attempt.saturating_add(1))
+                },
+                |f| f.attempt,
+            );
+            let path = f.as_ref().map_or_else(
+                || d.uri.strip_prefix("file://").unwrap_or(&d.uri).to_string(),
+                |f| f.path.display().to_string(),
+            );
+            let stat = f.and_then(|f| f.stat);
+            docs.push(DocEntry {
+                doc_id: d.doc_id.clone(),
+                uri: d.uri.clone(),
+                path,
+                sha256: d.sha256.clone(),
+                config: d.config_hash.clone(),
+                status: d.status.as_str().to_string(),
+                error_class: d.error_class.clone(),
+                attempt,
+                size: stat.map_or(0, |s| s.size),
+                mtime_ns: stat.and_then(|s| s.mtime_ns),
+            });
+        }
+        let rec = Record::Part {
+            run: inner.run.clone(),
+            part: part.name.to_string(),
+            tables: part
+                .files
+                .tables()
+                .into_iter()
+                .map(|(t, _)| t.to_string())
+                .collect(),
+            at_us: now_us(),
+            docs,
+        };
+        append(&mut inner.file, &self.path, &rec)?;
+        inner.state.apply(&rec, &HashSet::new());
+        inner.committed_docs += part.docs.len() as u64;
+        Ok(())
+    }
+}
+
+struct Hook(Arc<Journal>);
+
+impl CommitHook for Hook {
+    fn sealed(&mut self, part: &SealedPart<'_>) -> Result<(), OutputError> {
+        self.0.record_part(part).map_err(|e| match e {
+            JournalError::Io { path, source } => OutputError::Io { path, source },
+            other => OutputError::Io {
+                path: self.0.path.clone(),
+                source: io::Error::other(other.to_string()),
+            },
+        })
+    }
+}
+
+fn output_to_journal(e: OutputError) -> JournalError {
+    match e {
+        OutputError::Io { path, source } => JournalError::Io { path, source },
+        other => JournalError::Io {
+            path: PathBuf::new(),
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// One record as one line, written with a single `write_all` and fsynced.
+fn append(file: &mut File, path: &Path, rec: &Record) -> Result<(), JournalError> {
+    let mut line = serde_json::to_vec(rec).map_err(|e| JournalError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    line.push(b'\n');
+    file.write_all(&line).map_err(io_err(path))?;
+    file.sync_data().map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
