@@ -10,4 +10,5 @@ pub mod output;
 pub mod pdf;
 pub mod pipeline;
 pub mod resources;
+pub mod show;
 pub mod types;
