@@ -11,4 +11,5 @@ pub mod output;
 pub mod pdf;
 pub mod pipeline;
 pub mod resources;
+pub mod show;
 pub mod types;

@@ -83,6 +83,25 @@ enum Command {
         #[arg(long, default_value = "all")]
         models: String,
     },
+    /// Draw a page with its text lines and extracted fields' boxes, to a PNG.
+    #[command(group = clap::ArgGroup::new("target").required(true).args(["doc", "uri"]))]
+    Show {
+        /// The run's output folder (holding documents/, pages/, lines/).
+        #[arg(value_name = "OUTPUT_DIR")]
+        output: PathBuf,
+        /// The document's doc_id.
+        #[arg(long, value_name = "DOC_ID")]
+        doc: Option<String>,
+        /// Part of the document's uri; must match exactly one document.
+        #[arg(long, value_name = "SUBSTRING")]
+        uri: Option<String>,
+        /// Page index, 0-based.
+        #[arg(long, default_value_t = 0)]
+        page: u32,
+        /// The PNG to write (default: <doc_id>-p<page>.png in this folder).
+        #[arg(short = 'o', long = "out", value_name = "PNG")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -158,6 +177,39 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 let m = cache.ocr_models(*v)?;
                 println!("{name}:     {}", m.det.parent().unwrap_or(&m.det).display());
             }
+            Ok(exit::OK)
+        }
+        Command::Show {
+            output,
+            doc,
+            uri,
+            page,
+            out,
+        } => {
+            use docpipe::show::{ShowOptions, Target};
+            let target = match (doc, uri) {
+                (Some(d), _) => Target::DocId(d),
+                (None, Some(u)) => Target::UriContains(u),
+                (None, None) => return Err(SetupError("give --doc or --uri".into()).into()),
+            };
+            let opts = ShowOptions {
+                output_dir: output,
+                target,
+                page,
+                out,
+                style: Default::default(),
+            };
+            let shown = docpipe::show::show(&opts, &Cache::from_env()).map_err(|e| {
+                if e.is_usage() {
+                    anyhow::Error::from(SetupError(e.to_string()))
+                } else {
+                    e.into()
+                }
+            })?;
+            for w in &shown.warnings {
+                eprintln!("docpipe: warning: {w}");
+            }
+            println!("{}", shown.summary());
             Ok(exit::OK)
         }
         Command::Run {
