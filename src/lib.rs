@@ -9,5 +9,7 @@ pub mod ocr;
 pub mod output;
 pub mod pdf;
 pub mod pipeline;
+pub mod render;
 pub mod resources;
 pub mod types;
+pub mod worker;

@@ -67,6 +67,14 @@ enum Command {
         #[arg(long, default_value = "all")]
         models: String,
     },
+    /// Internal: a render worker process, driven over stdin/stdout by `run`
+    /// (see `docpipe::worker`).
+    #[command(name = "__render-worker", hide = true)]
+    RenderWorker {
+        /// The PDFium shared library.
+        #[arg(long)]
+        pdfium: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,6 +113,10 @@ struct SetupError(String);
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::RenderWorker { pdfium } => {
+            docpipe::worker::serve(&pdfium).context("render worker")?;
+            Ok(exit::OK)
+        }
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
             println!(
@@ -179,8 +191,11 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
+            let program = std::env::current_exe()
+                .context("cannot find the docpipe binary to start render workers")?;
             let opts = RunOptions {
                 quiet,
+                renderer: pipeline::Renderer::Workers { program },
                 ..RunOptions::default()
             };
             let (summary, writer) = rt.block_on(pipeline::run(&p, resources, writer, opts))?;
