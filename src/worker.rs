@@ -80,12 +80,15 @@ pub struct Worker {
     link: Link,
 }
 
+/// A frame as the reader thread hands it over.
+type Frame = Result<(Reply, Vec<u8>), ProtocolError>;
+
 /// The parts of a worker the waiting side uses (split from `stdin`, which a
 /// writer thread holds while a document goes out).
 struct Link {
     pid: u32,
     child: Child,
-    replies: Option<Receiver<Result<(Reply, Vec<u8>), ProtocolError>>>,
+    replies: Option<Receiver<Frame>>,
     reader: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<()>>,
     tail: Arc<Mutex<Vec<u8>>>,

@@ -50,8 +50,17 @@ struct FaultRun {
     out: PathBuf,
     code: Option<i32>,
     stderr: String,
-    /// documents rows by file name: (status, error_class, error_message, pages)
-    docs: HashMap<String, (String, Option<String>, Option<String>, Option<String>)>,
+    /// documents rows by file name.
+    docs: HashMap<String, DocRow>,
+}
+
+/// The columns of a documents row that these tests read.
+#[derive(Debug)]
+struct DocRow {
+    status: String,
+    class: Option<String>,
+    message: Option<String>,
+    pages: Option<String>,
 }
 
 const FAULTS: &str = "hang:DOCPIPE-TEST-HANG,crash:DOCPIPE-TEST-CRASH,oom:DOCPIPE-TEST-OOM";
@@ -101,15 +110,15 @@ fn fault_run() -> &'static FaultRun {
                 .map(|c| strings(&batches, c))
                 .collect();
         let mut docs = HashMap::new();
-        for i in 0..cols[0].len() {
-            let uri = cols[0][i].clone().unwrap();
+        for (i, uri) in cols[0].iter().enumerate() {
+            let uri = uri.clone().unwrap();
             let name = uri.rsplit('/').next().unwrap().to_string();
-            let row = (
-                cols[1][i].clone().unwrap(),
-                cols[2][i].clone(),
-                cols[3][i].clone(),
-                cols[4][i].clone(),
-            );
+            let row = DocRow {
+                status: cols[1][i].clone().unwrap(),
+                class: cols[2][i].clone(),
+                message: cols[3][i].clone(),
+                pages: cols[4][i].clone(),
+            };
             assert!(
                 docs.insert(name.clone(), row).is_none(),
                 "two rows for {name}"
@@ -126,13 +135,13 @@ fn fault_run() -> &'static FaultRun {
 
 fn failed_row(name: &str) -> (String, String) {
     let run = fault_run();
-    let (status, class, message, pages) = run
+    let row = run
         .docs
         .get(name)
         .unwrap_or_else(|| panic!("no row for {name}; stderr:\n{}", run.stderr));
-    assert_eq!(status, "failed", "{name}: {message:?}");
-    assert_eq!(pages, &None, "{name}");
-    (class.clone().unwrap(), message.clone().unwrap())
+    assert_eq!(row.status, "failed", "{name}: {row:?}");
+    assert_eq!(row.pages, None, "{name}");
+    (row.class.clone().unwrap(), row.message.clone().unwrap())
 }
 
 #[test]
@@ -176,9 +185,9 @@ fn every_other_document_succeeds_and_the_exit_code_says_some_failed() {
         ("h-ok.png", "1"),
     ];
     for (name, pages) in want_pages {
-        let (status, class, message, got_pages) = &run.docs[name];
-        assert_eq!(status, "ok", "{name}: {class:?} {message:?}");
-        assert_eq!(got_pages.as_deref(), Some(pages), "{name}");
+        let row = &run.docs[name];
+        assert_eq!(row.status, "ok", "{name}: {row:?}");
+        assert_eq!(row.pages.as_deref(), Some(pages), "{name}");
     }
     assert!(
         run.stderr
