@@ -449,3 +449,92 @@ fn a_worker_renders_the_same_pixels_and_affine_as_in_process() {
     assert_eq!(again.len(), 3);
     assert_eq!(worker.pid(), pid);
 }
+
+/// Render throughput, not a check: `cargo test --release --test workers --
+/// --ignored --nocapture render_throughput`. Forty copies of a sample PDF
+/// through the whole pipeline with no OCR models, so the run is bound by
+/// the render stage (scanned pages are rendered at 200 DPI and then fail at
+/// detection at once; born-digital pages are read from their text layer).
+#[test]
+#[ignore]
+fn render_throughput() {
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_docpipe"));
+    for name in ["born-digital.pdf", "scanned.pdf"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        let bytes = sample(name);
+        for i in 0..40 {
+            std::fs::write(input.join(format!("{i:03}.pdf")), &bytes).unwrap();
+        }
+        let modes = [
+            ("in-process", Renderer::InProcess, 1),
+            ("in-process", Renderer::InProcess, 2),
+            (
+                "workers",
+                Renderer::Workers {
+                    program: program.clone(),
+                },
+                1,
+            ),
+            (
+                "workers",
+                Renderer::Workers {
+                    program: program.clone(),
+                },
+                2,
+            ),
+        ];
+        for (label, renderer, workers) in modes {
+            let yaml = format!(
+                "name: bench\ninput: {{path: {}}}\noutput: {{path: {}}}\nruntime: {{workers: {workers}}}\n",
+                input.display(),
+                dir.path().join("out").display()
+            );
+            let p = Pipeline::parse(&yaml, Path::new("bench.yaml"), dir.path()).unwrap();
+            let resources = Resources {
+                pdfium: Some(pdfium()),
+                detector: None,
+                recogniser: None,
+                model_ids: Vec::new(),
+            };
+            let opts = RunOptions {
+                quiet: true,
+                renderer,
+                ..RunOptions::default()
+            };
+            let cpu0 = cpu_seconds();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let (summary, _) = rt
+                .block_on(pipeline::run(&p, resources, Rows::default(), opts))
+                .unwrap();
+            let cpu = cpu_seconds() - cpu0;
+            assert_eq!(summary.pages, 80);
+            let busy = summary
+                .stage_busy
+                .iter()
+                .find(|(n, _)| *n == "render")
+                .map(|(_, d)| d.as_secs_f64())
+                .unwrap_or(0.0);
+            println!(
+                "{name:17} {label:10} workers={workers}: {:6.1} pages/s ({:.2}s wall, render busy {busy:.2}s, {:.1} CPU-ms/page)",
+                summary.pages_per_second(),
+                summary.elapsed.as_secs_f64(),
+                cpu * 1000.0 / 80.0
+            );
+        }
+    }
+}
+
+/// CPU time of this process and its reaped children (the workers), seconds,
+/// from /proc/self/stat (utime, stime, cutime, cstime at 100 ticks/s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14..=17 of the line; `after` starts at field 3.
+    f.get(11..15).map_or(0.0, |t| t.iter().sum::<f64>() / 100.0)
+}

@@ -93,12 +93,34 @@ fn trigger(kind: FaultKind) {
     }
 }
 
+/// Exits when the pipeline that started this worker is gone, so a worker
+/// stuck inside PDFium (where it would never see its stdin close) does not
+/// outlive a pipeline that was killed.
+fn watch_parent() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let watcher = std::thread::Builder::new()
+            .name("parent-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(1);
+                }
+            });
+        if let Err(e) = watcher {
+            tracing::warn!("cannot watch the parent process: {e}");
+        }
+    }
+}
+
 /// Runs the worker loop on stdin/stdout until stdin closes. `Err` only when
 /// the pipes themselves fail.
 pub fn serve(pdfium: &Path) -> Result<(), ProtocolError> {
     let faults = std::env::var(FAULT_ENV)
         .map(|s| parse_faults(&s))
         .unwrap_or_default();
+    watch_parent();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
