@@ -483,8 +483,5 @@ fn ppocr_v4_engine_reads_the_scanned_tiff_too() {
     }
     let docs = read_table(&out, "documents");
     let ids = strings(&docs, "model_ids");
-    assert!(
-        ids[0].as_deref().unwrap_or("").contains("PP-OCRv4"),
-        "{ids:?}"
-    );
+    assert!(ids[0].as_deref().unwrap_or("").contains("PP-OCRv4"), "{ids:?}");
 }
