@@ -10,6 +10,8 @@ pub mod ocr;
 pub mod output;
 pub mod pdf;
 pub mod pipeline;
+pub mod render;
 pub mod resources;
 pub mod show;
 pub mod types;
+pub mod worker;

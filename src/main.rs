@@ -102,6 +102,14 @@ enum Command {
         #[arg(short = 'o', long = "out", value_name = "PNG")]
         out: Option<PathBuf>,
     },
+    /// Internal: a render worker process, driven over stdin/stdout by `run`
+    /// (see `docpipe::worker`).
+    #[command(name = "__render-worker", hide = true)]
+    RenderWorker {
+        /// The PDFium shared library.
+        #[arg(long)]
+        pdfium: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -140,6 +148,10 @@ struct SetupError(String);
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::RenderWorker { pdfium } => {
+            docpipe::worker::serve(&pdfium).context("render worker")?;
+            Ok(exit::OK)
+        }
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
             println!(
@@ -316,11 +328,14 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 .build()?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             rt.spawn(watch_signals(stop_tx));
+            let program = std::env::current_exe()
+                .context("cannot find the docpipe binary to start render workers")?;
             let opts = RunOptions {
                 quiet,
                 files: Some(plan.todo),
                 admission: Some(journal.clone()),
                 stop: Some(stop_rx),
+                renderer: pipeline::Renderer::Workers { program },
                 ..RunOptions::default()
             };
             let (summary, sink) = rt.block_on(pipeline::run(&p, resources, sink, opts))?;

@@ -180,8 +180,25 @@ impl Default for Capacities {
     }
 }
 
+/// How the render stage runs PDFium.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Renderer {
+    /// In this process, on `runtime.workers` threads that PDFium's lock
+    /// serialises: no isolation from a crash or hang, no parallel rendering.
+    /// For tests and library use, where the docpipe binary may not be at
+    /// hand.
+    #[default]
+    InProcess,
+    /// In a pool of `runtime.workers` worker processes running `program`
+    /// (the docpipe binary) with its hidden render-worker subcommand; see
+    /// [`crate::worker`]. What `docpipe run` uses.
+    Workers { program: PathBuf },
+}
+
 pub struct RunOptions {
     pub quiet: bool,
+    /// How PDFs are rendered; images are decoded in this process either way.
+    pub renderer: Renderer,
     pub capacities: Capacities,
     /// Counters shared with the caller (tests watch `files_listed`).
     pub counters: Arc<Counters>,
@@ -200,6 +217,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             quiet: false,
+            renderer: Renderer::default(),
             capacities: Capacities::default(),
             counters: Arc::new(Counters::default()),
             files: None,
@@ -299,8 +317,10 @@ pub async fn run<S: DocSink + 'static>(
     let c = ctx.clone();
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
-    let render =
-        tokio::task::spawn_blocking(move || stages::render(&c, pdfium, doc_rx, page_tx, r));
+    let renderer = opts.renderer.clone();
+    let render = tokio::task::spawn_blocking(move || {
+        stages::render(&c, pdfium, renderer, doc_rx, page_tx, r)
+    });
 
     let models = resources.detector.clone();
     let c = ctx.clone();

@@ -3,19 +3,21 @@
 
 use super::progress::{Counters, Progress};
 use super::write::FinishedDoc;
-use super::{Admission, DetectorFactory, RecogniserFactory};
+use super::{Admission, DetectorFactory, RecogniserFactory, Renderer};
 use crate::config::{OcrMode, Pipeline};
 use crate::decode;
 use crate::ingest::{self, DocRef, Kind, SourceFile};
 use crate::ocr::engine::{polygon, Crop, Detector, Recogniser};
 use crate::output::{DocStatus, DocumentRow, LineRow, PageRow, PageSource};
-use crate::pdf::{self, Affine, PdfDoc};
+use crate::pdf::{self, Affine, PageInfo};
+use crate::render::{self, DocFailure, ErrorClass, RenderEvent, RenderSettings};
 use crate::types::BBox;
+use crate::worker::{self, Outcome, Worker, WorkerSpec};
 use async_channel::{Receiver, Sender};
 use image::RgbImage;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,38 +174,141 @@ pub fn ingest(
     (busy, skipped)
 }
 
-/// Opens each document, sends text-layer pages straight to the assembler and
-/// page images on to detection. The only stage that calls PDFium.
+/// Documents being read at once by the render stage, and the most seen.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) -> usize {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        n
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads documents on `runtime.workers` threads pulling from one channel:
+/// PDFs through PDFium (each thread owning one render worker process, or in
+/// this process with [`Renderer::InProcess`]), images with the pure-Rust
+/// decoders. Text-layer pages go straight to the assembler, page images on
+/// to detection. Returns busy time summed over the threads.
 pub fn render(
     ctx: &Ctx,
     pdfium: Option<PathBuf>,
+    renderer: Renderer,
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
     results: Sender<Msg>,
 ) -> Duration {
+    let rt = &ctx.pipeline.runtime;
+    let threads = worker::pool_size(rt.workers);
+    let spec = match (&renderer, &pdfium) {
+        (Renderer::Workers { program }, Some(lib)) => Some(WorkerSpec {
+            program: program.clone(),
+            pdfium: lib.clone(),
+            doc_timeout: Duration::from_secs(rt.doc_timeout_s),
+            memory_limit: rt.worker_memory_mb.saturating_mul(1 << 20),
+        }),
+        _ => None,
+    };
+    let plan = RenderPlan {
+        lib: pdfium,
+        spec,
+        settings: RenderSettings::from_pipeline(&ctx.pipeline),
+        in_flight: InFlight::default(),
+    };
+    let busy = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (plan, docs, pages, results) =
+                (&plan, docs.clone(), pages.clone(), results.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("render-{i}"))
+                .spawn_scoped(s, move || render_thread(ctx, plan, docs, pages, results));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => tracing::warn!("cannot start render thread {i}: {e}"),
+            }
+        }
+        if handles.is_empty() {
+            return render_thread(ctx, &plan, docs.clone(), pages.clone(), results.clone());
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .sum()
+    });
+    let most = plan.in_flight.max.load(Ordering::SeqCst);
+    tracing::debug!(
+        threads,
+        workers = plan.spec.is_some(),
+        "render stage finished: {threads} threads, at most {most} documents at once"
+    );
+    busy
+}
+
+/// What every render thread shares.
+struct RenderPlan {
+    lib: Option<PathBuf>,
+    /// `Some` when PDFs go to worker processes.
+    spec: Option<WorkerSpec>,
+    settings: RenderSettings,
+    in_flight: InFlight,
+}
+
+fn render_thread(
+    ctx: &Ctx,
+    plan: &RenderPlan,
+    docs: Receiver<DocJob>,
+    pages: Sender<PageJob>,
+    results: Sender<Msg>,
+) -> Duration {
+    let mut worker: Option<Worker> = None;
     let mut busy = Duration::ZERO;
     while let Ok(job) = docs.recv_blocking() {
         let t = Instant::now();
         let _span =
             tracing::debug_span!("document", doc = %job.doc.id, uri = %job.doc.uri).entered();
-        // A bug tripped by one hostile file must not take the run down: it
-        // becomes that document's failed row.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job.doc.kind {
-                Kind::Pdf => render_pdf(ctx, pdfium.as_deref(), &job, &pages, &results),
-                _ => decode_raster(ctx, &job, &pages, &results),
+        let reading = plan.in_flight.enter();
+        let outcome = match job.doc.kind {
+            Kind::Pdf => {
+                let mut out = PdfPages {
+                    job: &job,
+                    dpi: plan.settings.dpi,
+                    pages: &pages,
+                    results: &results,
+                };
+                let read = match (&plan.spec, plan.lib.as_deref()) {
+                    (Some(spec), _) => pdf_in_worker(&mut worker, spec, plan, &mut out, reading),
+                    (None, Some(lib)) => {
+                        render::render_pdf_guarded(lib, &job.data, &plan.settings, &mut |ev| {
+                            out.emit(ev)
+                        })
+                    }
+                    (None, None) => Err(DocFailure::new(
+                        ErrorClass::Render,
+                        "PDFium is not available",
+                    )),
+                };
+                read.map_err(|f| (f.class.as_str(), f.message))
+            }
+            // A bug tripped by one hostile file must not take the run down:
+            // it becomes that document's failed row.
+            _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_raster(ctx, &job, &pages, &results)
             }))
             .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err((
-                    "internal",
-                    format!("internal error while reading the document: {what}"),
-                ))
-            });
+                let f = render::panic_failure(panic.as_ref());
+                Err((f.class.as_str(), f.message))
+            }),
+        };
+        plan.in_flight.leave();
         busy += t.elapsed();
         match outcome {
             Ok(true) => {}
@@ -223,6 +328,46 @@ pub fn render(
         }
     }
     busy
+}
+
+/// Reads a PDF in this thread's worker process, starting one if there is
+/// none (the first PDF, or the one after a worker was lost).
+fn pdf_in_worker(
+    slot: &mut Option<Worker>,
+    spec: &WorkerSpec,
+    plan: &RenderPlan,
+    out: &mut PdfPages,
+    reading: usize,
+) -> Result<bool, DocFailure> {
+    let w = match slot {
+        Some(w) => w,
+        None => slot.insert(Worker::spawn(spec)?),
+    };
+    let pid = w.pid();
+    tracing::debug!(
+        worker = pid,
+        reading,
+        "render worker took a document ({reading} being read)"
+    );
+    match w.render(&out.job.doc.id, &out.job.data, &plan.settings, &mut |ev| {
+        out.emit(ev)
+    }) {
+        Outcome::Done => Ok(true),
+        Outcome::Failed(f) => Err(f),
+        Outcome::Stopped => {
+            *slot = None;
+            Ok(false)
+        }
+        Outcome::Lost(f) => {
+            tracing::warn!(
+                worker = pid,
+                class = f.class.as_str(),
+                "render worker lost; a new one starts with the next PDF"
+            );
+            *slot = None;
+            Err(f)
+        }
+    }
 }
 
 type StageResult = Result<bool, (&'static str, String)>;
@@ -264,58 +409,64 @@ fn page_error(meta: &PageMeta, size_px: (u32, u32), message: String) -> PageDone
     }
 }
 
-fn render_pdf(
-    ctx: &Ctx,
-    lib: Option<&std::path::Path>,
-    job: &DocJob,
-    pages: &Sender<PageJob>,
-    results: &Sender<Msg>,
-) -> StageResult {
-    let p = &ctx.pipeline;
-    let Some(lib) = lib else {
-        return Err(("render", "PDFium is not available".into()));
-    };
-    let pdfium = pdf::library(lib).map_err(|e| ("render", e.to_string()))?;
-    let t_open = Instant::now();
-    let doc = PdfDoc::open(pdfium, &job.data).map_err(|e| match e {
-        pdf::PdfError::Encrypted => ("encrypted", e.to_string()),
-        other => ("corrupt", other.to_string()),
-    })?;
-    let count = doc.page_count();
-    if count == 0 {
-        return Err(("empty", "the PDF has no pages".into()));
+/// Turns one PDF's render events into the pipeline's messages, the same way
+/// whether PDFium ran in this process or in a worker.
+struct PdfPages<'a> {
+    job: &'a DocJob,
+    dpi: f32,
+    pages: &'a Sender<PageJob>,
+    results: &'a Sender<Msg>,
+}
+
+impl PdfPages<'_> {
+    /// False when the pipeline is closing.
+    fn emit(&mut self, ev: RenderEvent) -> bool {
+        match ev {
+            RenderEvent::Start { pages } => start(self.results, self.job, pages),
+            RenderEvent::TextPage {
+                index,
+                info,
+                layer,
+                usable,
+                ms,
+            } => {
+                let (meta, size_px) = self.meta(index, Some(info), ms);
+                let done = text_layer_page(&meta, size_px, layer, usable);
+                self.results
+                    .send_blocking(Msg::Page(Box::new(done)))
+                    .is_ok()
+            }
+            RenderEvent::Image {
+                index,
+                info,
+                image,
+                to_points,
+                ms,
+            } => {
+                let (mut meta, _) = self.meta(index, Some(info), ms);
+                meta.to_points = Some(to_points);
+                self.pages.send_blocking(PageJob { meta, image }).is_ok()
+            }
+            RenderEvent::PageError {
+                index,
+                info,
+                message,
+                ms,
+            } => {
+                let (meta, size_px) = self.meta(index, info, ms);
+                let done = page_error(&meta, size_px, message);
+                self.results
+                    .send_blocking(Msg::Page(Box::new(done)))
+                    .is_ok()
+            }
+        }
     }
-    if count > p.limits.max_pages {
-        return Err((
-            "too_many_pages",
-            format!(
-                "the PDF has {count} pages, over the limit of {} (limits.max_pages)",
-                p.limits.max_pages
-            ),
-        ));
-    }
-    if !start(results, job, count) {
-        return Ok(false);
-    }
-    let dpi = p.render.dpi;
-    let mut open_ms = ms(t_open.elapsed());
-    for index in 0..count {
-        let t = Instant::now();
-        let _span = tracing::trace_span!("page", page = index).entered();
-        let info = doc.page_info(index);
-        let (size_pt, rotation) = match &info {
-            Ok(i) => (Some((i.width_pt, i.height_pt)), i.rotation),
-            Err(_) => (None, 0),
-        };
-        let mut meta = PageMeta {
-            doc_id: job.doc.id.clone(),
-            index,
-            dpi: Some(dpi),
-            size_pt,
-            rotation,
-            to_points: None,
-            render_ms: 0.0,
-        };
+
+    /// A page's facts, and its size in pixels at the render DPI ((0, 0) when
+    /// its size could not be read).
+    fn meta(&self, index: u32, info: Option<PageInfo>, ms: f64) -> (PageMeta, (u32, u32)) {
+        let dpi = self.dpi;
+        let size_pt = info.map(|i| (i.width_pt, i.height_pt));
         let size_px = size_pt
             .map(|(w, h)| {
                 (
@@ -324,67 +475,17 @@ fn render_pdf(
                 )
             })
             .unwrap_or((0, 0));
-        if let Err(e) = info {
-            meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
-            if results
-                .send_blocking(Msg::Page(Box::new(page_error(
-                    &meta,
-                    size_px,
-                    e.to_string(),
-                ))))
-                .is_err()
-            {
-                return Ok(false);
-            }
-            continue;
-        }
-        let layer = if p.ocr.mode == OcrMode::Always {
-            None
-        } else {
-            doc.text_layer(index, dpi).ok()
+        let meta = PageMeta {
+            doc_id: self.job.doc.id.clone(),
+            index,
+            dpi: Some(dpi),
+            size_pt,
+            rotation: info.map_or(0, |i| i.rotation),
+            to_points: None,
+            render_ms: ms,
         };
-        let usable = layer
-            .as_ref()
-            .is_some_and(|l| l.readable_chars >= p.ocr.min_text_layer_chars);
-        if usable || p.ocr.mode == OcrMode::Never {
-            let layer = layer.unwrap_or_default();
-            meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
-            let done = text_layer_page(&meta, size_px, layer, usable);
-            if results.send_blocking(Msg::Page(Box::new(done))).is_err() {
-                return Ok(false);
-            }
-            continue;
-        }
-        match doc.render(index, dpi, p.limits.max_image_pixels) {
-            Ok(r) => {
-                meta.to_points = Some(r.to_points);
-                meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
-                if pages
-                    .send_blocking(PageJob {
-                        meta,
-                        image: r.image,
-                    })
-                    .is_err()
-                {
-                    return Ok(false);
-                }
-            }
-            Err(e) => {
-                meta.render_ms = ms(t.elapsed()) + std::mem::take(&mut open_ms);
-                if results
-                    .send_blocking(Msg::Page(Box::new(page_error(
-                        &meta,
-                        size_px,
-                        e.to_string(),
-                    ))))
-                    .is_err()
-                {
-                    return Ok(false);
-                }
-            }
-        }
+        (meta, size_px)
     }
-    Ok(true)
 }
 
 fn text_layer_page(

@@ -1,0 +1,338 @@
+//! Reading one PDF with PDFium, as a stream of events.
+//!
+//! [`render_pdf`] opens a document and walks its pages: a page whose text
+//! layer is usable (or any page when OCR is off) becomes a
+//! [`RenderEvent::TextPage`], other pages are rendered into a
+//! [`RenderEvent::Image`] with the affine that maps its pixels to PDF points,
+//! and a page that cannot be read becomes a [`RenderEvent::PageError`]. The
+//! same function runs in the pipeline's own process (tests, library use) and
+//! inside a render worker process ([`crate::worker`]), which serialises the
+//! events to its parent; the pipeline turns them into its messages in one
+//! place, so both paths give the same rows.
+
+use crate::config::{OcrMode, Pipeline};
+use crate::pdf::{self, Affine, PageInfo, PdfDoc, PdfError, TextLayer};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// What the renderer needs from the pipeline, small enough to send to a
+/// worker with every document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderSettings {
+    /// Render resolution, dots per inch (`render.dpi`, default 200).
+    pub dpi: f32,
+    /// Read the text layer (false with `ocr.mode: always`).
+    pub read_text_layer: bool,
+    /// Render pages without a usable text layer for OCR (false with
+    /// `ocr.mode: never`, whose such pages come out empty).
+    pub render_for_ocr: bool,
+    /// A text layer with fewer readable characters counts as absent
+    /// (`ocr.min_text_layer_chars`, default 8).
+    pub min_text_layer_chars: usize,
+    /// Most pages read from one document (`limits.max_pages`).
+    pub max_pages: u32,
+    /// Most pixels in one rendered page (`limits.max_image_megapixels`).
+    pub max_image_pixels: u64,
+}
+
+impl RenderSettings {
+    pub fn from_pipeline(p: &Pipeline) -> Self {
+        Self {
+            dpi: p.render.dpi,
+            read_text_layer: p.ocr.mode != OcrMode::Always,
+            render_for_ocr: p.ocr.mode != OcrMode::Never,
+            min_text_layer_chars: p.ocr.min_text_layer_chars,
+            max_pages: p.limits.max_pages,
+            max_image_pixels: p.limits.max_image_pixels,
+        }
+    }
+}
+
+/// Why a whole document could not be read. The `documents.error_class`
+/// values of the render stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// PDFium itself is missing or cannot be loaded.
+    Render,
+    Encrypted,
+    Corrupt,
+    Empty,
+    TooManyPages,
+    /// A bug tripped by the document (a panic).
+    Internal,
+    /// A render worker spent longer than `runtime.doc_timeout_s` on it.
+    Timeout,
+    /// A render worker died while reading it.
+    Crashed,
+    /// A render worker grew past `runtime.worker_memory_mb` while reading it.
+    OutOfMemory,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Render => "render",
+            ErrorClass::Encrypted => "encrypted",
+            ErrorClass::Corrupt => "corrupt",
+            ErrorClass::Empty => "empty",
+            ErrorClass::TooManyPages => "too_many_pages",
+            ErrorClass::Internal => "internal",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Crashed => "crashed",
+            ErrorClass::OutOfMemory => "out_of_memory",
+        }
+    }
+}
+
+/// A document-level failure: one `failed` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct DocFailure {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl DocFailure {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+/// One step of reading a document. Every page gives exactly one of
+/// `TextPage`, `Image` or `PageError`, in page order, after one `Start`.
+/// `ms` is the time spent on that page, milliseconds; the first page's also
+/// holds the time to open the document.
+#[derive(Debug)]
+pub enum RenderEvent {
+    /// The document opened; this many pages follow.
+    Start { pages: u32 },
+    /// A page read from its text layer. `usable` is false when the layer is
+    /// too thin to count and OCR is off (the page comes out empty).
+    TextPage {
+        index: u32,
+        info: PageInfo,
+        layer: TextLayer,
+        usable: bool,
+        ms: f64,
+    },
+    /// A page rendered for OCR.
+    Image {
+        index: u32,
+        info: PageInfo,
+        image: RgbImage,
+        to_points: Affine,
+        ms: f64,
+    },
+    /// A page that could not be read. `info` is `None` when even its size
+    /// could not be read.
+    PageError {
+        index: u32,
+        info: Option<PageInfo>,
+        message: String,
+        ms: f64,
+    },
+}
+
+/// Reads a PDF from memory with the PDFium library at `lib`, handing each
+/// event to `emit`. `emit` returns false when nobody listens any more; the
+/// walk then stops and this returns `Ok(false)`. `Ok(true)` means every page
+/// was emitted; `Err` means the document as a whole could not be read (no
+/// page event was emitted then, unless it is an `Internal` failure).
+pub fn render_pdf(
+    lib: &Path,
+    data: &[u8],
+    settings: &RenderSettings,
+    emit: &mut dyn FnMut(RenderEvent) -> bool,
+) -> Result<bool, DocFailure> {
+    let pdfium =
+        pdf::library(lib).map_err(|e| DocFailure::new(ErrorClass::Render, e.to_string()))?;
+    let t_open = Instant::now();
+    let doc = PdfDoc::open(pdfium, data).map_err(|e| match e {
+        PdfError::Encrypted => DocFailure::new(ErrorClass::Encrypted, e.to_string()),
+        other => DocFailure::new(ErrorClass::Corrupt, other.to_string()),
+    })?;
+    let count = doc.page_count();
+    if count == 0 {
+        return Err(DocFailure::new(ErrorClass::Empty, "the PDF has no pages"));
+    }
+    if count > settings.max_pages {
+        return Err(DocFailure::new(
+            ErrorClass::TooManyPages,
+            format!(
+                "the PDF has {count} pages, over the limit of {} (limits.max_pages)",
+                settings.max_pages
+            ),
+        ));
+    }
+    if !emit(RenderEvent::Start { pages: count }) {
+        return Ok(false);
+    }
+    let dpi = settings.dpi;
+    let mut open_ms = ms_since(t_open);
+    for index in 0..count {
+        let t = Instant::now();
+        let _span = tracing::trace_span!("page", page = index).entered();
+        let mut took = || ms_since(t) + std::mem::take(&mut open_ms);
+        let info = match doc.page_info(index) {
+            Ok(i) => i,
+            Err(e) => {
+                let ev = RenderEvent::PageError {
+                    index,
+                    info: None,
+                    message: e.to_string(),
+                    ms: took(),
+                };
+                if !emit(ev) {
+                    return Ok(false);
+                }
+                continue;
+            }
+        };
+        let layer = if settings.read_text_layer {
+            doc.text_layer(index, dpi).ok()
+        } else {
+            None
+        };
+        let usable = layer
+            .as_ref()
+            .is_some_and(|l| l.readable_chars >= settings.min_text_layer_chars);
+        let ev = if usable || !settings.render_for_ocr {
+            RenderEvent::TextPage {
+                index,
+                info,
+                layer: layer.unwrap_or_default(),
+                usable,
+                ms: took(),
+            }
+        } else {
+            match doc.render(index, dpi, settings.max_image_pixels) {
+                Ok(r) => RenderEvent::Image {
+                    index,
+                    info,
+                    image: r.image,
+                    to_points: r.to_points,
+                    ms: took(),
+                },
+                Err(e) => RenderEvent::PageError {
+                    index,
+                    info: Some(info),
+                    message: e.to_string(),
+                    ms: took(),
+                },
+            }
+        };
+        if !emit(ev) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`render_pdf`] with a panic turned into an `internal` failure, so a bug
+/// tripped by one hostile file does not take its process down.
+pub fn render_pdf_guarded(
+    lib: &Path,
+    data: &[u8],
+    settings: &RenderSettings,
+    emit: &mut dyn FnMut(RenderEvent) -> bool,
+) -> Result<bool, DocFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        render_pdf(lib, data, settings, emit)
+    }))
+    .unwrap_or_else(|panic| Err(panic_failure(panic.as_ref())))
+}
+
+/// The `internal` failure for a caught panic's payload.
+pub fn panic_failure(panic: &(dyn std::any::Any + Send)) -> DocFailure {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    DocFailure::new(
+        ErrorClass::Internal,
+        format!("internal error while reading the document: {what}"),
+    )
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_the_ocr_mode() {
+        struct Case {
+            mode: &'static str,
+            read_text_layer: bool,
+            render_for_ocr: bool,
+        }
+        let cases = [
+            Case {
+                mode: "auto",
+                read_text_layer: true,
+                render_for_ocr: true,
+            },
+            Case {
+                mode: "always",
+                read_text_layer: false,
+                render_for_ocr: true,
+            },
+            Case {
+                mode: "never",
+                read_text_layer: true,
+                render_for_ocr: false,
+            },
+        ];
+        for c in cases {
+            let yaml = format!(
+                "name: t\ninput: {{path: .}}\nocr: {{mode: {}}}\noutput: {{path: out}}\n",
+                c.mode
+            );
+            let p = Pipeline::parse(&yaml, Path::new("t.yaml"), Path::new("/tmp"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let s = RenderSettings::from_pipeline(&p);
+            assert_eq!(s.read_text_layer, c.read_text_layer, "{}", c.mode);
+            assert_eq!(s.render_for_ocr, c.render_for_ocr, "{}", c.mode);
+            assert_eq!(s.dpi, 200.0);
+            assert_eq!(s.min_text_layer_chars, 8);
+        }
+    }
+
+    #[test]
+    fn error_classes_have_their_documented_names() {
+        let json = serde_json::to_string(&ErrorClass::OutOfMemory).unwrap_or_default();
+        assert_eq!(json, "\"out_of_memory\"");
+        for c in [
+            ErrorClass::Render,
+            ErrorClass::Encrypted,
+            ErrorClass::Corrupt,
+            ErrorClass::Empty,
+            ErrorClass::TooManyPages,
+            ErrorClass::Internal,
+            ErrorClass::Timeout,
+            ErrorClass::Crashed,
+            ErrorClass::OutOfMemory,
+        ] {
+            let json = serde_json::to_string(&c).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_failure() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new("boom".to_string());
+        let f = panic_failure(payload.as_ref());
+        assert_eq!(f.class, ErrorClass::Internal);
+        assert!(f.message.ends_with("boom"), "{}", f.message);
+    }
+}
