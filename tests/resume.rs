@@ -61,9 +61,12 @@ fn args<'a>(pipeline: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// Runs that the tests interrupt are paced (a few ms per document) so the
+/// interruption lands mid-run on any machine; see `SINK_DELAY_ENV`.
 fn spawn(args: &[&str]) -> Child {
     docpipe()
         .args(args)
+        .env("DOCPIPE_TEST_SINK_DELAY_MS", "15")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

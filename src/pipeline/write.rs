@@ -33,6 +33,16 @@ pub trait DocExtractor: Send {
     fn extract(&mut self, docs: &mut [FinishedDoc]);
 }
 
+/// Test-only pacing switch: milliseconds to wait before writing each
+/// document. The resume tests set it so that a SIGKILL reliably lands in the
+/// middle of a run however fast the machine is; it is never set in normal use.
+pub const SINK_DELAY_ENV: &str = "DOCPIPE_TEST_SINK_DELAY_MS";
+
+fn sink_delay() -> Option<Duration> {
+    let ms: u64 = std::env::var(SINK_DELAY_ENV).ok()?.trim().parse().ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms.min(10_000)))
+}
+
 /// Writes documents as they come, extracting fields first when asked.
 /// Returns the summary, the sink, and time busy in extraction.
 pub fn write<S: DocSink>(
@@ -44,6 +54,7 @@ pub fn write<S: DocSink>(
     let mut summary = RunSummary::default();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut busy = Duration::ZERO;
+    let delay = sink_delay();
     while let Ok(first) = docs.recv_blocking() {
         let mut group = vec![first];
         if let Some(x) = extractor.as_ref() {
@@ -65,6 +76,9 @@ pub fn write<S: DocSink>(
             busy += t.elapsed();
         }
         for d in group {
+            if let Some(delay) = delay {
+                std::thread::sleep(delay);
+            }
             account(ctx, &mut summary, &mut failures, &d);
             sink.write(d.doc, d.pages, d.lines)?;
             ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
