@@ -9,6 +9,7 @@
 //! Errors here stop the run: they are I/O on the output or an encoder failure,
 //! never a property of one document.
 
+mod fields;
 mod rows;
 mod schema;
 mod writer;
@@ -19,7 +20,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
-pub use schema::{schema_markdown, schemas, type_name, UTC};
+pub use schema::{documents_schema_for, schema_markdown, schemas, type_name, UTC};
 pub use writer::{CommittedPart, OutputWriter, PartFiles, TableFile, WriteSummary, WriterOptions};
 
 /// Failure of the Parquet sink.

@@ -45,6 +45,7 @@ fn doc(id: &str, status: DocStatus, pages: Option<i32>) -> DocumentRow {
         time_normalise_ms: 3.0,
         time_ocr_ms: 0.0,
         time_total_ms: 24.75,
+        extracted: None,
     }
 }
 

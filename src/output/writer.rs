@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -14,8 +15,12 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::rows::{DocumentRow, LineRow, PageRow, RowSize};
-use super::schema::{documents_batch, lines_batch, pages_batch, schemas};
+use super::schema::{documents_batch, documents_schema_for, lines_batch, pages_batch, schemas};
 use super::OutputError;
+use crate::extract::FieldSchema;
+
+/// Rows of one table to a `RecordBatch` of its schema.
+type ToBatch<R> = Box<dyn Fn(&[R]) -> Result<RecordBatch, ArrowError> + Send + Sync>;
 
 const MIB: usize = 1024 * 1024;
 
@@ -43,6 +48,10 @@ pub struct WriterOptions {
     /// zstd level, 1..=22. Default 3, zstd's own default: most of the ratio of
     /// higher levels at a fraction of their CPU.
     pub zstd_level: i32,
+    /// The pipeline's field schema: `documents/` gets its typed columns
+    /// (see [`FieldSchema::columns`]), filled from [`DocumentRow::extracted`].
+    /// Default `None` (an OCR-only pipeline).
+    pub fields: Option<Arc<FieldSchema>>,
 }
 
 impl Default for WriterOptions {
@@ -53,6 +62,7 @@ impl Default for WriterOptions {
             batch_rows: 8192,
             batch_bytes: 16 * MIB,
             zstd_level: 3,
+            fields: None,
         }
     }
 }
@@ -195,7 +205,7 @@ struct Table<R> {
     dir: PathBuf,
     schema: SchemaRef,
     props: WriterProperties,
-    to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+    to_batch: ToBatch<R>,
     buffer: Vec<R>,
     buffered_bytes: usize,
     open: Option<OpenFile>,
@@ -207,7 +217,7 @@ impl<R: RowSize> Table<R> {
         dir: PathBuf,
         schema: SchemaRef,
         props: WriterProperties,
-        to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+        to_batch: ToBatch<R>,
     ) -> Result<Self, OutputError> {
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(Self {
@@ -347,24 +357,29 @@ impl OutputWriter {
             path: dir.to_path_buf(),
             source: io::Error::new(io::ErrorKind::InvalidInput, msg),
         })?;
-        let (ds, ps, ls) = schemas();
+        let (_, ps, ls) = schemas();
+        let fields = opts.fields.clone();
+        let ds = documents_schema_for(fields.as_deref());
+        let batch_schema = ds.clone();
         let documents = Table::new(
             dir.join("documents"),
             ds,
             properties(&opts, &["doc_id", "uri", "sha256", "error_message"])?,
-            documents_batch,
+            Box::new(move |rows: &[DocumentRow]| {
+                documents_batch(rows, &batch_schema, fields.as_deref())
+            }),
         )?;
         let pages = Table::new(
             dir.join("pages"),
             ps,
             properties(&opts, &["text"])?,
-            pages_batch,
+            Box::new(pages_batch),
         )?;
         let lines = Table::new(
             dir.join("lines"),
             ls,
             properties(&opts, &["text"])?,
-            lines_batch,
+            Box::new(lines_batch),
         )?;
         let mut next_part = 0u32;
         for table_dir in [&documents.dir, &pages.dir, &lines.dir] {
