@@ -11,7 +11,8 @@
 //! (SROIE `key/NNN.json` objects, or invoice2data `NAME.json` lists of one
 //! object). The schema defaults to `schemas/receipt.schema.json` for object
 //! truth and `schemas/invoice.schema.json` for list truth (`--schema` to
-//! choose). `--misses` prints every wrong value.
+//! choose). `--misses` prints every wrong value, `--explain STEM` every
+//! candidate of one document.
 //!
 //! Comparison: strings case-folded with whitespace runs collapsed (and, in a
 //! second column, with all whitespace removed); dates as dates (the truth is
@@ -198,16 +199,18 @@ fn main() -> Result<()> {
     let mut pos = Vec::new();
     let mut schema_path = None;
     let mut misses = false;
+    let mut explain: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--schema" => schema_path = it.next().map(PathBuf::from),
             "--misses" => misses = true,
+            "--explain" => explain = it.next().cloned(),
             _ => pos.push(PathBuf::from(a)),
         }
     }
     let [input, truth_dir] = pos.as_slice() else {
-        bail!("usage: layout-eval <docpipe output folder | SROIE box folder> <truth folder> [--schema FILE] [--misses]");
+        bail!("usage: layout-eval <docpipe output folder | SROIE box folder> <truth folder> [--schema FILE] [--misses] [--explain STEM]");
     };
     let docs = if input.join("lines").is_dir() { from_parquet(input)? } else { from_boxes(input)? };
     let mut truths = BTreeMap::new();
@@ -237,6 +240,13 @@ fn main() -> Result<()> {
         // The same input as PDF and PNG: evaluate both, under their names.
         *seen.entry(st.clone()).or_insert(0) += 1;
         let rec = engine.extract(pages);
+        if explain.as_deref() == Some(st.as_str()) {
+            for (field, cands) in engine.candidates(pages) {
+                for c in cands {
+                    println!("{field:<16} {:.3} p{} {:>7.0},{:<7.0} {}", c.confidence, c.page.unwrap_or(0), c.bbox.map_or(0.0, |b| b.x0), c.bbox.map_or(0.0, |b| b.y0), c.value);
+                }
+            }
+        }
         for f in schema.fields() {
             let Some(want) = truth.get(&f.name) else { continue };
             let got = rec.fields.get(&f.name).map(|v| &v.value);

@@ -16,11 +16,15 @@
 //! voted on (the most frequent wins).
 //!
 //! An **unlabelled** field says where it is: `"position": "top"` reads the
-//! first lines of the first page (preferring lines with one of its
-//! `keywords`, passing over lines that match `skip`); `"after": "<field>"`
-//! reads up to `lines` lines below that field's value, stopping at a line
-//! with one of its `stop` texts, a date, or a vertical gap of more than
-//! 2.5 line heights.
+//! first 8 rows of the first page (a row: the lines side by side, joined;
+//! preferring rows with one of its `keywords`, passing over rows that match
+//! `skip` or contain a `stop` text; a row of keywords only, such as a legal
+//! suffix `SDN BHD` on its own, continues the row above, and a row ending
+//! in `&` the row below); `"after": "<field>"` reads up to `lines` lines
+//! below that field's value, passing over lines that match `skip` and
+//! stopping at a line with one of its `stop` texts, a date, no letters, or
+//! after a vertical gap of more than 2.5 line heights. `strip` cuts a
+//! trailing part off such values.
 //!
 //! When several candidates compete the field's `pick` hint decides (best
 //! confidence by default; `largest` for totals).
@@ -34,7 +38,7 @@
 //!   × 0.9 for a synonym taken from the description;
 //! - `place`: same line 1.0; right on the same row 0.95 (next one 0.85);
 //!   below 0.85 (next one 0.7); unlabelled dates 0.5, enum votes 0.5;
-//!   `position: top` 0.9^rank among the candidate lines × (1.0 with a
+//!   `position: top` 0.9^rank among the candidate rows × (1.0 with a
 //!   keyword, 0.6 without); `after` 0.9;
 //! - `parse`: 1.0, or 0.8 for an amount written without decimals.
 //!
@@ -79,8 +83,14 @@ pub struct PageLines {
 struct Matcher(jsonschema::Validator);
 
 impl Matcher {
-    fn new(pattern: &str) -> Option<Self> {
-        jsonschema::validator_for(&json!({"type": "string", "pattern": format!("^(?:{pattern})$")}))
+    /// `ignore_case`: letters match either case.
+    fn new(pattern: &str, ignore_case: bool) -> Option<Self> {
+        let p = if ignore_case {
+            format!("^(?i:{pattern})$")
+        } else {
+            format!("^(?:{pattern})$")
+        };
+        jsonschema::validator_for(&json!({"type": "string", "pattern": p}))
             .ok()
             .map(Self)
     }
@@ -99,6 +109,8 @@ struct Plan {
     stop: Vec<String>,
     pattern: Option<Matcher>,
     skip: Option<Matcher>,
+    strip: Option<Matcher>,
+    start: Option<Matcher>,
 }
 
 /// The layout engine for one schema. Build once, use for every document.
@@ -195,7 +207,50 @@ fn find_label(lower: &str, label: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// Label quality of a label read with one OCR error (see [`find_fuzzy`]).
+const FUZZY: f32 = 0.8;
+
+/// Levenshtein distance of `a` and `b` is at most 1.
+fn within_one_edit(a: &[char], b: &[char]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    if short.len() == long.len() {
+        short[prefix + 1.min(short.len() - prefix)..] == long[prefix + 1.min(long.len() - prefix)..]
+    } else {
+        short[prefix..] == long[prefix + 1..]
+    }
+}
+
+/// A single-word label of 5 or more letters read with one OCR error (`TOTL`,
+/// `T0TAL`, `INVOlCE`): the first word of `lower` (split at non-alphanumerics)
+/// within one edit of it. Shorter labels and phrases are matched exactly only.
+fn find_fuzzy(lower: &str, label: &str) -> Option<(usize, usize)> {
+    let lab: Vec<char> = label.chars().collect();
+    if lab.len() < 5 || !lab.iter().all(|c| c.is_alphabetic()) {
+        return None;
+    }
+    let mut start = None;
+    for (i, c) in lower.char_indices().chain(std::iter::once((lower.len(), ' '))) {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                let w: Vec<char> = lower[s..i].chars().collect();
+                if w.len() >= 4 && within_one_edit(&w, &lab) {
+                    return Some((s, i));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A candidate value.
+#[derive(Clone)]
 struct Cand {
     value: Value,
     score: f32,
@@ -204,6 +259,9 @@ struct Cand {
     order: usize,
     /// Numeric value for `pick: largest`.
     num: Option<f64>,
+    /// Parsed without doubt (e.g. an amount with decimals): `pick: largest`
+    /// prefers these, so that `3100` (a lost decimal point) loses to `31.00`.
+    sure: bool,
 }
 
 /// Leading punctuation between a label and its value.
@@ -328,6 +386,18 @@ fn vertical_overlap(a: &BBox, b: &BBox) -> f32 {
     o.max(0.0) / a.height().min(b.height()).max(1.0)
 }
 
+/// Fullwidth ASCII forms (U+FF01..U+FF5E, as CJK OCR models often emit for
+/// brackets and punctuation) and the ideographic space folded to ASCII.
+fn fold_fullwidth(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
 /// Lines in reading order: by page, then rows (lines whose vertical centres
 /// are within half a line height), then left to right.
 fn prepare(pages: &[PageLines]) -> Vec<L> {
@@ -358,11 +428,12 @@ fn prepare(pages: &[PageLines]) -> Vec<L> {
         for mut r in rows {
             r.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
             for l in r {
-                let (lower, map) = lower_with_map(&l.text);
+                let text = fold_fullwidth(&l.text);
+                let (lower, map) = lower_with_map(&text);
                 out.push(L {
                     page: p.page,
                     order: out.len(),
-                    text: l.text.clone(),
+                    text,
                     lower,
                     map,
                     bbox: l.bbox,
@@ -406,8 +477,10 @@ impl LayoutEngine {
                     exclude: low(&f.hints.exclude),
                     keywords: low(&f.hints.keywords),
                     stop: low(&f.hints.stop),
-                    pattern: f.hints.pattern.as_deref().and_then(Matcher::new),
-                    skip: f.hints.skip.as_deref().and_then(Matcher::new),
+                    pattern: f.hints.pattern.as_deref().and_then(|p| Matcher::new(p, false)),
+                    skip: f.hints.skip.as_deref().and_then(|p| Matcher::new(p, true)),
+                    strip: f.hints.strip.as_deref().and_then(|p| Matcher::new(p, true)),
+                    start: f.hints.start.as_deref().and_then(|p| Matcher::new(p, true)),
                     def: f.clone(),
                 }
             })
@@ -428,9 +501,26 @@ impl LayoutEngine {
 
     /// Find every field in the lines of one document's pages.
     pub fn extract(&self, pages: &[PageLines]) -> Record {
+        self.run(pages, None)
+    }
+
+    /// Every candidate of every field, as [`FieldValue`]s in the order they
+    /// were found (the value [`extract`](Self::extract) picks among them is
+    /// decided by the field's `pick`): for tuning hints on a document.
+    pub fn candidates(&self, pages: &[PageLines]) -> BTreeMap<String, Vec<FieldValue>> {
+        let mut all = BTreeMap::new();
+        self.run(pages, Some(&mut all));
+        all
+    }
+
+    fn run(
+        &self,
+        pages: &[PageLines],
+        mut all: Option<&mut BTreeMap<String, Vec<FieldValue>>>,
+    ) -> Record {
         let lines = prepare(pages);
         let mut record = Record::default();
-        // Where each found field's value sits: (line order, bbox).
+        // Line (reading order) of each found field's value, for `after`.
         let mut found_at: BTreeMap<String, usize> = BTreeMap::new();
         for plan in &self.plans {
             let cands = if let Some(after) = &plan.def.hints.after {
@@ -445,21 +535,78 @@ impl LayoutEngine {
                 c.extend(unlabelled_candidates(plan, &lines));
                 c
             };
-            if let Some(best) = pick(plan, cands) {
-                found_at.insert(plan.def.name.clone(), best.order);
-                record.fields.insert(
+            if let Some(all) = all.as_deref_mut() {
+                all.insert(
                     plan.def.name.clone(),
-                    FieldValue {
-                        value: best.value,
-                        confidence: best.score.clamp(0.0, 1.0),
-                        page: Some(best.page),
-                        bbox: Some(best.bbox),
-                    },
+                    cands.iter().map(Cand::field_value).collect(),
                 );
+            }
+            let alternatives = if plan.def.hints.rounding.is_some() {
+                cands.clone()
+            } else {
+                Vec::new()
+            };
+            if let Some(best) = pick(plan, cands) {
+                let best = apply_rounding(plan, &lines, &alternatives, best);
+                found_at.insert(plan.def.name.clone(), best.order);
+                record.fields.insert(plan.def.name.clone(), best.field_value());
             }
         }
         record
     }
+}
+
+impl Cand {
+    fn field_value(&self) -> FieldValue {
+        FieldValue {
+            value: self.value.clone(),
+            confidence: self.score.clamp(0.0, 1.0),
+            page: Some(self.page),
+            bbox: Some(self.bbox),
+        }
+    }
+}
+
+/// The `rounding` hint: a picked amount that is not a multiple of the step
+/// gives way to one that is, within one step of it: first among the other
+/// candidates (best confidence), else the first such amount with decimals
+/// at or after it in reading order on its page (an unlabelled rounded total
+/// printed below), with 0.9 times its confidence.
+fn apply_rounding(plan: &Plan, lines: &[L], cands: &[Cand], best: Cand) -> Cand {
+    let (Some(step), Some(v)) = (plan.def.hints.rounding, best.num) else {
+        return best;
+    };
+    let is_multiple = |x: f64| ((x / step) - (x / step).round()).abs() < 1e-6;
+    if is_multiple(v) {
+        return best;
+    }
+    let near = |x: f64| x > 0.0 && is_multiple(x) && (x - v).abs() < step;
+    if let Some(c) = cands
+        .iter()
+        .filter(|c| c.num.is_some_and(near))
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+    {
+        return c.clone();
+    }
+    for l in lines.iter().filter(|l| l.page == best.page && l.order >= best.order) {
+        for a in find_amounts(&l.text) {
+            if a.value.has_decimals && near(a.value.value) {
+                let Some(n) = serde_json::Number::from_f64(a.value.value) else {
+                    continue;
+                };
+                return Cand {
+                    value: Value::Number(n),
+                    score: best.score * 0.9,
+                    page: l.page,
+                    bbox: l.span_box(a.start, a.end),
+                    order: l.order,
+                    num: Some(a.value.value),
+                    sure: true,
+                };
+            }
+        }
+    }
+    best
 }
 
 fn pick(plan: &Plan, mut cands: Vec<Cand>) -> Option<Cand> {
@@ -488,9 +635,13 @@ fn pick(plan: &Plan, mut cands: Vec<Cand>) -> Option<Cand> {
                 .into_iter()
                 .filter(|c| c.score >= 0.5 * best)
                 .max_by(|a, b| {
-                    a.num
-                        .unwrap_or(f64::NEG_INFINITY)
-                        .total_cmp(&b.num.unwrap_or(f64::NEG_INFINITY))
+                    a.sure
+                        .cmp(&b.sure)
+                        .then(
+                            a.num
+                                .unwrap_or(f64::NEG_INFINITY)
+                                .total_cmp(&b.num.unwrap_or(f64::NEG_INFINITY)),
+                        )
                         .then(by_score(a, b))
                 })
         }
@@ -515,6 +666,7 @@ fn cand_from(plan: &Plan, line: &L, text_from: usize, place: f32, label_q: f32) 
         bbox: line.span_box(text_from + a, text_from + b),
         order: line.order,
         num,
+        sure: parse_q >= 1.0,
     })
 }
 
@@ -524,20 +676,28 @@ fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         if contains_any(&l.lower, &plan.exclude) {
             continue;
         }
-        let Some((start, end, q)) = plan
+        let exact = plan
             .labels
             .iter()
-            .find_map(|(lab, q)| find_label(&l.lower, lab).map(|(s, e)| (s, e, *q)))
-        else {
+            .find_map(|(lab, q)| find_label(&l.lower, lab).map(|(s, e)| (s, e, *q)));
+        let fuzzy = || {
+            plan.labels
+                .iter()
+                .find_map(|(lab, q)| find_fuzzy(&l.lower, lab).map(|(s, e)| (s, e, *q * FUZZY)))
+        };
+        let Some((start, end, q)) = exact.or_else(fuzzy) else {
             continue;
         };
         let at_start = l.lower[..start].trim().chars().all(|c| !c.is_alphanumeric());
         let label_q = q * if at_start { 1.0 } else { 0.9 };
         let end_orig = l.map.get(end).copied().unwrap_or(l.text.len());
-        // 1. Same line, after the label.
+        // 1. Same line, after the label (when in doubt, look further too).
         if let Some(c) = cand_from(plan, l, end_orig, 1.0, label_q) {
+            let sure = c.sure;
             out.push(c);
-            continue;
+            if sure {
+                continue;
+            }
         }
         let label_box = l.span_box(l.map.get(start).copied().unwrap_or(0), end_orig);
         // 2. Right, same row.
@@ -604,6 +764,7 @@ fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                         bbox: l.span_box(f.start, f.end),
                         order: l.order,
                         num: None,
+                        sure: true,
                     });
                 }
             }
@@ -616,6 +777,7 @@ fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                         bbox: l.span_box(f.start, f.end),
                         order: l.order,
                         num: None,
+                        sure: true,
                     });
                 }
             }
@@ -629,38 +791,162 @@ fn letters(s: &str) -> usize {
     s.chars().filter(|c| c.is_alphabetic()).count()
 }
 
-/// `position: top`: the first lines of the first page that has text.
+/// One row of lines (same page, overlapping vertically), left to right.
+struct Row<'a> {
+    lines: Vec<&'a L>,
+    text: String,
+    lower: String,
+    bbox: BBox,
+}
+
+impl<'a> Row<'a> {
+    fn new(lines: Vec<&'a L>) -> Option<Self> {
+        let first = lines.first()?;
+        let text = lines.iter().map(|l| l.text.trim()).collect::<Vec<_>>().join(" ");
+        let bbox = lines.iter().fold(first.bbox, |b, l| b.union(&l.bbox));
+        Some(Self {
+            lower: text.to_lowercase(),
+            text,
+            lines,
+            bbox,
+        })
+    }
+
+    fn conf(&self) -> f32 {
+        mean(self.lines.iter().map(|l| l.conf))
+    }
+
+    fn last_order(&self) -> usize {
+        self.lines.iter().map(|l| l.order).max().unwrap_or(0)
+    }
+}
+
+/// The rows of `page` in reading order (`lines` is already in reading order,
+/// row by row).
+fn rows_of(lines: &[L], page: u32) -> Vec<Row<'_>> {
+    let mut groups: Vec<Vec<&L>> = Vec::new();
+    for l in lines.iter().filter(|l| l.page == page) {
+        // Side by side: overlapping vertically, not horizontally.
+        let same = groups.last().is_some_and(|g| {
+            g.first().is_some_and(|f| vertical_overlap(&f.bbox, &l.bbox) >= 0.5)
+                && g.iter().all(|m| m.bbox.x1.min(l.bbox.x1) <= m.bbox.x0.max(l.bbox.x0))
+        });
+        match groups.last_mut() {
+            Some(g) if same => g.push(l),
+            _ => groups.push(vec![l]),
+        }
+    }
+    groups.into_iter().filter_map(Row::new).collect()
+}
+
+/// Letters of `lower` outside whole-word occurrences of `terms`.
+fn letters_besides(lower: &str, terms: &[String]) -> usize {
+    let mut rest = lower.to_string();
+    for t in terms {
+        while let Some((a, b)) = find_label(&rest, t) {
+            rest.replace_range(a..b, &" ".repeat(b - a));
+        }
+    }
+    letters(&rest)
+}
+
+/// Cut a trailing part that `strip` matches whole (e.g. a registration
+/// number after a company name), at a word start.
+fn strip_tail(text: &str, strip: Option<&Matcher>) -> String {
+    let text = text.trim();
+    let Some(m) = strip else {
+        return text.to_string();
+    };
+    let starts = text
+        .char_indices()
+        .filter(|(i, c)| *i > 0 && !c.is_whitespace() && text[..*i].ends_with(char::is_whitespace));
+    for (i, _) in starts {
+        if m.full_match(text[i..].trim()) {
+            return text[..i].trim_end().to_string();
+        }
+    }
+    text.to_string()
+}
+
+/// `position: top`: the first rows of the first page that has text. A row
+/// is one candidate (its lines joined left to right). A row made of
+/// keywords only (a legal suffix such as `SDN BHD` on a line of its own)
+/// continues the row above; a row ending in `&` continues on the row below.
 fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
     let Some(first_page) = lines.first().map(|l| l.page) else {
         return Vec::new();
     };
-    // Up to 8 lines with at least 3 letters, from the top of the page.
-    const TOP_LINES: usize = 8;
+    // Up to 8 rows with at least 3 letters, from the top of the page.
+    const TOP_ROWS: usize = 8;
+    let rows = rows_of(lines, first_page);
+    let usable = |r: &Row| {
+        letters(&r.text) >= 3
+            && !plan.skip.as_ref().is_some_and(|m| m.full_match(r.text.trim()))
+            && !contains_any(&r.lower, &plan.stop)
+    };
+    let close = |upper: &Row, lower: &Row| {
+        let h = upper.bbox.height().min(lower.bbox.height()).max(1.0);
+        lower.bbox.y0 - upper.bbox.y1 < 1.0 * h
+    };
     let mut out = Vec::new();
     let mut rank = 0;
-    for l in lines.iter().filter(|l| l.page == first_page) {
-        if rank >= TOP_LINES {
+    for (k, r) in rows.iter().enumerate() {
+        if rank >= TOP_ROWS {
             break;
         }
-        if letters(&l.text) < 3 || plan.skip.as_ref().is_some_and(|m| m.full_match(l.text.trim())) {
+        if letters(&r.text) < 3 || plan.skip.as_ref().is_some_and(|m| m.full_match(r.text.trim())) {
             continue;
-        }
-        if contains_any(&l.lower, &plan.stop) {
-            rank += 1;
-            continue;
-        }
-        let kw = if plan.keywords.is_empty() || contains_any(&l.lower, &plan.keywords) {
-            1.0
-        } else {
-            0.6
-        };
-        if let Some(mut c) = cand_from(plan, l, 0, 0.9f32.powi(rank as i32) * kw, 1.0) {
-            if plan.def.hints.lines > 1 {
-                extend_below(plan, lines, l, &mut c, plan.def.hints.lines - 1);
-            }
-            out.push(c);
         }
         rank += 1;
+        if contains_any(&r.lower, &plan.stop) {
+            continue;
+        }
+        let has_kw = !plan.keywords.is_empty() && contains_any(&r.lower, &plan.keywords);
+        let kw = if plan.keywords.is_empty() || has_kw { 1.0 } else { 0.6 };
+        let mut used: Vec<&Row> = vec![r];
+        if has_kw && letters_besides(&r.lower, &plan.keywords) < 4 {
+            if let Some(above) = k.checked_sub(1).map(|i| &rows[i]) {
+                if usable(above) && close(above, r) {
+                    used.insert(0, above);
+                }
+            }
+        }
+        if r.text.trim_end().ends_with('&') {
+            if let Some(below) = rows.get(k + 1) {
+                if usable(below) && close(r, below) {
+                    used.push(below);
+                }
+            }
+        }
+        let text = used.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join(" ");
+        let text = strip_tail(&text, plan.strip.as_ref());
+        let Some(last) = used.last() else { continue };
+        let (value, sure) = match &plan.def.ty {
+            FieldType::String => match &plan.pattern {
+                Some(m) if !m.full_match(&text) => continue,
+                _ => (Value::String(text), true),
+            },
+            _ => match plan.parse(&text) {
+                Some((v, _, _, q, _)) => (v, q >= 1.0),
+                None => continue,
+            },
+        };
+        let conf = mean(used.iter().map(|r| r.conf()));
+        let mut c = Cand {
+            value,
+            score: conf * 0.9f32.powi(rank as i32 - 1) * kw,
+            page: first_page,
+            bbox: used.iter().fold(r.bbox, |b, r| b.union(&r.bbox)),
+            order: last.last_order(),
+            num: None,
+            sure,
+        };
+        if plan.def.hints.lines > 1 {
+            if let Some(from) = last.lines.iter().max_by_key(|l| l.order) {
+                extend_below(plan, lines, from, &mut c, plan.def.hints.lines - 1);
+            }
+        }
+        out.push(c);
     }
     out
 }
@@ -684,21 +970,31 @@ fn extend_below(plan: &Plan, lines: &[L], from: &L, c: &mut Cand, n: usize) {
         prev = m;
     }
     c.score *= mean(confs.iter().copied()) / from.conf.max(f32::EPSILON);
-    c.value = Value::String(text);
+    c.value = Value::String(strip_tail(&text, plan.strip.as_ref()));
 }
 
-/// Lines below `from` on its page, in reading order, up to a stop line;
-/// lines matching `skip` are passed over.
+/// Lines below `from` on its page, in reading order, up to a stop line
+/// (one with a `stop` text, a date, or no letters). Passed over: lines
+/// matching `skip` (even if they hold a stop text); before the first line taken, lines not matching `start`
+/// and date lines.
 fn following<'a>(plan: &Plan, lines: &'a [L], from: &L) -> Vec<&'a L> {
-    let mut out = Vec::new();
+    let mut out: Vec<&L> = Vec::new();
     for m in lines.iter().filter(|m| {
         m.page == from.page && m.order > from.order && m.bbox.y0 >= (from.bbox.y0 + from.bbox.y1) / 2.0
     }) {
-        if contains_any(&m.lower, &plan.stop) || !find_dates(&m.text).is_empty() {
-            break;
-        }
         if plan.skip.as_ref().is_some_and(|s| s.full_match(m.text.trim())) {
             continue;
+        }
+        if contains_any(&m.lower, &plan.stop) || letters(&m.text) == 0 {
+            break;
+        }
+        let dated = !find_dates(&m.text).is_empty();
+        if out.is_empty() {
+            if dated || plan.start.as_ref().is_some_and(|s| !s.full_match(m.text.trim())) {
+                continue;
+            }
+        } else if dated {
+            break;
         }
         out.push(m);
     }
@@ -713,7 +1009,10 @@ fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<Cand> {
     let mut used: Vec<&L> = Vec::new();
     let mut prev = a;
     for m in following(plan, lines, a) {
-        if used.len() >= plan.def.hints.lines || m.bbox.y0 - prev.bbox.y1 > 2.5 * prev.h() {
+        // The first line may sit below passed-over lines; after it, a gap of
+        // 2.5 line heights ends the value.
+        let gap = if used.is_empty() { 6.0 } else { 2.5 };
+        if used.len() >= plan.def.hints.lines || m.bbox.y0 - prev.bbox.y1 > gap * prev.h() {
             break;
         }
         used.push(m);
@@ -723,6 +1022,7 @@ fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<Cand> {
         return Vec::new();
     };
     let text = used.iter().map(|l| l.text.trim()).collect::<Vec<_>>().join(" ");
+    let text = strip_tail(&text, plan.strip.as_ref());
     let mut bbox = first.bbox;
     for l in &used {
         bbox = bbox.union(&l.bbox);
@@ -746,6 +1046,7 @@ fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<Cand> {
         bbox,
         order: first.order,
         num: None,
+        sure: true,
     }]
 }
 
@@ -772,6 +1073,42 @@ mod tests {
         for c in cases {
             assert_eq!(find_label(c.line, c.label), c.want, "{:?}", c.line);
         }
+    }
+
+    #[test]
+    fn fuzzy_labels_allow_one_edit() {
+        struct Case {
+            line: &'static str,
+            label: &'static str,
+            want: Option<(usize, usize)>,
+        }
+        let cases = [
+            Case { line: "totl, :", label: "total", want: Some((0, 4)) },
+            Case { line: "t0tal 9.00", label: "total", want: Some((0, 5)) },
+            Case { line: "the totaal", label: "total", want: Some((4, 10)) },
+            Case { line: "tot 9.00", label: "total", want: None },
+            Case { line: "data", label: "dated", want: None },
+            Case { line: "subtotal", label: "total", want: None },
+            Case { line: "totals", label: "grand total", want: None },
+        ];
+        for c in cases {
+            assert_eq!(find_fuzzy(c.line, c.label), c.want, "{:?}", c.line);
+        }
+    }
+
+    #[test]
+    fn matcher_is_whole_and_case_blind_when_asked() {
+        let m = Matcher::new("[a-z]+[0-9]", true).unwrap();
+        assert!(m.full_match("ABc1"));
+        assert!(!m.full_match("abc1 x"));
+        let m = Matcher::new("[a-z]+[0-9]", false).unwrap();
+        assert!(!m.full_match("ABc1"));
+        assert!(m.full_match("abc1"));
+    }
+
+    #[test]
+    fn fullwidth_folds() {
+        assert_eq!(fold_fullwidth("MOTOR （SUNGAI）：１"), "MOTOR (SUNGAI):1");
     }
 
     #[test]

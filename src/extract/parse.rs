@@ -190,6 +190,27 @@ fn year_of(t: &Tok) -> Option<i64> {
     }
 }
 
+/// The year at the start of a number that OCR glued to the time after it
+/// (`25/01/20181:22:56PM`, `26/02/1808:28`): the token must be followed
+/// directly by `:`; the first 4 digits are the year when they make one
+/// (1900-2199) and 1-2 hour digits remain, else the first 2.
+fn year_glued_to_time(t: &Tok, next: Option<&Tok>) -> Option<i64> {
+    let colon = next.is_some_and(|n| n.text == ":" && !n.space_before);
+    if t.kind != Kind::Num || !colon || !(3..=6).contains(&t.text.len()) {
+        return None;
+    }
+    let four = (t.text.len() >= 5)
+        .then(|| t.text[..4].parse::<i64>().ok())
+        .flatten()
+        .filter(|y| (1900..=2199).contains(y));
+    four.or_else(|| {
+        (t.text.len() <= 4)
+            .then(|| t.text[..2].parse::<i64>().ok())
+            .flatten()
+            .map(|y| if y < 70 { 2000 + y } else { 1900 + y })
+    })
+}
+
 fn small(t: &Tok) -> Option<u32> {
     (t.kind == Kind::Num && (1..=2).contains(&t.text.len()))
         .then(|| t.text.parse().ok())
@@ -224,7 +245,9 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
                             return Some((v, i + 4));
                         }
                     }
-                } else if let (Some(x), Some(y2), Some(yr)) = (small(a), small(b), year_of(c)) {
+                } else if let (Some(x), Some(y2), Some(yr)) =
+                    (small(a), small(b), year_of(c).or_else(|| year_glued_to_time(c, g(5))))
+                {
                     // Day first (the convention of most of the world); month
                     // first only when the day-first reading is impossible.
                     if let Some(v) = iso(yr, y2, x).or_else(|| iso(yr, x, y2)) {
@@ -412,7 +435,8 @@ fn currency_of(tok: &Tok, raw: &str) -> Option<String> {
 /// `-` (or trailing `-`, as some tills print), and a currency symbol or
 /// three-letter upper-case code directly before or after (`RM 1,234.56`,
 /// `€1.234,56`, `$ 12.50`, `12.50 USD`). Numbers that are part of a date
-/// or a time (`12:30`) or glued to letters (`A123`, `12KG`) are skipped, but a
+/// or a time (`12:30`), percentages (`6%`) or glued to letters (`A123`,
+/// `12KG`) are skipped, but a
 /// currency prefix glued on (`RM9.00`) and one-letter tax codes after a
 /// space (`5.20 S`) are fine.
 pub fn find_amounts(text: &str) -> Vec<Found<Amount>> {
@@ -451,7 +475,8 @@ pub fn find_amounts(text: &str) -> Vec<Found<Amount>> {
             || prev.is_some_and(|p| is_sep(p, &[":"]) && !t[i].space_before);
         let idish = prev.is_some_and(|p| is_sep(p, &["/", "#"]) && !t[i].space_before)
             || next.is_some_and(|n| is_sep(n, &["/"]) && !n.space_before);
-        if glued_prev || glued_next || timeish || idish {
+        let percent = next.is_some_and(|n| is_sep(n, &["%"]));
+        if glued_prev || glued_next || timeish || idish || percent {
             i = j + 1;
             continue;
         }
@@ -599,6 +624,11 @@ mod tests {
             Case { text: "31/02/2018", want: &[] },
             Case { text: "123/12/2018", want: &[] },
             Case { text: "25/12/20181", want: &[] },
+            Case { text: "25/01/20181:22:56PM", want: &["2018-01-25"] },
+            Case { text: "30/05/201710:18:02AM", want: &["2017-05-30"] },
+            Case { text: "26/02/1808:2810886 09", want: &["2018-02-26"] },
+            Case { text: "Date:5/3/201822:52:33", want: &["2018-03-05"] },
+            Case { text: "17JAN 2018 000", want: &["2018-01-17"] },
             Case { text: "TEL: 07-355 2616", want: &[] },
             Case { text: "1.5.2", want: &[] },
             Case { text: "", want: &[] },
@@ -640,6 +670,8 @@ mod tests {
             Case { text: "INV/2023/03/0008", want: &[] },
             Case { text: "TD01167104", want: &[] },
             Case { text: "12KG", want: &[] },
+            Case { text: "Total Incl. GST@6%", want: &[] },
+            Case { text: "VAT 21 % 4.20", want: &[(4.2, None)] },
             Case { text: "1,23,4", want: &[] },
             Case { text: "", want: &[] },
         ];

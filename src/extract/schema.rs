@@ -46,7 +46,10 @@
 //! | `lines` | 1..=20 (default 1) | how many lines an unlabelled (`position` / `after`) value may span; joined with a space |
 //! | `stop` | list of strings | a line containing one of these ends an unlabelled value |
 //! | `keywords` | list of strings | with `position`: a line containing one of these is preferred |
-//! | `skip` | regex | with `position` / `after`: lines matching it whole are passed over |
+//! | `skip` | regex | with `position` / `after`: lines matching it whole (either case) are passed over |
+//! | `start` | regex | with `after`: lines before the first one that matches it whole (either case) are passed over (e.g. `.*[0-9].*`: an address starts at a line with a number) |
+//! | `strip` | regex | with `position` / `after`: a trailing part of the value that matches it whole (either case), from a word start, is cut off |
+//! | `rounding` | step, e.g. `0.05` | cash rounding of a `number`: when the value found is not a multiple of the step, a multiple within one step of it, found among the candidates or below it on the page, wins (the rounded total that was paid) |
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -228,6 +231,10 @@ pub struct Hints {
     pub stop: Vec<String>,
     pub keywords: Vec<String>,
     pub skip: Option<String>,
+    pub strip: Option<String>,
+    pub start: Option<String>,
+    /// Cash rounding step of a number field (e.g. 0.05), > 0.
+    pub rounding: Option<f64>,
 }
 
 /// One property of the schema.
@@ -323,7 +330,7 @@ const REFUSED: &[(&str, &str)] = &[
 
 const HINT_KEYS: &[&str] = &[
     "decimal", "labels", "exclude", "pattern", "pick", "position", "after", "lines", "stop",
-    "keywords", "skip",
+    "keywords", "skip", "strip", "start", "rounding",
 ];
 
 impl FieldSchema {
@@ -748,15 +755,16 @@ fn read_hints(
             "exclude" => h.exclude = strings(v, &kptr)?,
             "stop" => h.stop = strings(v, &kptr)?,
             "keywords" => h.keywords = strings(v, &kptr)?,
-            "pattern" | "skip" => {
+            "pattern" | "skip" | "strip" | "start" => {
                 let p = v
                     .as_str()
                     .ok_or_else(|| err(&kptr, "expected a regular expression string"))?;
                 check_regex(p, &kptr)?;
-                if k == "pattern" {
-                    h.pattern = Some(p.to_string());
-                } else {
-                    h.skip = Some(p.to_string());
+                match k.as_str() {
+                    "pattern" => h.pattern = Some(p.to_string()),
+                    "skip" => h.skip = Some(p.to_string()),
+                    "start" => h.start = Some(p.to_string()),
+                    _ => h.strip = Some(p.to_string()),
                 }
             }
             "pick" => {
@@ -787,6 +795,15 @@ fn read_hints(
                         .ok_or_else(|| err(&kptr, "expected a field name"))?
                         .to_string(),
                 )
+            }
+            "rounding" => {
+                if !matches!(ty, FieldType::Number) {
+                    return Err(err(&kptr, "`rounding` applies to `number` fields only"));
+                }
+                h.rounding = match v.as_f64() {
+                    Some(step) if step > 0.0 && step.is_finite() => Some(step),
+                    _ => return Err(err(&kptr, "expected a positive number, e.g. 0.05")),
+                }
             }
             "lines" => {
                 h.lines = match v.as_u64() {
