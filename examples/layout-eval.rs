@@ -24,7 +24,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Int32Type};
 use docpipe::extract::parse::{find_amounts, find_dates};
 use docpipe::extract::{FieldSchema, FieldType, LayoutEngine, Line, PageLines};
@@ -50,17 +50,26 @@ fn read_table(dir: &Path) -> Result<Vec<RecordBatch>> {
 }
 
 fn string_col<'a>(b: &'a RecordBatch, name: &str) -> Result<Vec<&'a str>> {
-    let c = b.column_by_name(name).with_context(|| format!("no column {name}"))?;
-    Ok(c.as_string::<i32>().iter().map(|s| s.unwrap_or("")).collect())
+    let c = b
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))?;
+    Ok(c.as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap_or(""))
+        .collect())
 }
 
 fn i32_col(b: &RecordBatch, name: &str) -> Result<Vec<i32>> {
-    let c = b.column_by_name(name).with_context(|| format!("no column {name}"))?;
+    let c = b
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))?;
     Ok(c.as_primitive::<Int32Type>().values().to_vec())
 }
 
 fn f32_col(b: &RecordBatch, name: &str) -> Result<Vec<f32>> {
-    let c = b.column_by_name(name).with_context(|| format!("no column {name}"))?;
+    let c = b
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))?;
     Ok(c.as_primitive::<Float32Type>().values().to_vec())
 }
 
@@ -74,7 +83,10 @@ fn stem(uri: &str) -> String {
 fn from_parquet(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
     let mut docs: BTreeMap<String, (String, BTreeMap<u32, PageLines>)> = BTreeMap::new();
     for b in read_table(&dir.join("documents"))? {
-        for (id, uri) in string_col(&b, "doc_id")?.into_iter().zip(string_col(&b, "uri")?) {
+        for (id, uri) in string_col(&b, "doc_id")?
+            .into_iter()
+            .zip(string_col(&b, "uri")?)
+        {
             docs.insert(id.to_string(), (uri.to_string(), BTreeMap::new()));
         }
     }
@@ -86,28 +98,51 @@ fn from_parquet(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
                 let page = idx[i].max(0) as u32;
                 pages.insert(
                     page,
-                    PageLines { page, width: w[i] as f32, height: h[i] as f32, lines: Vec::new() },
+                    PageLines {
+                        page,
+                        width: w[i] as f32,
+                        height: h[i] as f32,
+                        lines: Vec::new(),
+                    },
                 );
             }
         }
     }
     for b in read_table(&dir.join("lines"))? {
-        let (ids, idx, text) = (string_col(&b, "doc_id")?, i32_col(&b, "page_index")?, string_col(&b, "text")?);
+        let (ids, idx, text) = (
+            string_col(&b, "doc_id")?,
+            i32_col(&b, "page_index")?,
+            string_col(&b, "text")?,
+        );
         let conf = f32_col(&b, "confidence")?;
-        let (x0, y0, x1, y1) = (f32_col(&b, "x0")?, f32_col(&b, "y0")?, f32_col(&b, "x1")?, f32_col(&b, "y1")?);
+        let (x0, y0, x1, y1) = (
+            f32_col(&b, "x0")?,
+            f32_col(&b, "y0")?,
+            f32_col(&b, "x1")?,
+            f32_col(&b, "y1")?,
+        );
         for i in 0..b.num_rows() {
-            let Some((_, pages)) = docs.get_mut(ids[i]) else { continue };
+            let Some((_, pages)) = docs.get_mut(ids[i]) else {
+                continue;
+            };
             if let Some(p) = pages.get_mut(&(idx[i].max(0) as u32)) {
                 p.lines.push(Line {
                     text: text[i].to_string(),
-                    bbox: BBox { x0: x0[i], y0: y0[i], x1: x1[i], y1: y1[i] },
+                    bbox: BBox {
+                        x0: x0[i],
+                        y0: y0[i],
+                        x1: x1[i],
+                        y1: y1[i],
+                    },
                     confidence: conf[i],
                 });
             }
         }
     }
+    // Inputs that were not documents (failed rows: no pages) are not evaluated.
     Ok(docs
         .into_values()
+        .filter(|(_, pages)| !pages.is_empty())
         .map(|(uri, pages)| (uri.clone(), stem(&uri), pages.into_values().collect()))
         .collect())
 }
@@ -128,7 +163,10 @@ fn from_boxes(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
             if parts.len() < 9 {
                 continue;
             }
-            let n: Vec<f32> = parts[..8].iter().filter_map(|s| s.trim().parse().ok()).collect();
+            let n: Vec<f32> = parts[..8]
+                .iter()
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
             if n.len() != 8 {
                 continue;
             }
@@ -146,13 +184,25 @@ fn from_boxes(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
             });
         }
         let name = f.display().to_string();
-        out.push((name, stem(&f.display().to_string()), vec![PageLines { page: 0, width: 0.0, height: 0.0, lines }]));
+        out.push((
+            name,
+            stem(&f.display().to_string()),
+            vec![PageLines {
+                page: 0,
+                width: 0.0,
+                height: 0.0,
+                lines,
+            }],
+        ));
     }
     Ok(out)
 }
 
 fn norm(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 fn truth_as_string(v: &Value) -> String {
@@ -178,7 +228,9 @@ fn compare(ty: &FieldType, got: Option<&Value>, truth: &Value) -> (bool, bool) {
             (ok, ok)
         }
         FieldType::Number | FieldType::Decimal { .. } | FieldType::Integer => {
-            let want = truth.as_f64().or_else(|| find_amounts(&t).first().map(|a| a.value.value));
+            let want = truth
+                .as_f64()
+                .or_else(|| find_amounts(&t).first().map(|a| a.value.value));
             let ok = match (want, g.as_f64()) {
                 (Some(a), Some(b)) => (a - b).abs() < 0.005,
                 _ => false,
@@ -188,7 +240,12 @@ fn compare(ty: &FieldType, got: Option<&Value>, truth: &Value) -> (bool, bool) {
         _ => {
             let gs = truth_as_string(g);
             let strict = norm(&gs) == norm(&t);
-            let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
+            let squash = |s: &str| {
+                s.chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+                    .to_lowercase()
+            };
             (strict, squash(&gs) == squash(&t))
         }
     }
@@ -212,7 +269,11 @@ fn main() -> Result<()> {
     let [input, truth_dir] = pos.as_slice() else {
         bail!("usage: layout-eval <docpipe output folder | SROIE box folder> <truth folder> [--schema FILE] [--misses] [--explain STEM]");
     };
-    let docs = if input.join("lines").is_dir() { from_parquet(input)? } else { from_boxes(input)? };
+    let docs = if input.join("lines").is_dir() {
+        from_parquet(input)?
+    } else {
+        from_boxes(input)?
+    };
     let mut truths = BTreeMap::new();
     for (_, st, _) in &docs {
         let p = truth_dir.join(format!("{st}.json"));
@@ -227,28 +288,46 @@ fn main() -> Result<()> {
     }
     let list_truth = truths.values().next().is_some_and(|(_, list)| *list);
     let schema_path = schema_path.unwrap_or_else(|| {
-        let name = if list_truth { "invoice.schema.json" } else { "receipt.schema.json" };
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name)
+        let name = if list_truth {
+            "invoice.schema.json"
+        } else {
+            "receipt.schema.json"
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join(name)
     });
-    let schema = FieldSchema::load(&schema_path).map_err(|e| anyhow::anyhow!("{}: {e}", schema_path.display()))?;
+    let schema = FieldSchema::load(&schema_path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", schema_path.display()))?;
     let engine = LayoutEngine::new(&schema);
     let mut stats: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut seen = BTreeMap::new();
     let start = std::time::Instant::now();
     for (name, st, pages) in &docs {
-        let Some((truth, _)) = truths.get(st) else { continue };
+        let Some((truth, _)) = truths.get(st) else {
+            continue;
+        };
         // The same input as PDF and PNG: evaluate both, under their names.
         *seen.entry(st.clone()).or_insert(0) += 1;
         let rec = engine.extract(pages);
         if explain.as_deref() == Some(st.as_str()) {
             for (field, cands) in engine.candidates(pages) {
                 for c in cands {
-                    println!("{field:<16} {:.3} p{} {:>7.0},{:<7.0} {}", c.confidence, c.page.unwrap_or(0), c.bbox.map_or(0.0, |b| b.x0), c.bbox.map_or(0.0, |b| b.y0), c.value);
+                    println!(
+                        "{field:<16} {:.3} p{} {:>7.0},{:<7.0} {}",
+                        c.confidence,
+                        c.page.unwrap_or(0),
+                        c.bbox.map_or(0.0, |b| b.x0),
+                        c.bbox.map_or(0.0, |b| b.y0),
+                        c.value
+                    );
                 }
             }
         }
         for f in schema.fields() {
-            let Some(want) = truth.get(&f.name) else { continue };
+            let Some(want) = truth.get(&f.name) else {
+                continue;
+            };
             let got = rec.fields.get(&f.name).map(|v| &v.value);
             let (ok, ok_loose) = compare(&f.ty, got, want);
             let s = stats.entry(f.name.clone()).or_default();
@@ -256,7 +335,15 @@ fn main() -> Result<()> {
             s.1 += usize::from(ok);
             s.2 += usize::from(ok_loose);
             if misses && !ok {
-                println!("{:<16} {:<40} want {:<45} got {}", f.name, Path::new(name).file_name().map_or(String::new(), |s| s.to_string_lossy().into_owned()), want.to_string(), got.map_or("-".into(), Value::to_string));
+                println!(
+                    "{:<16} {:<40} want {:<45} got {}",
+                    f.name,
+                    Path::new(name)
+                        .file_name()
+                        .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
+                    want.to_string(),
+                    got.map_or("-".into(), Value::to_string)
+                );
             }
         }
     }
@@ -264,18 +351,36 @@ fn main() -> Result<()> {
         "{} documents with truth ({} inputs read), schema {}, {:.1} ms per document",
         seen.values().sum::<usize>(),
         docs.len(),
-        schema_path.file_name().map_or(String::new(), |s| s.to_string_lossy().into_owned()),
+        schema_path
+            .file_name()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
         start.elapsed().as_secs_f64() * 1000.0 / docs.len().max(1) as f64
     );
-    println!("{:<16} {:>5} {:>8} {:>9} {:>14}", "field", "n", "correct", "accuracy", "no-space acc.");
+    println!(
+        "{:<16} {:>5} {:>8} {:>9} {:>14}",
+        "field", "n", "correct", "accuracy", "no-space acc."
+    );
     let (mut n_all, mut c_all) = (0, 0);
     for f in schema.fields() {
         if let Some((n, c, l)) = stats.get(&f.name) {
             n_all += n;
             c_all += c;
-            println!("{:<16} {:>5} {:>8} {:>9.3} {:>14.3}", f.name, n, c, *c as f64 / (*n).max(1) as f64, *l as f64 / (*n).max(1) as f64);
+            println!(
+                "{:<16} {:>5} {:>8} {:>9.3} {:>14.3}",
+                f.name,
+                n,
+                c,
+                *c as f64 / (*n).max(1) as f64,
+                *l as f64 / (*n).max(1) as f64
+            );
         }
     }
-    println!("{:<16} {:>5} {:>8} {:>9.3}", "all", n_all, c_all, c_all as f64 / n_all.max(1) as f64);
+    println!(
+        "{:<16} {:>5} {:>8} {:>9.3}",
+        "all",
+        n_all,
+        c_all,
+        c_all as f64 / n_all.max(1) as f64
+    );
     Ok(())
 }

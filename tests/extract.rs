@@ -42,7 +42,8 @@ fn value(r: &Record, name: &str) -> Option<Value> {
 }
 
 fn receipt_schema() -> FieldSchema {
-    FieldSchema::load(&root().join("schemas/receipt.schema.json")).unwrap()
+    FieldSchema::load(&root().join("schemas/receipt.schema.json"))
+        .expect("the shipped receipt schema loads")
 }
 
 #[test]
@@ -59,7 +60,8 @@ fn shipped_schemas_load_and_pipelines_check() {
             &["amount", "currency", "date", "invoice_number", "issuer"][..],
         ),
     ] {
-        let p = Pipeline::load(&root().join(pipeline)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+        let p =
+            Pipeline::load(&root().join(pipeline)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
         let e = p.extract.as_ref().expect("an extract section");
         assert!(e.schema.ends_with(schema), "{}", e.schema.display());
         let s = FieldSchema::load(&e.schema).unwrap_or_else(|e| panic!("{schema}: {e}"));
@@ -74,12 +76,16 @@ fn refusal_names_the_pointer() {
     let file = dir.path().join("bad.json");
     std::fs::write(
         &file,
-        r#"{"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"$ref": "#/x"}}}}}"#,
+        r##"{"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"$ref": "#/x"}}}}}"##,
     )
     .unwrap();
     let e = FieldSchema::load(&file).unwrap_err();
     assert_eq!(e.pointer, "/properties/a/properties/b/$ref");
-    assert!(e.to_string().starts_with("/properties/a/properties/b/$ref: "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/properties/a/properties/b/$ref: "),
+        "{e}"
+    );
     std::fs::write(&file, "{nope").unwrap();
     let e = FieldSchema::load(&file).unwrap_err();
     assert!(e.message.contains("line 1"), "{e}");
@@ -112,18 +118,31 @@ fn receipt_fields_from_a_synthetic_receipt() {
         line("1.00", 400.0, 730.0),
     ];
     let r = engine.extract(&[page(0, lines)]);
-    assert_eq!(value(&r, "company"), Some(json!("BOOK TA .K(TAMAN DAYA) SDN BHD")));
+    assert_eq!(
+        value(&r, "company"),
+        Some(json!("BOOK TA .K(TAMAN DAYA) SDN BHD"))
+    );
     assert_eq!(
         value(&r, "address"),
-        Some(json!("NO.53 55,57 & 59, JALAN SAGU 18, TAMAN DAYA, 81100 JOHOR BAHRU, JOHOR."))
+        Some(json!(
+            "NO.53 55,57 & 59, JALAN SAGU 18, TAMAN DAYA, 81100 JOHOR BAHRU, JOHOR."
+        ))
     );
     assert_eq!(value(&r, "date"), Some(json!("2018-12-25")));
     assert_eq!(value(&r, "total"), Some(json!(9.0)));
     let total = &r.fields["total"];
     assert_eq!(total.page, Some(0));
     let b = total.bbox.unwrap();
-    assert_eq!((b.x0, b.y0), (400.0, 661.0), "the box of the value, not the label");
-    assert!(total.confidence > 0.5 && total.confidence <= 0.9, "{}", total.confidence);
+    assert_eq!(
+        (b.x0, b.y0),
+        (400.0, 661.0),
+        "the box of the value, not the label"
+    );
+    assert!(
+        total.confidence > 0.5 && total.confidence <= 0.9,
+        "{}",
+        total.confidence
+    );
     let e = Extracted::new(r, &receipt_schema());
     assert!(e.valid(), "{:?}", e.errors);
 }
@@ -143,7 +162,7 @@ fn invoice_schema() -> FieldSchema {
             "paid": {"type": "boolean", "title": "Paid"}
         }
     }))
-    .unwrap()
+    .expect("a valid test schema")
 }
 
 #[test]
@@ -172,7 +191,11 @@ fn label_same_line_right_and_below() {
     assert_eq!(value(&r, "currency"), Some(json!("EUR")));
     assert_eq!(value(&r, "paid"), Some(json!(true)));
     let d = &r.fields["date"];
-    assert_eq!(d.bbox.map(|b| b.y0), Some(125.0), "value read from the line below");
+    assert_eq!(
+        d.bbox.map(|b| b.y0),
+        Some(125.0),
+        "value read from the line below"
+    );
 }
 
 #[test]
@@ -197,7 +220,10 @@ fn competing_totals_pick_the_largest_total_not_subtotal_or_tax() {
 fn nothing_found_in_nothing() {
     let engine = LayoutEngine::new(&receipt_schema());
     assert!(engine.extract(&[]).fields.is_empty());
-    let r = engine.extract(&[page(0, vec![line("", 0.0, 0.0), line("...", f32::NAN, 0.0)])]);
+    let r = engine.extract(&[page(
+        0,
+        vec![line("", 0.0, 0.0), line("...", f32::NAN, 0.0)],
+    )]);
     assert!(r.fields.is_empty());
     let e = Extracted::new(r, &receipt_schema());
     assert!(!e.valid());
@@ -211,7 +237,10 @@ fn nothing_found_in_nothing() {
 fn later_pages_are_read_and_merge_keeps_the_surest() {
     let engine = LayoutEngine::new(&invoice_schema());
     let p0 = page(0, vec![line("Invoice No: A-100", 50.0, 50.0)]);
-    let p1 = page(1, vec![line("Total", 50.0, 900.0), line("99.50", 400.0, 900.0)]);
+    let p1 = page(
+        1,
+        vec![line("Total", 50.0, 900.0), line("99.50", 400.0, 900.0)],
+    );
     let r = engine.extract(&[p0.clone(), p1.clone()]);
     assert_eq!(r.fields["amount"].page, Some(1));
     assert_eq!(value(&r, "invoice_number"), Some(json!("A-100")));
@@ -219,8 +248,17 @@ fn later_pages_are_read_and_merge_keeps_the_surest() {
     let merged = merge_pages(vec![engine.extract(&[p0]), engine.extract(&[p1])]);
     assert_eq!(merged, r);
     // And by confidence where two pages disagree.
-    let fv = |v: Value, c: f32, p: u32| FieldValue { value: v, confidence: c, page: Some(p), bbox: None };
-    let a = Record { fields: [("amount".to_string(), fv(json!(1.0), 0.3, 0))].into() };
-    let b = Record { fields: [("amount".to_string(), fv(json!(2.0), 0.7, 1))].into() };
+    let fv = |v: Value, c: f32, p: u32| FieldValue {
+        value: v,
+        confidence: c,
+        page: Some(p),
+        bbox: None,
+    };
+    let a = Record {
+        fields: [("amount".to_string(), fv(json!(1.0), 0.3, 0))].into(),
+    };
+    let b = Record {
+        fields: [("amount".to_string(), fv(json!(2.0), 0.7, 1))].into(),
+    };
     assert_eq!(merge_pages(vec![a, b]).fields["amount"].value, json!(2.0));
 }

@@ -21,7 +21,7 @@ fn better(new: &FieldValue, old: &FieldValue) -> bool {
         )
     };
     let (a, b) = (rank(new), rank(old));
-    a.0 > b.0 || (a.0 == b.0 && a.1 > b.1)
+    (a.0 && !b.0) || (a.0 == b.0 && a.1 > b.1)
 }
 
 /// Merge per-page records (in page order) into one, field by field.
@@ -56,7 +56,10 @@ mod tests {
 
     fn rec(fields: Vec<(&str, FieldValue)>) -> Record {
         Record {
-            fields: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
@@ -76,7 +79,11 @@ mod tests {
             ]),
             rec(vec![("nan", fv(json!(2), 0.0, 2))]),
         ]);
-        assert_eq!(merged.fields["number"].page, Some(0), "tie keeps the first page");
+        assert_eq!(
+            merged.fields["number"].page,
+            Some(0),
+            "tie keeps the first page"
+        );
         assert_eq!(merged.fields["total"].value, json!(12.5));
         assert_eq!(merged.fields["total"].page, Some(1));
         assert_eq!(merged.fields["date"].value, json!("2024-01-02"));

@@ -162,18 +162,91 @@ pub fn rfc3339_micros(s: &str) -> Option<i64> {
 /// Malay month name or its common abbreviation (lower-case input).
 pub fn month_number(w: &str) -> Option<u32> {
     const MONTHS: &[(&str, u32)] = &[
-        ("january", 1), ("jan", 1), ("januari", 1), ("januar", 1), ("janvier", 1), ("janv", 1), ("enero", 1), ("gennaio", 1),
-        ("february", 2), ("feb", 2), ("februari", 2), ("februar", 2), ("février", 2), ("fevrier", 2), ("févr", 2), ("feb", 2), ("febrero", 2), ("febbraio", 2), ("feb", 2),
-        ("march", 3), ("mar", 3), ("maart", 3), ("märz", 3), ("mars", 3), ("marzo", 3), ("mac", 3), ("mrt", 3),
-        ("april", 4), ("apr", 4), ("avril", 4), ("abril", 4), ("aprile", 4), ("avr", 4),
-        ("may", 5), ("mei", 5), ("mai", 5), ("mayo", 5), ("maggio", 5),
-        ("june", 6), ("jun", 6), ("juni", 6), ("juin", 6), ("junio", 6), ("giugno", 6),
-        ("july", 7), ("jul", 7), ("juli", 7), ("juillet", 7), ("juil", 7), ("julio", 7), ("luglio", 7), ("julai", 7),
-        ("august", 8), ("aug", 8), ("augustus", 8), ("août", 8), ("aout", 8), ("agosto", 8), ("ogos", 8),
-        ("september", 9), ("sep", 9), ("sept", 9), ("septembre", 9), ("septiembre", 9), ("settembre", 9),
-        ("october", 10), ("oct", 10), ("oktober", 10), ("octobre", 10), ("octubre", 10), ("ottobre", 10), ("okt", 10),
-        ("november", 11), ("nov", 11), ("novembre", 11), ("noviembre", 11),
-        ("december", 12), ("dec", 12), ("dezember", 12), ("décembre", 12), ("decembre", 12), ("diciembre", 12), ("dicembre", 12), ("dis", 12), ("dez", 12),
+        ("january", 1),
+        ("jan", 1),
+        ("januari", 1),
+        ("januar", 1),
+        ("janvier", 1),
+        ("janv", 1),
+        ("enero", 1),
+        ("gennaio", 1),
+        ("february", 2),
+        ("feb", 2),
+        ("februari", 2),
+        ("februar", 2),
+        ("février", 2),
+        ("fevrier", 2),
+        ("févr", 2),
+        ("feb", 2),
+        ("febrero", 2),
+        ("febbraio", 2),
+        ("feb", 2),
+        ("march", 3),
+        ("mar", 3),
+        ("maart", 3),
+        ("märz", 3),
+        ("mars", 3),
+        ("marzo", 3),
+        ("mac", 3),
+        ("mrt", 3),
+        ("april", 4),
+        ("apr", 4),
+        ("avril", 4),
+        ("abril", 4),
+        ("aprile", 4),
+        ("avr", 4),
+        ("may", 5),
+        ("mei", 5),
+        ("mai", 5),
+        ("mayo", 5),
+        ("maggio", 5),
+        ("june", 6),
+        ("jun", 6),
+        ("juni", 6),
+        ("juin", 6),
+        ("junio", 6),
+        ("giugno", 6),
+        ("july", 7),
+        ("jul", 7),
+        ("juli", 7),
+        ("juillet", 7),
+        ("juil", 7),
+        ("julio", 7),
+        ("luglio", 7),
+        ("julai", 7),
+        ("august", 8),
+        ("aug", 8),
+        ("augustus", 8),
+        ("août", 8),
+        ("aout", 8),
+        ("agosto", 8),
+        ("ogos", 8),
+        ("september", 9),
+        ("sep", 9),
+        ("sept", 9),
+        ("septembre", 9),
+        ("septiembre", 9),
+        ("settembre", 9),
+        ("october", 10),
+        ("oct", 10),
+        ("oktober", 10),
+        ("octobre", 10),
+        ("octubre", 10),
+        ("ottobre", 10),
+        ("okt", 10),
+        ("november", 11),
+        ("nov", 11),
+        ("novembre", 11),
+        ("noviembre", 11),
+        ("december", 12),
+        ("dec", 12),
+        ("dezember", 12),
+        ("décembre", 12),
+        ("decembre", 12),
+        ("diciembre", 12),
+        ("dicembre", 12),
+        ("dis", 12),
+        ("dez", 12),
     ];
     MONTHS.iter().find(|(n, _)| *n == w).map(|(_, m)| *m)
 }
@@ -185,7 +258,11 @@ fn year_of(t: &Tok) -> Option<i64> {
     match t.text.len() {
         4 => t.text.parse().ok().filter(|y| (1900..=2199).contains(y)),
         // Two-digit years: 00-69 are 20xx, 70-99 are 19xx (POSIX strptime's pivot).
-        2 => t.text.parse::<i64>().ok().map(|y| if y < 70 { 2000 + y } else { 1900 + y }),
+        2 => t
+            .text
+            .parse::<i64>()
+            .ok()
+            .map(|y| if y < 70 { 2000 + y } else { 1900 + y }),
         _ => None,
     }
 }
@@ -227,7 +304,9 @@ fn iso(y: i64, m: u32, d: u32) -> Option<String> {
 
 /// An ordinal suffix after a day number: `st`, `nd`, `rd`, `th`, `er` (fr).
 fn ordinal(t: &Tok) -> bool {
-    t.kind == Kind::Word && !t.space_before && matches!(t.text.as_str(), "st" | "nd" | "rd" | "th" | "er")
+    t.kind == Kind::Word
+        && !t.space_before
+        && matches!(t.text.as_str(), "st" | "nd" | "rd" | "th" | "er")
 }
 
 /// Try a date starting at token `i`; returns the ISO date and the index of the
@@ -245,9 +324,11 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
                             return Some((v, i + 4));
                         }
                     }
-                } else if let (Some(x), Some(y2), Some(yr)) =
-                    (small(a), small(b), year_of(c).or_else(|| year_glued_to_time(c, g(5))))
-                {
+                } else if let (Some(x), Some(y2), Some(yr)) = (
+                    small(a),
+                    small(b),
+                    year_of(c).or_else(|| year_glued_to_time(c, g(5))),
+                ) {
                     // Day first (the convention of most of the world); month
                     // first only when the day-first reading is impossible.
                     if let Some(v) = iso(yr, y2, x).or_else(|| iso(yr, x, y2)) {
@@ -265,7 +346,10 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
             if g(k).is_some_and(|s| is_sep(s, &["-", "/", "."])) {
                 k += 1;
             }
-            if let Some(m) = g(k).filter(|w| w.kind == Kind::Word).and_then(|w| month_number(&w.text)) {
+            if let Some(m) = g(k)
+                .filter(|w| w.kind == Kind::Word)
+                .and_then(|w| month_number(&w.text))
+            {
                 k += 1;
                 while g(k).is_some_and(|s| is_sep(s, &["-", "/", ".", ","])) {
                     k += 1;
@@ -426,8 +510,12 @@ fn currency_of(tok: &Tok, raw: &str) -> Option<String> {
     if CURRENCY_SYMBOLS.iter().any(|(s, _)| *s == w) {
         return Some(raw[tok.start..tok.end].to_uppercase());
     }
-    (tok.kind == Kind::Word && w.len() == 3 && raw[tok.start..tok.end].chars().all(|c| c.is_ascii_uppercase()))
-        .then(|| raw[tok.start..tok.end].to_string())
+    (tok.kind == Kind::Word
+        && w.len() == 3
+        && raw[tok.start..tok.end]
+            .chars()
+            .all(|c| c.is_ascii_uppercase()))
+    .then(|| raw[tok.start..tok.end].to_string())
 }
 
 /// Every amount in `text`, left to right: digits with optional thousands
@@ -445,7 +533,11 @@ pub fn find_amounts(text: &str) -> Vec<Found<Amount>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < t.len() {
-        if t[i].kind != Kind::Num || dates.iter().any(|d| t[i].start >= d.start && t[i].start < d.end) {
+        if t[i].kind != Kind::Num
+            || dates
+                .iter()
+                .any(|d| t[i].start >= d.start && t[i].start < d.end)
+        {
             i += 1;
             continue;
         }
@@ -465,12 +557,10 @@ pub fn find_amounts(text: &str) -> Vec<Found<Amount>> {
         // Glued to a word that is not a currency: part of an id or a unit.
         let prev_cur = prev.and_then(|p| currency_of(p, text));
         let next_cur = next.and_then(|n| currency_of(n, text));
-        let glued_prev = prev.is_some_and(|p| {
-            !t[i].space_before && p.kind == Kind::Word && prev_cur.is_none()
-        });
-        let glued_next = next.is_some_and(|n| {
-            !n.space_before && n.kind == Kind::Word && next_cur.is_none()
-        });
+        let glued_prev =
+            prev.is_some_and(|p| !t[i].space_before && p.kind == Kind::Word && prev_cur.is_none());
+        let glued_next =
+            next.is_some_and(|n| !n.space_before && n.kind == Kind::Word && next_cur.is_none());
         let timeish = next.is_some_and(|n| is_sep(n, &[":"]) && !n.space_before)
             || prev.is_some_and(|p| is_sep(p, &[":"]) && !t[i].space_before);
         let idish = prev.is_some_and(|p| is_sep(p, &["/", "#"]) && !t[i].space_before)
@@ -496,7 +586,9 @@ pub fn find_amounts(text: &str) -> Vec<Found<Amount>> {
             }
             // A currency sits next to the number; look past a minus sign.
             let currency = prev_cur.or(next_cur).or_else(|| {
-                (minus_before && i >= 2).then(|| currency_of(&t[i - 2], text)).flatten()
+                (minus_before && i >= 2)
+                    .then(|| currency_of(&t[i - 2], text))
+                    .flatten()
             });
             out.push(Found {
                 value: Amount {
@@ -588,7 +680,11 @@ pub fn decimal_units(value: &Value, precision: u8, scale: i8) -> Option<i128> {
     if trimmed.len() > usize::from(precision) {
         return None;
     }
-    let v: i128 = if trimmed.is_empty() { 0 } else { trimmed.parse().ok()? };
+    let v: i128 = if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.parse().ok()?
+    };
     Some(if neg { -v } else { v })
 }
 
@@ -604,34 +700,118 @@ mod tests {
             want: &'static [&'static str],
         }
         let cases = [
-            Case { text: "25/12/2018", want: &["2018-12-25"] },
-            Case { text: "DATE: 25/12/2018 8:13:39 PM", want: &["2018-12-25"] },
-            Case { text: "25-12-18", want: &["2018-12-25"] },
-            Case { text: "12-01-19", want: &["2019-01-12"] },
-            Case { text: "2018-12-25", want: &["2018-12-25"] },
-            Case { text: "2018/12/25", want: &["2018-12-25"] },
-            Case { text: "14.03.2024", want: &["2024-03-14"] },
-            Case { text: "25 Dec 2018", want: &["2018-12-25"] },
-            Case { text: "10 MAR 2018 18:24", want: &["2018-03-10"] },
-            Case { text: "25-Dec-18", want: &["2018-12-25"] },
-            Case { text: "Dec 25, 2018", want: &["2018-12-25"] },
-            Case { text: "March 14, 2024", want: &["2024-03-14"] },
-            Case { text: "14th March 2024", want: &["2024-03-14"] },
-            Case { text: "Orderdatum: 18 april 2014", want: &["2014-04-18"] },
-            Case { text: "29 maart 2014", want: &["2014-03-29"] },
-            Case { text: "12/25/2018", want: &["2018-12-25"] },
-            Case { text: "from 01/05/14 to 31/05/14", want: &["2014-05-01", "2014-05-31"] },
-            Case { text: "31/02/2018", want: &[] },
-            Case { text: "123/12/2018", want: &[] },
-            Case { text: "25/12/20181", want: &[] },
-            Case { text: "25/01/20181:22:56PM", want: &["2018-01-25"] },
-            Case { text: "30/05/201710:18:02AM", want: &["2017-05-30"] },
-            Case { text: "26/02/1808:2810886 09", want: &["2018-02-26"] },
-            Case { text: "Date:5/3/201822:52:33", want: &["2018-03-05"] },
-            Case { text: "17JAN 2018 000", want: &["2018-01-17"] },
-            Case { text: "TEL: 07-355 2616", want: &[] },
-            Case { text: "1.5.2", want: &[] },
-            Case { text: "", want: &[] },
+            Case {
+                text: "25/12/2018",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "DATE: 25/12/2018 8:13:39 PM",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "25-12-18",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "12-01-19",
+                want: &["2019-01-12"],
+            },
+            Case {
+                text: "2018-12-25",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "2018/12/25",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "14.03.2024",
+                want: &["2024-03-14"],
+            },
+            Case {
+                text: "25 Dec 2018",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "10 MAR 2018 18:24",
+                want: &["2018-03-10"],
+            },
+            Case {
+                text: "25-Dec-18",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "Dec 25, 2018",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "March 14, 2024",
+                want: &["2024-03-14"],
+            },
+            Case {
+                text: "14th March 2024",
+                want: &["2024-03-14"],
+            },
+            Case {
+                text: "Orderdatum: 18 april 2014",
+                want: &["2014-04-18"],
+            },
+            Case {
+                text: "29 maart 2014",
+                want: &["2014-03-29"],
+            },
+            Case {
+                text: "12/25/2018",
+                want: &["2018-12-25"],
+            },
+            Case {
+                text: "from 01/05/14 to 31/05/14",
+                want: &["2014-05-01", "2014-05-31"],
+            },
+            Case {
+                text: "31/02/2018",
+                want: &[],
+            },
+            Case {
+                text: "123/12/2018",
+                want: &[],
+            },
+            Case {
+                text: "25/12/20181",
+                want: &[],
+            },
+            Case {
+                text: "25/01/20181:22:56PM",
+                want: &["2018-01-25"],
+            },
+            Case {
+                text: "30/05/201710:18:02AM",
+                want: &["2017-05-30"],
+            },
+            Case {
+                text: "26/02/1808:2810886 09",
+                want: &["2018-02-26"],
+            },
+            Case {
+                text: "Date:5/3/201822:52:33",
+                want: &["2018-03-05"],
+            },
+            Case {
+                text: "17JAN 2018 000",
+                want: &["2018-01-17"],
+            },
+            Case {
+                text: "TEL: 07-355 2616",
+                want: &[],
+            },
+            Case {
+                text: "1.5.2",
+                want: &[],
+            },
+            Case {
+                text: "",
+                want: &[],
+            },
         ];
         for c in cases {
             let got: Vec<String> = find_dates(c.text).into_iter().map(|f| f.value).collect();
@@ -653,35 +833,101 @@ mod tests {
             want: &'static [(f64, Option<&'static str>)],
         }
         let cases = [
-            Case { text: "RM 1,234.56", want: &[(1234.56, Some("RM"))] },
-            Case { text: "€1.234,56", want: &[(1234.56, Some("€"))] },
-            Case { text: "$ 12.50", want: &[(12.5, Some("$"))] },
-            Case { text: "12.50 USD", want: &[(12.5, Some("USD"))] },
-            Case { text: "TOTAL: RM9.00", want: &[(9.0, Some("RM"))] },
-            Case { text: "316,83 PLN", want: &[(316.83, Some("PLN"))] },
-            Case { text: "1 X 5.20 S", want: &[(1.0, None), (5.2, None)] },
-            Case { text: "-5.59", want: &[(-5.59, None)] },
-            Case { text: "5.59-", want: &[(-5.59, None)] },
-            Case { text: "1,234", want: &[(1234.0, None)] },
-            Case { text: "9.000", want: &[(9.0, None)] },
-            Case { text: "1.234.567,00", want: &[(1_234_567.0, None)] },
-            Case { text: "Rs. 1939", want: &[(1939.0, None)] },
-            Case { text: "DATE 25/12/2018 8:13:39", want: &[] },
-            Case { text: "INV/2023/03/0008", want: &[] },
-            Case { text: "TD01167104", want: &[] },
-            Case { text: "12KG", want: &[] },
-            Case { text: "Total Incl. GST@6%", want: &[] },
-            Case { text: "VAT 21 % 4.20", want: &[(4.2, None)] },
-            Case { text: "1,23,4", want: &[] },
-            Case { text: "", want: &[] },
+            Case {
+                text: "RM 1,234.56",
+                want: &[(1234.56, Some("RM"))],
+            },
+            Case {
+                text: "€1.234,56",
+                want: &[(1234.56, Some("€"))],
+            },
+            Case {
+                text: "$ 12.50",
+                want: &[(12.5, Some("$"))],
+            },
+            Case {
+                text: "12.50 USD",
+                want: &[(12.5, Some("USD"))],
+            },
+            Case {
+                text: "TOTAL: RM9.00",
+                want: &[(9.0, Some("RM"))],
+            },
+            Case {
+                text: "316,83 PLN",
+                want: &[(316.83, Some("PLN"))],
+            },
+            Case {
+                text: "1 X 5.20 S",
+                want: &[(1.0, None), (5.2, None)],
+            },
+            Case {
+                text: "-5.59",
+                want: &[(-5.59, None)],
+            },
+            Case {
+                text: "5.59-",
+                want: &[(-5.59, None)],
+            },
+            Case {
+                text: "1,234",
+                want: &[(1234.0, None)],
+            },
+            Case {
+                text: "9.000",
+                want: &[(9.0, None)],
+            },
+            Case {
+                text: "1.234.567,00",
+                want: &[(1_234_567.0, None)],
+            },
+            Case {
+                text: "Rs. 1939",
+                want: &[(1939.0, None)],
+            },
+            Case {
+                text: "DATE 25/12/2018 8:13:39",
+                want: &[],
+            },
+            Case {
+                text: "INV/2023/03/0008",
+                want: &[],
+            },
+            Case {
+                text: "TD01167104",
+                want: &[],
+            },
+            Case {
+                text: "12KG",
+                want: &[],
+            },
+            Case {
+                text: "Total Incl. GST@6%",
+                want: &[],
+            },
+            Case {
+                text: "VAT 21 % 4.20",
+                want: &[(4.2, None)],
+            },
+            Case {
+                text: "1,23,4",
+                want: &[],
+            },
+            Case {
+                text: "",
+                want: &[],
+            },
         ];
         for c in cases {
             let got: Vec<(f64, Option<String>)> = find_amounts(c.text)
                 .into_iter()
                 .map(|f| (f.value.value, f.value.currency))
                 .collect();
-            let want: Vec<(f64, Option<String>)> =
-                c.want.iter().map(|(v, c)| (*v, c.map(str::to_string))).collect();
+            let want: Vec<(f64, Option<String>)> = c
+                .want
+                .iter()
+                .map(|(v, c)| (*v, c.map(str::to_string)))
+                .collect();
             assert_eq!(got, want, "{:?}", c.text);
         }
     }
@@ -712,7 +958,10 @@ mod tests {
         assert_eq!(iso_date_days("25/12/2018"), None);
         assert_eq!(rfc3339_micros("1970-01-01T00:00:01Z"), Some(1_000_000));
         assert_eq!(rfc3339_micros("1970-01-01T01:00:00.5+01:00"), Some(500_000));
-        assert_eq!(rfc3339_micros("2018-12-25T20:13:39-00:30"), Some((17890 * 86400 + 20 * 3600 + 13 * 60 + 39 + 1800) * 1_000_000));
+        assert_eq!(
+            rfc3339_micros("2018-12-25T20:13:39-00:30"),
+            Some((17890 * 86400 + 20 * 3600 + 13 * 60 + 39 + 1800) * 1_000_000)
+        );
         assert_eq!(rfc3339_micros("2018-12-25"), None);
         assert_eq!(rfc3339_micros("2018-12-25T25:00:00Z"), None);
         assert_eq!(decimal_units(&json!(1234.56), 10, 2), Some(123_456));

@@ -176,8 +176,9 @@ pub fn json_i64(value: &Value) -> Option<i64> {
     }
     let f = value.as_f64()?;
     // i64::MAX as f64 rounds up to 2^63, which is out of range: use a strict bound.
-    (f.fract() == 0.0 && f >= -9.223_372_036_854_775_808e18 && f < 9.223_372_036_854_775_808e18)
-        .then_some(f as i64)
+    // 2^63 as f64 is exact; i64::MAX is not representable.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f)).then_some(f as i64)
 }
 
 pub(crate) fn list_item(dt: DataType) -> FieldRef {
@@ -311,21 +312,39 @@ impl PartialEq for FieldSchema {
 
 /// Keywords that would make the mapping ambiguous or need references.
 const REFUSED: &[(&str, &str)] = &[
-    ("$ref", "references are not supported; write the schema inline"),
-    ("$dynamicRef", "references are not supported; write the schema inline"),
-    ("$recursiveRef", "references are not supported; write the schema inline"),
+    (
+        "$ref",
+        "references are not supported; write the schema inline",
+    ),
+    (
+        "$dynamicRef",
+        "references are not supported; write the schema inline",
+    ),
+    (
+        "$recursiveRef",
+        "references are not supported; write the schema inline",
+    ),
     ("oneOf", "`oneOf` has no single column type"),
     ("anyOf", "`anyOf` has no single column type"),
     ("allOf", "`allOf` is not supported; merge the schemas"),
     ("not", "`not` is not supported"),
-    ("patternProperties", "`patternProperties` have no fixed columns"),
+    (
+        "patternProperties",
+        "`patternProperties` have no fixed columns",
+    ),
     ("if", "`if`/`then`/`else` are not supported"),
     ("then", "`if`/`then`/`else` are not supported"),
     ("else", "`if`/`then`/`else` are not supported"),
     ("dependentSchemas", "`dependentSchemas` are not supported"),
     ("dependencies", "`dependencies` are not supported"),
-    ("prefixItems", "tuples have no single item type; use `items`"),
-    ("unevaluatedProperties", "`unevaluatedProperties` is not supported"),
+    (
+        "prefixItems",
+        "tuples have no single item type; use `items`",
+    ),
+    (
+        "unevaluatedProperties",
+        "`unevaluatedProperties` is not supported",
+    ),
 ];
 
 const HINT_KEYS: &[&str] = &[
@@ -667,8 +686,10 @@ fn node_type(node: &Map<String, Value>, ptr: &str) -> Result<(FieldType, bool), 
             let (item, _) = node_type(items, &iptr)?;
             let item = match (item, items.get("x-docpipe").and_then(|h| h.get("decimal"))) {
                 (FieldType::Number, Some(d)) => {
-                    let (precision, scale) =
-                        read_decimal(d, &pointer_join(&pointer_join(&iptr, "x-docpipe"), "decimal"))?;
+                    let (precision, scale) = read_decimal(
+                        d,
+                        &pointer_join(&pointer_join(&iptr, "x-docpipe"), "decimal"),
+                    )?;
                     FieldType::Decimal { precision, scale }
                 }
                 (item, _) => item,
@@ -738,7 +759,10 @@ fn read_hints(
         if !HINT_KEYS.contains(&k.as_str()) {
             return Err(err(
                 &kptr,
-                format!("unknown hint `{k}` (expected one of: {})", HINT_KEYS.join(", ")),
+                format!(
+                    "unknown hint `{k}` (expected one of: {})",
+                    HINT_KEYS.join(", ")
+                ),
             ));
         }
         if !top && k != "decimal" {
@@ -907,9 +931,11 @@ mod tests {
             Case {
                 prop: json!({"type": "array", "items": {"type": "object", "properties": {
                     "d": {"type": "string", "format": "date"}}}}),
-                want: DataType::List(list_item(DataType::Struct(Fields::from(vec![
-                    Field::new("d", DataType::Date32, true),
-                ])))),
+                want: DataType::List(list_item(DataType::Struct(Fields::from(vec![Field::new(
+                    "d",
+                    DataType::Date32,
+                    true,
+                )])))),
             },
         ];
         for c in cases {
@@ -927,7 +953,14 @@ mod tests {
         let names: Vec<&str> = cols.iter().map(|f| f.name().as_str()).collect();
         assert_eq!(
             names,
-            ["f", "f__confidence", "f__page", "f__bbox", "record_valid", "record_errors"]
+            [
+                "f",
+                "f__confidence",
+                "f__page",
+                "f__bbox",
+                "record_valid",
+                "record_errors"
+            ]
         );
         assert_eq!(cols[1].data_type(), &DataType::Float32);
         assert_eq!(cols[2].data_type(), &DataType::Int32);
@@ -1133,17 +1166,67 @@ mod tests {
             ok: bool,
         }
         let cases = [
-            Case { ty: FieldType::Integer, value: json!(3), ok: true },
-            Case { ty: FieldType::Integer, value: json!(3.0), ok: true },
-            Case { ty: FieldType::Integer, value: json!(3.5), ok: false },
-            Case { ty: FieldType::Integer, value: json!(1e30), ok: false },
-            Case { ty: FieldType::Date, value: json!("2018-12-25"), ok: true },
-            Case { ty: FieldType::Date, value: json!("2018-02-30"), ok: false },
-            Case { ty: FieldType::Decimal { precision: 4, scale: 2 }, value: json!(12.34), ok: true },
-            Case { ty: FieldType::Decimal { precision: 4, scale: 2 }, value: json!(123.4), ok: false },
-            Case { ty: FieldType::Enum(vec!["A".into()]), value: json!("B"), ok: false },
-            Case { ty: FieldType::String, value: json!(null), ok: true },
-            Case { ty: FieldType::List(Box::new(FieldType::Integer)), value: json!([1, "x"]), ok: false },
+            Case {
+                ty: FieldType::Integer,
+                value: json!(3),
+                ok: true,
+            },
+            Case {
+                ty: FieldType::Integer,
+                value: json!(3.0),
+                ok: true,
+            },
+            Case {
+                ty: FieldType::Integer,
+                value: json!(3.5),
+                ok: false,
+            },
+            Case {
+                ty: FieldType::Integer,
+                value: json!(1e30),
+                ok: false,
+            },
+            Case {
+                ty: FieldType::Date,
+                value: json!("2018-12-25"),
+                ok: true,
+            },
+            Case {
+                ty: FieldType::Date,
+                value: json!("2018-02-30"),
+                ok: false,
+            },
+            Case {
+                ty: FieldType::Decimal {
+                    precision: 4,
+                    scale: 2,
+                },
+                value: json!(12.34),
+                ok: true,
+            },
+            Case {
+                ty: FieldType::Decimal {
+                    precision: 4,
+                    scale: 2,
+                },
+                value: json!(123.4),
+                ok: false,
+            },
+            Case {
+                ty: FieldType::Enum(vec!["A".into()]),
+                value: json!("B"),
+                ok: false,
+            },
+            Case {
+                ty: FieldType::String,
+                value: json!(null),
+                ok: true,
+            },
+            Case {
+                ty: FieldType::List(Box::new(FieldType::Integer)),
+                value: json!([1, "x"]),
+                ok: false,
+            },
         ];
         for c in cases {
             assert_eq!(c.ty.accepts(&c.value), c.ok, "{:?} {}", c.ty, c.value);

@@ -37,7 +37,11 @@ pub(crate) fn validate(
             out.push(ValidationError {
                 instance_path: path,
                 keyword: "type".into(),
-                message: format!("{} does not fit a {} column", v.value, crate::output::type_name(&f.ty.arrow())),
+                message: format!(
+                    "{} does not fit a {} column",
+                    v.value,
+                    crate::output::type_name(&f.ty.arrow())
+                ),
             });
         }
     }

@@ -31,18 +31,30 @@ fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
 }
 
 /// One column of type `ty` from per-row values (`None` = null).
-pub(crate) fn values_array(ty: &FieldType, values: &[Option<&Value>]) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn values_array(
+    ty: &FieldType,
+    values: &[Option<&Value>],
+) -> Result<ArrayRef, ArrowError> {
     let it = || values.iter().map(|v| v.filter(|v| !v.is_null()));
     Ok(match ty {
-        FieldType::String => Arc::new(it().map(|v| v.and_then(Value::as_str)).collect::<StringArray>()),
+        FieldType::String => Arc::new(
+            it().map(|v| v.and_then(Value::as_str))
+                .collect::<StringArray>(),
+        ),
         FieldType::Integer => Arc::new(it().map(|v| v.and_then(json_i64)).collect::<Int64Array>()),
-        FieldType::Number => Arc::new(it().map(|v| v.and_then(Value::as_f64)).collect::<Float64Array>()),
+        FieldType::Number => Arc::new(
+            it().map(|v| v.and_then(Value::as_f64))
+                .collect::<Float64Array>(),
+        ),
         FieldType::Decimal { precision, scale } => Arc::new(
             it().map(|v| v.and_then(|v| decimal_units(v, *precision, *scale)))
                 .collect::<Decimal128Array>()
                 .with_precision_and_scale(*precision, *scale)?,
         ),
-        FieldType::Boolean => Arc::new(it().map(|v| v.and_then(Value::as_bool)).collect::<BooleanArray>()),
+        FieldType::Boolean => Arc::new(
+            it().map(|v| v.and_then(Value::as_bool))
+                .collect::<BooleanArray>(),
+        ),
         FieldType::Date => Arc::new(
             it().map(|v| v.and_then(Value::as_str).and_then(iso_date_days))
                 .collect::<Date32Array>(),
@@ -55,7 +67,10 @@ pub(crate) fn values_array(ty: &FieldType, values: &[Option<&Value>]) -> Result<
         FieldType::Enum(members) => {
             let mut b = StringDictionaryBuilder::<Int32Type>::new();
             for v in it() {
-                match v.and_then(Value::as_str).filter(|s| members.iter().any(|m| m == s)) {
+                match v
+                    .and_then(Value::as_str)
+                    .filter(|s| members.iter().any(|m| m == s))
+                {
                     Some(s) => {
                         b.append(s)?;
                     }
@@ -90,8 +105,10 @@ pub(crate) fn values_array(ty: &FieldType, values: &[Option<&Value>]) -> Result<
             let children = fields
                 .iter()
                 .map(|f| {
-                    let vals: Vec<Option<&Value>> =
-                        objects.iter().map(|o| o.and_then(|o| o.get(&f.name))).collect();
+                    let vals: Vec<Option<&Value>> = objects
+                        .iter()
+                        .map(|o| o.and_then(|o| o.get(&f.name)))
+                        .collect();
                     values_array(&f.ty, &vals)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
