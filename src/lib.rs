@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod extract;
 pub mod fetch;
 pub mod ingest;
 pub mod journal;

@@ -106,6 +106,10 @@ pub struct DocumentRow {
     pub time_ocr_ms: f64,
     /// Wall time from start to sink, milliseconds.
     pub time_total_ms: f64,
+    /// The extracted fields and their validation, when the pipeline has an
+    /// `extract` section and extraction ran; written as the typed columns of
+    /// the writer's field schema (ignored by a writer without one).
+    pub extracted: Option<crate::extract::Extracted>,
 }
 
 /// One row of `pages/`: one per page of a document.
@@ -191,7 +195,18 @@ impl RowSize for DocumentRow {
             + self.pipeline.len()
             + self.config_hash.len()
             + self.model_ids.iter().map(String::len).sum::<usize>();
-        strings + 4 * (self.model_ids.len() + 10) + 8 * 8 + 4 * 4
+        let extracted = self.extracted.as_ref().map_or(0, |e| {
+            e.record
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.value.to_string().len() + 32)
+                .sum::<usize>()
+                + e.errors
+                    .iter()
+                    .map(|e| e.instance_path.len() + e.keyword.len() + e.message.len())
+                    .sum::<usize>()
+        });
+        strings + 4 * (self.model_ids.len() + 10) + 8 * 8 + 4 * 4 + extracted
     }
 }
 

@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef, 
 use arrow::error::ArrowError;
 
 use super::rows::{DocumentRow, LineRow, PageRow};
+use crate::extract::FieldSchema;
 
 /// Time zone of every timestamp column.
 pub const UTC: &str = "UTC";
@@ -107,6 +108,20 @@ pub fn schemas() -> (SchemaRef, SchemaRef, SchemaRef) {
     SCHEMAS
         .get_or_init(|| (documents_schema(), pages_schema(), lines_schema()))
         .clone()
+}
+
+/// The `documents` schema with the typed columns of `fields` appended (see
+/// [`FieldSchema::columns`]); without `fields`, [`schemas`]`().0`.
+pub fn documents_schema_for(fields: Option<&FieldSchema>) -> SchemaRef {
+    let base = schemas().0;
+    match fields {
+        None => base,
+        Some(f) => {
+            let mut all: Vec<FieldRef> = base.fields().iter().cloned().collect();
+            all.extend(f.columns().into_iter().map(Arc::new));
+            Arc::new(Schema::new(all))
+        }
+    }
 }
 
 /// One line of documentation per column, in schema order.
@@ -339,10 +354,15 @@ fn f64s(values: impl Iterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(values))
 }
 
-/// `documents` rows to a batch with [`schemas`]`().0`.
-pub(crate) fn documents_batch(rows: &[DocumentRow]) -> Result<RecordBatch, ArrowError> {
+/// `documents` rows to a batch with `schema`, which is
+/// [`documents_schema_for`]`(fields)`.
+pub(crate) fn documents_batch(
+    rows: &[DocumentRow],
+    schema: &SchemaRef,
+    fields: Option<&FieldSchema>,
+) -> Result<RecordBatch, ArrowError> {
     let it = || rows.iter();
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         utf8(it().map(|r| r.doc_id.as_str()))?,
         utf8(it().map(|r| r.uri.as_str()))?,
         utf8(it().map(|r| r.sha256.as_str()))?,
@@ -373,7 +393,11 @@ pub(crate) fn documents_batch(rows: &[DocumentRow]) -> Result<RecordBatch, Arrow
         f64s(it().map(|r| r.time_ocr_ms)),
         f64s(it().map(|r| r.time_total_ms)),
     ];
-    RecordBatch::try_new(schemas().0, columns)
+    if let Some(f) = fields {
+        let extracted: Vec<_> = it().map(|r| r.extracted.as_ref()).collect();
+        columns.extend(super::fields::field_columns(f, &extracted)?);
+    }
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// `pages` rows to a batch with [`schemas`]`().1`.
@@ -468,7 +492,10 @@ mod tests {
 
     #[test]
     fn empty_batches_build() {
-        assert_eq!(documents_batch(&[]).unwrap().num_rows(), 0);
+        assert_eq!(
+            documents_batch(&[], &schemas().0, None).unwrap().num_rows(),
+            0
+        );
         assert_eq!(pages_batch(&[]).unwrap().num_rows(), 0);
         assert_eq!(lines_batch(&[]).unwrap().num_rows(), 0);
     }

@@ -45,6 +45,7 @@ fn doc(id: &str, status: DocStatus, pages: Option<i32>) -> DocumentRow {
         time_normalise_ms: 3.0,
         time_ocr_ms: 0.0,
         time_total_ms: 24.75,
+        extracted: None,
     }
 }
 
@@ -503,4 +504,223 @@ fn many_rows_span_batches_and_row_groups() {
     assert_eq!(li.values().iter().filter(|v| **v == 1).count(), 200);
     let ld: &StringArray = col(&l, "doc_id");
     assert_eq!(ld.value(399), "d19");
+}
+
+// ---------------------------------------------------------------------------
+// Typed field columns of `documents/`.
+
+fn field_schema() -> std::sync::Arc<crate::extract::FieldSchema> {
+    std::sync::Arc::new(
+        crate::extract::FieldSchema::from_value(serde_json::json!({
+            "type": "object",
+            "required": ["total"],
+            "properties": {
+                "date": {"type": "string", "format": "date"},
+                "total": {"type": "number"},
+                "net": {"type": "number", "x-docpipe": {"decimal": [10, 2]}},
+                "count": {"type": "integer"},
+                "paid": {"type": "boolean"},
+                "currency": {"enum": ["EUR", "USD"]},
+                "issued_at": {"type": "string", "format": "date-time"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "seller": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "vat": {"type": ["string", "null"]}}}
+            }
+        }))
+        .unwrap(),
+    )
+}
+
+fn extracted(
+    pairs: &[(&str, serde_json::Value)],
+    schema: &crate::extract::FieldSchema,
+) -> crate::extract::Extracted {
+    let record = crate::extract::Record {
+        fields: pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    crate::extract::FieldValue {
+                        value: v.clone(),
+                        confidence: 0.75,
+                        page: Some(1),
+                        bbox: Some(crate::types::BBox {
+                            x0: 1.0,
+                            y0: 2.0,
+                            x1: 3.0,
+                            y1: 4.0,
+                        }),
+                    },
+                )
+            })
+            .collect(),
+    };
+    crate::extract::Extracted::new(record, schema)
+}
+
+#[test]
+fn field_columns_round_trip_typed() {
+    use serde_json::json;
+    let schema = field_schema();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        fields: Some(schema.clone()),
+        ..WriterOptions::default()
+    };
+    let mut w = OutputWriter::create(tmp.path(), "f", opts).unwrap();
+    let mut a = doc("a", DocStatus::Ok, Some(1));
+    a.extracted = Some(extracted(
+        &[
+            ("date", json!("2018-12-25")),
+            ("total", json!(9.0)),
+            ("net", json!(1234.56)),
+            ("count", json!(3)),
+            ("paid", json!(true)),
+            ("currency", json!("EUR")),
+            ("issued_at", json!("1970-01-01T00:00:01Z")),
+            ("tags", json!(["x", "y"])),
+            ("seller", json!({"name": "ACME", "vat": null})),
+        ],
+        &schema,
+    ));
+    // Invalid: no total, a date that is no date, an unknown currency.
+    let mut b = doc("b", DocStatus::Ok, Some(1));
+    b.extracted = Some(extracted(
+        &[("date", json!("2018-02-30")), ("currency", json!("GBP"))],
+        &schema,
+    ));
+    // Failed before extraction: no record at all.
+    let c = doc("c", DocStatus::Failed, None);
+    for d in [a, b, c] {
+        w.write_document(d, vec![], vec![]).unwrap();
+    }
+    let summary = w.close().unwrap();
+    let d = read(&summary.parts[0].documents.path);
+    assert_eq!(d.num_rows(), 3);
+    let ty = |name: &str| {
+        d.schema()
+            .field_with_name(name)
+            .unwrap()
+            .data_type()
+            .clone()
+    };
+    assert_eq!(ty("date"), DataType::Date32);
+    assert_eq!(ty("total"), DataType::Float64);
+    assert_eq!(ty("net"), DataType::Decimal128(10, 2));
+    assert_eq!(ty("count"), DataType::Int64);
+    assert_eq!(ty("paid"), DataType::Boolean);
+    assert_eq!(
+        ty("currency"),
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    );
+    assert_eq!(
+        ty("issued_at"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    assert!(matches!(ty("tags"), DataType::List(_)));
+    assert!(matches!(ty("seller"), DataType::Struct(_)));
+    assert_eq!(
+        d.schema().fields().len(),
+        schemas().0.fields().len() + 9 * 4 + 2
+    );
+
+    let date = d
+        .column_by_name("date")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Date32Type>();
+    assert_eq!(date.value(0), 17890);
+    assert!(date.is_null(1), "an impossible date is stored as null");
+    assert!(date.is_null(2));
+    let total: &Float64Array = col(&d, "total");
+    assert_eq!(total.value(0), 9.0);
+    assert!(total.is_null(1) && total.is_null(2));
+    let net = d
+        .column_by_name("net")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert_eq!(net.value(0), 123_456);
+    let count: &Int64Array = col(&d, "count");
+    assert_eq!(count.value(0), 3);
+    assert!(d.column_by_name("paid").unwrap().as_boolean().value(0));
+    assert_eq!(
+        dict_values(&d, "currency"),
+        [Some("EUR".to_string()), None, None]
+    );
+    let ts: &TimestampMicrosecondArray = col(&d, "issued_at");
+    assert_eq!(ts.value(0), 1_000_000);
+    let tags: &ListArray = col(&d, "tags");
+    let t0 = tags.value(0);
+    let t0: Vec<_> = t0.as_string::<i32>().iter().collect();
+    assert_eq!(t0, [Some("x"), Some("y")]);
+    assert!(tags.is_null(1));
+    let seller = d.column_by_name("seller").unwrap().as_struct();
+    assert_eq!(
+        seller
+            .column_by_name("name")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "ACME"
+    );
+    assert!(seller.column_by_name("vat").unwrap().is_null(0));
+    assert!(seller.is_null(1));
+
+    let conf: &Float32Array = col(&d, "total__confidence");
+    assert_eq!(conf.value(0), 0.75);
+    assert!(conf.is_null(1));
+    let page: &Int32Array = col(&d, "total__page");
+    assert_eq!(page.value(0), 1);
+    let bbox: &ListArray = col(&d, "total__bbox");
+    let b0 = bbox.value(0);
+    assert_eq!(
+        b0.as_primitive::<arrow::datatypes::Float32Type>()
+            .values()
+            .to_vec(),
+        [1.0, 2.0, 3.0, 4.0]
+    );
+    assert!(bbox.is_null(2));
+
+    let valid = d.column_by_name("record_valid").unwrap().as_boolean();
+    assert!(valid.value(0));
+    assert!(!valid.value(1));
+    assert!(valid.is_null(2), "no record: null, not false");
+    let errors: &ListArray = col(&d, "record_errors");
+    assert_eq!(errors.value(0).len(), 0);
+    assert!(errors.is_null(2));
+    let e1 = errors.value(1);
+    let e1 = e1.as_struct();
+    let paths: Vec<_> = e1
+        .column_by_name("path")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    let keywords: Vec<_> = e1
+        .column_by_name("keyword")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    let mut pairs: Vec<(&str, &str)> = paths.into_iter().zip(keywords).collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [("", "required"), ("/currency", "enum"), ("/date", "format")]
+    );
+}
+
+#[test]
+fn writer_without_fields_ignores_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = field_schema();
+    let mut w = OutputWriter::create(tmp.path(), "nf", WriterOptions::default()).unwrap();
+    let mut a = doc("a", DocStatus::Ok, Some(1));
+    a.extracted = Some(extracted(&[("total", serde_json::json!(1.0))], &schema));
+    w.write_document(a, vec![], vec![]).unwrap();
+    let summary = w.close().unwrap();
+    let d = read(&summary.parts[0].documents.path);
+    assert_eq!(d.schema().fields(), schemas().0.fields());
 }

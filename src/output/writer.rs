@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -17,8 +18,12 @@ use parquet::schema::types::ColumnPath;
 
 use super::failures::{failures_batch, failures_schema, FailureRow};
 use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RowSize};
-use super::schema::{documents_batch, lines_batch, pages_batch, schemas};
+use super::schema::{documents_batch, documents_schema_for, lines_batch, pages_batch, schemas};
 use super::OutputError;
+use crate::extract::FieldSchema;
+
+/// Rows of one table to a `RecordBatch` of its schema.
+type ToBatch<R> = Box<dyn Fn(&[R]) -> Result<RecordBatch, ArrowError> + Send + Sync>;
 
 /// The table folders a part can have files in, in commit order. `failures`
 /// gets a file only in parts that hold at least one failure row.
@@ -60,6 +65,10 @@ pub struct WriterOptions {
     /// [`OutputWriter::commit_if_due`]. Default 30 s: a crash loses about
     /// that much finished work at most.
     pub commit_every_secs: u64,
+    /// The pipeline's field schema: `documents/` gets its typed columns
+    /// (see [`FieldSchema::columns`]), filled from [`DocumentRow::extracted`].
+    /// Default `None` (an OCR-only pipeline).
+    pub fields: Option<Arc<FieldSchema>>,
 }
 
 impl Default for WriterOptions {
@@ -72,6 +81,7 @@ impl Default for WriterOptions {
             zstd_level: 3,
             commit_every_docs: 64,
             commit_every_secs: 30,
+            fields: None,
         }
     }
 }
@@ -384,7 +394,7 @@ struct Table<R> {
     dir: PathBuf,
     schema: SchemaRef,
     props: WriterProperties,
-    to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+    to_batch: ToBatch<R>,
     buffer: Vec<R>,
     buffered_bytes: usize,
     open: Option<OpenFile>,
@@ -400,7 +410,7 @@ impl<R: RowSize> Table<R> {
         dir: PathBuf,
         schema: SchemaRef,
         props: WriterProperties,
-        to_batch: fn(&[R]) -> Result<RecordBatch, ArrowError>,
+        to_batch: ToBatch<R>,
     ) -> Result<Self, OutputError> {
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(Self {
@@ -582,30 +592,35 @@ impl OutputWriter {
             path: dir.to_path_buf(),
             source: io::Error::new(io::ErrorKind::InvalidInput, msg),
         })?;
-        let (ds, ps, ls) = schemas();
+        let (_, ps, ls) = schemas();
+        let fields = opts.fields.clone();
+        let ds = documents_schema_for(fields.as_deref());
+        let batch_schema = ds.clone();
         let documents = Table::new(
             dir.join("documents"),
             ds,
             properties(&opts, &["doc_id", "uri", "sha256", "error_message"])?,
-            documents_batch,
+            Box::new(move |rows: &[DocumentRow]| {
+                documents_batch(rows, &batch_schema, fields.as_deref())
+            }),
         )?;
         let pages = Table::new(
             dir.join("pages"),
             ps,
             properties(&opts, &["text"])?,
-            pages_batch,
+            Box::new(pages_batch),
         )?;
         let lines = Table::new(
             dir.join("lines"),
             ls,
             properties(&opts, &["text"])?,
-            lines_batch,
+            Box::new(lines_batch),
         )?;
         let mut failures = Table::new(
             dir.join("failures"),
             failures_schema(),
             properties(&opts, &["doc_id", "uri", "sha256", "message", "input"])?,
-            failures_batch,
+            Box::new(failures_batch),
         )?;
         failures.lazy = true;
         let mut next_part = 0u32;

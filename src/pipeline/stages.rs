@@ -978,6 +978,7 @@ fn document_row(
         time_normalise_ms: 0.0,
         time_ocr_ms: 0.0,
         time_total_ms: (now_us() - started_at_us).max(0) as f64 / 1000.0,
+        extracted: None,
     }
 }
 

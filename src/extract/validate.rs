@@ -1,0 +1,152 @@
+//! A record validated against the user's schema.
+//!
+//! The record's JSON (field name to value, absent fields left out) goes
+//! through the `jsonschema` crate with format checking on (so a `date` must be
+//! a real `YYYY-MM-DD` date). Every error is kept with its instance path
+//! (a JSON Pointer; empty for the record itself, e.g. a missing `required`
+//! field), keyword and message. A value the schema accepts but its column
+//! cannot hold (an integer beyond `Int64`, a number beyond its decimal
+//! precision) is reported too, with keyword `type`: it is stored as null.
+
+use super::schema::FieldDef;
+use super::{Record, ValidationError};
+
+pub(crate) fn validate(
+    validator: &jsonschema::Validator,
+    fields: &[FieldDef],
+    record: &Record,
+) -> Vec<ValidationError> {
+    let json = record.to_json();
+    let mut out: Vec<ValidationError> = validator
+        .iter_errors(&json)
+        .map(|e| ValidationError {
+            instance_path: e.instance_path().as_str().to_string(),
+            keyword: e.kind().keyword().to_string(),
+            message: e.to_string(),
+        })
+        .collect();
+    for f in fields {
+        let Some(v) = record.fields.get(&f.name) else {
+            continue;
+        };
+        let path = super::schema::pointer_join("", &f.name);
+        let reported = out
+            .iter()
+            .any(|e| e.instance_path == path || e.instance_path.starts_with(&format!("{path}/")));
+        if !reported && !f.ty.accepts(&v.value) {
+            out.push(ValidationError {
+                instance_path: path,
+                keyword: "type".into(),
+                message: format!(
+                    "{} does not fit a {} column",
+                    v.value,
+                    crate::output::type_name(&f.ty.arrow())
+                ),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Extracted, FieldSchema, FieldValue, Record};
+    use serde_json::{json, Value};
+
+    fn record(pairs: &[(&str, Value)]) -> Record {
+        Record {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        FieldValue {
+                            value: v.clone(),
+                            confidence: 1.0,
+                            page: Some(0),
+                            bbox: None,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn errors_carry_path_and_keyword() {
+        let schema = FieldSchema::from_value(json!({
+            "type": "object",
+            "required": ["total", "date"],
+            "properties": {
+                "date": {"type": "string", "format": "date"},
+                "total": {"type": "number", "minimum": 0},
+                "qty": {"type": "integer"},
+                "price": {"type": "number", "x-docpipe": {"decimal": [4, 2]}},
+                "currency": {"enum": ["EUR", "USD"]},
+                "items": {"type": "array", "items": {"type": "object",
+                    "properties": {"n": {"type": "integer"}}}}
+            }
+        }))
+        .unwrap();
+        struct Case {
+            record: Record,
+            want: &'static [(&'static str, &'static str)],
+        }
+        let cases = [
+            Case {
+                record: record(&[("date", json!("2018-12-25")), ("total", json!(9.0))]),
+                want: &[],
+            },
+            Case {
+                record: record(&[("date", json!("2018-12-25"))]),
+                want: &[("", "required")],
+            },
+            Case {
+                record: record(&[("date", json!("2018-02-30")), ("total", json!(-1))]),
+                want: &[("/date", "format"), ("/total", "minimum")],
+            },
+            Case {
+                record: record(&[
+                    ("date", json!("2018-12-25")),
+                    ("total", json!("9.00")),
+                    ("currency", json!("GBP")),
+                ]),
+                want: &[("/currency", "enum"), ("/total", "type")],
+            },
+            Case {
+                record: record(&[
+                    ("date", json!("2018-12-25")),
+                    ("total", json!(1)),
+                    ("items", json!([{"n": 1}, {"n": "x"}])),
+                ]),
+                want: &[("/items/1/n", "type")],
+            },
+            // Valid JSON Schema, but the column cannot hold it.
+            Case {
+                record: record(&[
+                    ("date", json!("2018-12-25")),
+                    ("total", json!(1)),
+                    ("price", json!(123.45)),
+                ]),
+                want: &[("/price", "type")],
+            },
+        ];
+        for c in cases {
+            let e = Extracted::new(c.record, &schema);
+            let mut got: Vec<(String, String)> = e
+                .errors
+                .iter()
+                .map(|e| (e.instance_path.clone(), e.keyword.clone()))
+                .collect();
+            got.sort();
+            let want: Vec<(String, String)> = c
+                .want
+                .iter()
+                .map(|(p, k)| (p.to_string(), k.to_string()))
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(e.valid(), c.want.is_empty());
+            assert!(e.errors.iter().all(|e| !e.message.is_empty()));
+        }
+    }
+}
