@@ -2,6 +2,9 @@
 
 pub mod config;
 pub mod decode;
+pub mod extract {
+    pub mod vlm;
+}
 pub mod fetch;
 pub mod ingest;
 pub mod normalise;

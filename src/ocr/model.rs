@@ -49,6 +49,21 @@ pub fn init_runtime(lib: &Path) -> Result<(), InferError> {
     env.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
+/// The process's ONNX Runtime environment, for the other modules that build
+/// their own sessions (the VLM engine). ort allows one environment per
+/// process, so everyone shares this one; [`init_runtime`] must have
+/// succeeded first.
+pub fn environment() -> Result<&'static ort::environment::Environment, InferError> {
+    match ENV.get() {
+        Some(Ok(env)) => Ok(env),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(InferError::Runtime {
+            path: PathBuf::new(),
+            message: "ONNX Runtime is not initialised".into(),
+        }),
+    }
+}
+
 /// An ONNX Runtime session on the CPU.
 pub struct OrtModel {
     name: String,
