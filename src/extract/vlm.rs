@@ -147,7 +147,8 @@ impl VlmEngine {
         let tok_text = read_text(&tok_path).map_err(tok_fail)?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(tok_text.as_bytes())
             .map_err(|e| tok_fail(e.to_string()))?;
-        let schema_json = serde_json::to_string(schema).map_err(|e| VlmError::Grammar(e.to_string()))?;
+        let schema_json =
+            serde_json::to_string(schema).map_err(|e| VlmError::Grammar(e.to_string()))?;
         let text = manifest.expand_image_placeholder(&manifest.prompt_text(&schema_json));
         let prompt: Vec<u32> = tokenizer
             .encode(text.as_str(), false)

@@ -125,7 +125,8 @@ impl CacheNames {
                     Architecture::EncoderDecoder => {
                         n.past.push(format!("past_key_values.{i}.decoder.{kv}"));
                         n.present.push(format!("present.{i}.decoder.{kv}"));
-                        n.cross_past.push(format!("past_key_values.{i}.encoder.{kv}"));
+                        n.cross_past
+                            .push(format!("past_key_values.{i}.encoder.{kv}"));
                         n.cross_present.push(format!("present.{i}.encoder.{kv}"));
                     }
                 }
@@ -438,7 +439,10 @@ mod tests {
         let c = contract(&m, Role::Decoder);
         let mut i = declared(&c.inputs);
         assert!(check_cache_dims(&m, &i).is_ok());
-        let p = i.iter_mut().find(|d| d.name == "past_key_values.0.key").unwrap();
+        let p = i
+            .iter_mut()
+            .find(|d| d.name == "past_key_values.0.key")
+            .unwrap();
         p.dims = vec![None, Some(3), None, Some(16)];
         let err = check_cache_dims(&m, &i).unwrap_err();
         assert!(err.contains("decoder.kv_heads is 2"), "{err}");

@@ -186,11 +186,13 @@ pub fn greedy_choice(mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
     best.map(|(t, _)| t)
 }
 
-/// The byte sequences that end a JSON value or structure, best first.
-const CLOSERS: [&[u8]; 5] = [b"}", b"]", b"\"", b",", b":"];
+/// The byte sequences that end a JSON value or structure, best first. `"`
+/// comes first: inside a string `}` would be content, and where `"` opens a
+/// string (a value, a key) the next step closes it again.
+const CLOSERS: [&[u8]; 5] = [b"\"", b"}", b"]", b",", b":"];
 
 /// Closing-phase choice, to finish the document in few tokens: end of text
-/// when the grammar accepts; else a closing `}` `]` `"` `,` `:` token; else
+/// when the grammar accepts; else a closing `"` `}` `]` `,` `:` token; else
 /// the allowed token with the fewest bytes (ties: the higher logit when
 /// `logits` is given, else the lower id). Whitespace is avoided where
 /// anything else is allowed.

@@ -75,6 +75,10 @@ pub struct Tokens {
     /// features replace.
     #[serde(default)]
     pub image: Option<u32>,
+    /// Encoder-decoder: the token forced as the first generated one
+    /// (Florence-2's `forced_bos_token_id`, 0).
+    #[serde(default)]
+    pub forced_bos: Option<u32>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -218,18 +222,21 @@ impl Manifest {
     }
 
     /// The decoder's first inputs for an encoder-decoder model: the start
-    /// token, then Florence-2's forced `<s>` (`forced_bos_token_id` in its
-    /// generation config), so generation begins at the first content token.
+    /// token, then the forced first token (`tokens.forced_bos`; for family
+    /// `florence2` without it, `tokens.bos`, after Florence-2's
+    /// `forced_bos_token_id`), so that generation under the grammar begins
+    /// at the first content token.
     pub fn decoder_prefix(&self) -> Vec<u32> {
         let mut ids = Vec::new();
         if let Some(start) = self.tokens.decoder_start {
             ids.push(start);
         }
-        if self.family == "florence2" {
-            if let Some(bos) = self.tokens.bos {
-                ids.push(bos);
-            }
-        }
+        let forced = self.tokens.forced_bos.or(if self.family == "florence2" {
+            self.tokens.bos
+        } else {
+            None
+        });
+        ids.extend(forced);
         ids
     }
 }
@@ -350,7 +357,10 @@ mod tests {
             m.expand_image_placeholder(&p),
             "<|im_start|>User:<fake_token_around_image><global-img><image><image><fake_token_around_image>Fields: {\"a\":1}<end_of_utterance>\nAssistant:"
         );
-        // No forced <s> outside Florence-2.
+        // No forced <s> outside Florence-2 unless the manifest names one.
         assert_eq!(m.decoder_prefix(), vec![2]);
+        v["tokens"]["forced_bos"] = 7.into();
+        let m = Manifest::parse(&v.to_string()).unwrap();
+        assert_eq!(m.decoder_prefix(), vec![2, 7]);
     }
 }

@@ -73,10 +73,10 @@ impl Graph {
             .map_err(|e| fail(e.to_string()))?;
         let inputs = declared(session.inputs());
         let outputs = declared(session.outputs());
-        let optional = contract::check(&contract::contract(m, role), &inputs, &outputs)
-            .map_err(|e| fail(e))?;
+        let optional =
+            contract::check(&contract::contract(m, role), &inputs, &outputs).map_err(&fail)?;
         if role == Role::Decoder {
-            contract::check_cache_dims(m, &inputs).map_err(|e| fail(e))?;
+            contract::check_cache_dims(m, &inputs).map_err(&fail)?;
         }
         Ok(Graph {
             label,
@@ -170,7 +170,9 @@ impl Logits {
     /// From a `[b, s, V]` output: the last position of each row.
     fn last_positions(shape: &[usize], data: &[f32]) -> Result<Self, String> {
         let &[b, s, v] = shape else {
-            return Err(format!("logits have shape {shape:?}, expected [b, s, vocab]"));
+            return Err(format!(
+                "logits have shape {shape:?}, expected [b, s, vocab]"
+            ));
         };
         if s == 0 || v == 0 || data.len() != b * s * v {
             return Err(format!("logits have shape {shape:?}"));
@@ -290,14 +292,9 @@ impl Models {
             threads,
         )?;
         let encoder = match (&g.encoder, manifest.architecture) {
-            (Some(p), Architecture::EncoderDecoder) => Some(Graph::load(
-                env,
-                dir,
-                p,
-                Role::Encoder,
-                &manifest,
-                threads,
-            )?),
+            (Some(p), Architecture::EncoderDecoder) => {
+                Some(Graph::load(env, dir, p, Role::Encoder, &manifest, threads)?)
+            }
             _ => None,
         };
         let decoder = Graph::load(env, dir, &g.decoder, Role::Decoder, &manifest, threads)?;
@@ -314,15 +311,16 @@ impl Models {
 
     /// Token embeddings `[b, s, e]` and `e`.
     fn embed(&mut self, ids: Vec<i64>, b: usize, s: usize) -> Result<(Vec<f32>, usize), VlmError> {
-        let out = self
-            .embed
-            .run(vec![("input_ids".into(), tensor_i64(vec![b, s], ids)?.into())], &["inputs_embeds"])?;
+        let out = self.embed.run(
+            vec![("input_ids".into(), tensor_i64(vec![b, s], ids)?.into())],
+            &["inputs_embeds"],
+        )?;
         let (shape, data) = f32_data(&self.embed, &out[0])?;
         match shape[..] {
             [ob, os, e] if ob == b && os == s => Ok((data.to_vec(), e)),
-            _ => Err(self
-                .embed
-                .fail(format!("inputs_embeds has shape {shape:?}, expected [{b}, {s}, e]"))),
+            _ => Err(self.embed.fail(format!(
+                "inputs_embeds has shape {shape:?}, expected [{b}, {s}, e]"
+            ))),
         }
     }
 
@@ -333,7 +331,10 @@ impl Models {
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::new();
         match self.manifest.architecture {
             Architecture::EncoderDecoder => {
-                inputs.push(("pixel_values".into(), tensor_f32(vec![b, 3, h, w], pixels)?.into()));
+                inputs.push((
+                    "pixel_values".into(),
+                    tensor_f32(vec![b, 3, h, w], pixels)?.into(),
+                ));
             }
             Architecture::DecoderOnly => {
                 // One global image per page (no tiling): n_img = 1.
@@ -442,14 +443,10 @@ impl<'m> DecoderOnly<'m> {
         let (feats, t, fe) = m.vision(pixels, b)?;
         let pad = m.manifest.tokens.pad;
         let (ids, mask, pos, len) = left_pad(prompts, pad);
-        let image_id = m
-            .manifest
-            .tokens
-            .image
-            .ok_or_else(|| VlmError::Manifest {
-                path: "docpipe.json".into(),
-                message: "tokens.image is required for a decoder-only model".into(),
-            })?;
+        let image_id = m.manifest.tokens.image.ok_or_else(|| VlmError::Manifest {
+            path: "docpipe.json".into(),
+            message: "tokens.image is required for a decoder-only model".into(),
+        })?;
         let (mut embeds, e) = m.embed(ids.clone(), b, len)?;
         if fe != e {
             return Err(m.vision.fail(format!(
@@ -611,13 +608,10 @@ impl<'m> Seq2Seq<'m> {
         }
         let enc_in = concat_seq(&feats, t, &text, p, b, e);
         let enc_len = t + p;
-        let encoder = m
-            .encoder
-            .as_mut()
-            .ok_or_else(|| VlmError::Manifest {
-                path: "docpipe.json".into(),
-                message: "graphs.encoder is required for an encoder-decoder model".into(),
-            })?;
+        let encoder = m.encoder.as_mut().ok_or_else(|| VlmError::Manifest {
+            path: "docpipe.json".into(),
+            message: "graphs.encoder is required for an encoder-decoder model".into(),
+        })?;
         let mut out = encoder.run(
             vec![
                 (
@@ -675,7 +669,10 @@ impl<'m> Seq2Seq<'m> {
     ) -> Result<Logits, VlmError> {
         let b = self.b;
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
-            ("inputs_embeds".into(), tensor_f32(vec![b, s, e], emb)?.into()),
+            (
+                "inputs_embeds".into(),
+                tensor_f32(vec![b, s, e], emb)?.into(),
+            ),
             ("encoder_hidden_states".into(), (&self.enc_hidden).into()),
         ];
         if self.m.decoder.declares("encoder_attention_mask") {
