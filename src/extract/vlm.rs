@@ -10,6 +10,12 @@
 //! image to pixels), [`grammar`] (tokenizer for llguidance, schema grammar,
 //! token choice), [`fields`] (per-field confidence), `runner` (the only
 //! code touching ONNX Runtime: sessions and the two decoding layouts).
+//!
+//! Qwen2-VL (decoder-only with 3-D rotary positions) would be a third
+//! `runner::Batch` variant: its vision contract (`pixel_values`
+//! `[n_patches, 1176]` + `grid_thw`) in [`contract`], and position ids
+//! `[3, b, s]` computed from the image grid at prefill and `past + delta` per
+//! step. Today a rank-3 `position_ids` is refused at load with that hint.
 
 pub mod contract;
 pub mod fields;
@@ -155,6 +161,20 @@ impl VlmEngine {
             .map_err(|e| tok_fail(e.to_string()))?
             .get_ids()
             .to_vec();
+        if let (manifest::Architecture::DecoderOnly, Some(image)) =
+            (manifest.architecture, manifest.tokens.image)
+        {
+            let n = prompt.iter().filter(|&&t| t == image).count();
+            if n != manifest.image.image_tokens {
+                return Err(VlmError::Manifest {
+                    path: model_dir.join("docpipe.json"),
+                    message: format!(
+                        "the prompt encodes to {n} tokens.image ({image}) tokens, image.image_tokens is {}: does the tokenizer map <image> to {image}?",
+                        manifest.image.image_tokens
+                    ),
+                });
+            }
+        }
         if prompt.is_empty() {
             return Err(VlmError::Manifest {
                 path: model_dir.join("docpipe.json"),

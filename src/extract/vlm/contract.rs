@@ -306,7 +306,7 @@ mod tests {
             "format": "docpipe-vlm/1", "architecture": arch, "family": "x",
             "graphs": {"vision_encoder": "v", "embed_tokens": "e", "encoder": "n", "decoder": "d"},
             "image": {"size": [64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "image_tokens": 4},
-            "prompt": "<image>{schema}", "tokens": {"pad": 1, "eos": 2, "decoder_start": 2},
+            "prompt": "<image>{schema}", "tokens": {"pad": 1, "eos": 2, "decoder_start": 2, "image": 3},
             "decoder": {"layers": 1, "kv_heads": 2, "head_dim": 16, "hidden": 32}
         });
         Manifest::parse(&v.to_string()).unwrap()

@@ -187,6 +187,12 @@ impl Manifest {
                 if !self.prompt.contains("<image>") {
                     return Err("a decoder-only prompt must contain the <image> placeholder".into());
                 }
+                if self.tokens.image.is_none() {
+                    return Err(
+                        "tokens.image (the <image> token id) is required for a decoder-only model"
+                            .into(),
+                    );
+                }
             }
         }
         Ok(())
@@ -347,6 +353,10 @@ mod tests {
         v["image"]["image_tokens"] = 2.into();
         v["prompt"] = "<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:".into();
         v["question"] = "Fields: {schema}".into();
+        assert!(Manifest::parse(&v.to_string())
+            .unwrap_err()
+            .contains("tokens.image"));
+        v["tokens"]["image"] = 9.into();
         let m = Manifest::parse(&v.to_string()).unwrap();
         let p = m.prompt_text("{\"a\":1}");
         assert_eq!(
