@@ -19,6 +19,7 @@ pub mod merge;
 pub mod parse;
 pub mod schema;
 pub mod validate;
+pub mod vlm;
 
 use std::collections::BTreeMap;
 

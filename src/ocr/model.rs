@@ -107,6 +107,23 @@ pub fn session_builder(threads: usize, accel: Accel) -> Result<SessionBuilder, S
 }
 
 /// An ONNX Runtime session with one input and one output.
+
+/// The process's ONNX Runtime environment, for the other modules that build
+/// their own sessions (the VLM engine). ort allows one environment per
+/// process, so everyone shares this one; [`init_runtime`] must have
+/// succeeded first.
+pub fn environment() -> Result<&'static ort::environment::Environment, InferError> {
+    match ENV.get() {
+        Some(Ok(env)) => Ok(env),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(InferError::Runtime {
+            path: PathBuf::new(),
+            message: "ONNX Runtime is not initialised".into(),
+        }),
+    }
+}
+
+/// An ONNX Runtime session on the CPU.
 pub struct OrtModel {
     name: String,
     session: Session,
