@@ -75,8 +75,12 @@ enum Command {
         /// The pipeline file (YAML).
         pipeline: PathBuf,
     },
-    /// Print the output tables and their columns (Markdown).
-    Schema,
+    /// Print the output tables and their columns (Markdown); with a
+    /// pipeline, also the typed columns its field schema adds.
+    Schema {
+        /// A pipeline file with an `extract` section.
+        pipeline: Option<PathBuf>,
+    },
     /// Fetch the runtime libraries and models ahead of time.
     Fetch {
         /// Which OCR models: ppocr-v6, ppocr-v4 or all.
@@ -132,7 +136,9 @@ fn main() -> ExitCode {
             eprintln!("docpipe: {e:#}");
             let setup = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<docpipe::fetch::FetchError>().is_some()
-                || e.downcast_ref::<SetupError>().is_some();
+                || e.downcast_ref::<SetupError>().is_some()
+                || e.downcast_ref::<docpipe::resources::SchemaFileError>()
+                    .is_some();
             ExitCode::from(if setup {
                 exit::BAD_SETUP
             } else {
@@ -154,16 +160,37 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
+            let fields = docpipe::resources::field_schema(&p)?;
             println!(
                 "{}: ok (pipeline `{}`, config hash {})",
                 pipeline.display(),
                 p.name,
                 p.config_hash()
             );
+            if let (Some(f), Some(e)) = (fields, &p.extract) {
+                let names: Vec<&str> = f.fields().iter().map(|d| d.name.as_str()).collect();
+                println!(
+                    "fields: {} ({}), {} engine, from {}",
+                    names.len(),
+                    names.join(", "),
+                    serde_json::to_value(e.engine)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    e.schema.display()
+                );
+            }
             Ok(exit::OK)
         }
-        Command::Schema => {
+        Command::Schema { pipeline } => {
+            let fields = match pipeline {
+                Some(path) => docpipe::resources::field_schema(&Pipeline::load(&path)?)?,
+                None => None,
+            };
             print!("{}", docpipe::output::schema_markdown());
+            if let Some(f) = fields {
+                print!("{}", docpipe::output::fields_markdown(&f));
+            }
             print!("{}", docpipe::output::failures_markdown());
             Ok(exit::OK)
         }
@@ -235,6 +262,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             quiet,
         } => {
             let mut p = Pipeline::load(&pipeline)?;
+            // A bad field schema is refused before anything runs.
+            let fields = docpipe::resources::field_schema(&p)?;
             if !inputs.is_empty() {
                 p.input.paths = inputs
                     .iter()
@@ -316,6 +345,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let opts = WriterOptions {
                 commit_every_docs,
                 commit_every_secs,
+                fields,
                 ..WriterOptions::default()
             };
             let writer = OutputWriter::create(&p.output.path, &run_id, opts)

@@ -26,7 +26,7 @@ pub use failures::{
     failures_markdown, failures_schema, truncate_message, FailureRow, MAX_MESSAGE_BYTES,
 };
 pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
-pub use schema::{documents_schema_for, schema_markdown, schemas, type_name, UTC};
+pub use schema::{documents_schema_for, fields_markdown, schema_markdown, schemas, type_name, UTC};
 pub use writer::{
     part_stem, recover_parts, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
     Recovery, SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,

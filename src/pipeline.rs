@@ -11,6 +11,7 @@
 //! executor. Recognition gathers crops from many pages and documents into
 //! batches grouped by width.
 
+pub mod extractors;
 pub mod progress;
 mod stages;
 pub mod write;
@@ -102,6 +103,10 @@ pub struct RunSummary {
     pub failures: Vec<(String, u64)>,
     /// Largest recognition batch formed.
     pub max_rec_batch: usize,
+    /// Documents given an extracted record (pipelines with `extract`).
+    pub records: u64,
+    /// Of those, records that do not satisfy the field schema.
+    pub records_invalid: u64,
     /// Files read and then skipped because their content was already done
     /// (see [`Admission`]).
     pub skipped: u64,
@@ -138,6 +143,14 @@ impl RunSummary {
             .map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64()))
             .collect();
         s.push_str(&format!("stages:    {} busy\n", stages.join(", ")));
+        if self.records > 0 {
+            s.push_str(&format!(
+                "records:   {} extracted, {} valid, {} invalid against the field schema\n",
+                self.records,
+                self.records - self.records_invalid,
+                self.records_invalid
+            ));
+        }
         if !self.failures.is_empty() {
             let f: Vec<String> = self
                 .failures

@@ -1,13 +1,20 @@
 //! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime
 //! and the OCR models, fetched on first use (see [`crate::fetch`]).
 
-use crate::config::{Device, OcrEngine, OcrMode, Pipeline};
+use crate::config::{Device, ExtractConfig, ExtractEngine, OcrEngine, OcrMode, Pipeline};
+use crate::extract::vlm::manifest::Manifest;
+use crate::extract::vlm::{VlmEngine, VlmOptions};
+use crate::extract::FieldSchema;
 use crate::fetch::{Cache, OcrModelVersion};
 use crate::ocr::detect::DetParams;
 use crate::ocr::engine::{Detector, DetectorSettings, Recogniser};
 use crate::ocr::model::{self, Accel, OrtModel};
 use crate::ocr::recognise;
+use crate::pipeline::extractors::{LayoutExtractor, VlmExtractor};
+use crate::pipeline::write::DocExtractor;
+use crate::pipeline::ExtractorFactory;
 use crate::pipeline::{thread_split, Resources};
+use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,28 +41,142 @@ impl OcrFiles {
 /// missing and how to provide it.
 pub fn prepare(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<Resources> {
     let pdfium = cache.pdfium_library()?;
-    if pipeline.ocr.mode == OcrMode::Never {
-        return Ok(Resources {
+    let fields = field_schema(pipeline)?;
+    let needs_ort = pipeline.ocr.mode != OcrMode::Never
+        || pipeline
+            .extract
+            .as_ref()
+            .is_some_and(|e| e.engine == ExtractEngine::Vlm);
+    let accel = if needs_ort {
+        Some(init_onnxruntime(pipeline.runtime.device, cache)?)
+    } else {
+        None
+    };
+    let mut resources = match accel {
+        Some(accel) if pipeline.ocr.mode != OcrMode::Never => {
+            ocr_files(pipeline, cache).map(|files| ocr_resources(pipeline, pdfium, files, accel))?
+        }
+        _ => Resources {
             pdfium: Some(pdfium),
             detector: None,
             recogniser: None,
             extractor: None,
             model_ids: Vec::new(),
-        });
+        },
+    };
+    if let (Some(cfg), Some(fields)) = (&pipeline.extract, fields) {
+        let (factory, ids) = extractor(
+            pipeline,
+            cfg,
+            fields,
+            resources.pdfium.clone(),
+            accel.unwrap_or(Accel::Cpu),
+        )?;
+        resources.extractor = Some(factory);
+        resources.model_ids.extend(ids);
     }
-    let accel = init_onnxruntime(pipeline.runtime.device, cache)?;
+    Ok(resources)
+}
+
+/// The pipeline's field schema, read and checked; `None` without an
+/// `extract` section. Errors name the schema file and the JSON Pointer of
+/// the offending place.
+pub fn field_schema(pipeline: &Pipeline) -> anyhow::Result<Option<Arc<FieldSchema>>> {
+    let Some(cfg) = &pipeline.extract else {
+        return Ok(None);
+    };
+    let schema = FieldSchema::load(&cfg.schema).map_err(|e| {
+        anyhow::Error::from(SchemaFileError(format!(
+            "{}: {e}\n  (extract.schema of {})",
+            cfg.schema.display(),
+            pipeline.file.display()
+        )))
+    })?;
+    if let (ExtractEngine::Vlm, Some(model)) = (cfg.engine, &cfg.model) {
+        Manifest::read(model).map_err(|(path, message)| {
+            anyhow::Error::from(SchemaFileError(format!(
+                "{}: {message}\n  (extract.model of {})",
+                path.display(),
+                pipeline.file.display()
+            )))
+        })?;
+    }
+    Ok(Some(Arc::new(schema)))
+}
+
+/// A field schema or model manifest that cannot be used: a setup error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaFileError(pub String);
+
+/// The extractor factory of an `extract` section, and the model ids it adds
+/// to the `documents` table.
+fn extractor(
+    pipeline: &Pipeline,
+    cfg: &ExtractConfig,
+    fields: Arc<FieldSchema>,
+    pdfium: Option<PathBuf>,
+    accel: Accel,
+) -> anyhow::Result<(ExtractorFactory, Vec<String>)> {
+    let on_invalid = cfg.on_invalid;
+    match (cfg.engine, &cfg.model) {
+        (ExtractEngine::Vlm, Some(model)) => {
+            let threads = thread_split(pipeline.runtime.threads);
+            let opts = VlmOptions {
+                batch_size: cfg.batch_size.max(1),
+                max_new_tokens: cfg.max_new_tokens,
+                threads: threads.0 + threads.1,
+                accel,
+            };
+            let dir = model.clone();
+            let max_pixels = pipeline.limits.max_image_pixels;
+            let batch = cfg.batch_size.max(1);
+            let id = format!(
+                "vlm:{}",
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            let factory: ExtractorFactory = Arc::new(move || {
+                let engine = VlmEngine::load(&dir, fields.raw(), opts)
+                    .with_context(|| format!("cannot load the VLM in {}", dir.display()))?;
+                Ok(Box::new(VlmExtractor::new(
+                    fields.clone(),
+                    engine,
+                    on_invalid,
+                    batch,
+                    pdfium.clone(),
+                    max_pixels,
+                )) as Box<dyn DocExtractor>)
+            });
+            Ok((factory, vec![id]))
+        }
+        (ExtractEngine::Vlm, None) => {
+            anyhow::bail!("extract.engine `vlm` needs extract.model")
+        }
+        (ExtractEngine::Layout, _) => {
+            let factory: ExtractorFactory = Arc::new(move || {
+                Ok(Box::new(LayoutExtractor::new(fields.clone(), on_invalid))
+                    as Box<dyn DocExtractor>)
+            });
+            Ok((factory, vec!["layout".into()]))
+        }
+    }
+}
+
+/// The OCR model files of the pipeline's engine, fetched on first use.
+fn ocr_files(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<OcrFiles> {
     let version = match pipeline.ocr.engine {
         OcrEngine::PpOcrV6 => OcrModelVersion::V6,
         OcrEngine::PpOcrV4 => OcrModelVersion::V4,
     };
     let paths = cache.ocr_models(version)?;
-    let files = OcrFiles {
+    Ok(OcrFiles {
         det: paths.det,
         rec: paths.rec,
         cls: paths.cls,
         engine: pipeline.ocr.engine,
-    };
-    Ok(ocr_resources(pipeline, pdfium, files, accel))
+    })
 }
 
 /// Whether an NVIDIA GPU is visible to this process (the driver's device

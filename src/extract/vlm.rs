@@ -382,7 +382,6 @@ mod tests {
         send::<VlmError>();
     }
 
-
     #[test]
     fn missing_manifest_is_named() {
         let err = VlmEngine::load(

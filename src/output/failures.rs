@@ -5,7 +5,6 @@
 //! Rows are written in the same part as the document's other rows, so they
 //! are committed (or lost) together with them.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
@@ -16,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
 use super::rows::RowSize;
-use super::schema::{type_name, UTC};
+use super::schema::UTC;
 
 /// Longest `message` kept, bytes (cut at a character boundary). Error
 /// messages longer than this are noise, and the cap bounds a batch's size.
@@ -155,25 +154,11 @@ const FAILURES_DOCS: &[(&str, &str)] = &[
 /// Markdown documentation of `failures/`, in the format of
 /// [`super::schema_markdown`].
 pub fn failures_markdown() -> String {
-    let mut out = String::from(
-        "### `failures/`\n\n| column | type | nullable | description |\n|---|---|---|---|\n",
-    );
-    for field in failures_schema().fields() {
-        let doc = FAILURES_DOCS
-            .iter()
-            .find(|(n, _)| *n == field.name())
-            .map_or("", |(_, d)| *d);
-        let _ = writeln!(
-            out,
-            "| `{}` | `{}` | {} | {} |",
-            field.name(),
-            type_name(field.data_type()),
-            if field.is_nullable() { "yes" } else { "no" },
-            doc
-        );
-    }
-    out.push('\n');
-    out
+    super::schema::markdown_table(
+        "`failures/`",
+        failures_schema().fields().iter().map(|f| f.as_ref()),
+        |c| super::schema::doc_of(FAILURES_DOCS, c),
+    )
 }
 
 fn dict<'a>(values: impl Iterator<Item = &'a str>) -> Result<ArrayRef, ArrowError> {

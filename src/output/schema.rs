@@ -209,6 +209,16 @@ pub fn type_name(dt: &DataType) -> String {
         DataType::Int64 => "int64".into(),
         DataType::Float32 => "float".into(),
         DataType::Float64 => "double".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Date32 => "date32[day]".into(),
+        DataType::Decimal128(p, s) => format!("decimal128({p}, {s})"),
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect();
+            format!("struct<{}>", inner.join(", "))
+        }
         DataType::Dictionary(k, v) => {
             format!("dictionary<{}, {}>", type_name(k), type_name(v))
         }
@@ -229,6 +239,39 @@ pub fn type_name(dt: &DataType) -> String {
     }
 }
 
+/// One Markdown section documenting a table: `### heading`, then a
+/// `| column | type | nullable | description |` row per field, in order.
+pub(crate) fn markdown_table<'a>(
+    heading: &str,
+    fields: impl IntoIterator<Item = &'a Field>,
+    describe: impl Fn(&str) -> String,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {heading}\n");
+    let _ = writeln!(out, "| column | type | nullable | description |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for field in fields {
+        let _ = writeln!(
+            out,
+            "| `{}` | `{}` | {} | {} |",
+            field.name(),
+            type_name(field.data_type()),
+            if field.is_nullable() { "yes" } else { "no" },
+            describe(field.name())
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The description of `column` in a `(column, description)` list.
+pub(crate) fn doc_of(docs: &[(&str, &str)], column: &str) -> String {
+    docs.iter()
+        .find(|(n, _)| *n == column)
+        .map_or("", |(_, d)| *d)
+        .to_string()
+}
+
 /// Markdown documentation of the three tables: one section per table with a
 /// `| column | type | nullable | description |` table, in schema order.
 /// Used for the README.
@@ -240,26 +283,55 @@ pub fn schema_markdown() -> String {
         ("pages", p, PAGES_DOCS),
         ("lines", l, LINES_DOCS),
     ] {
-        let _ = writeln!(out, "### `{name}/`\n");
-        let _ = writeln!(out, "| column | type | nullable | description |");
-        let _ = writeln!(out, "|---|---|---|---|");
-        for field in schema.fields() {
-            let doc = docs
-                .iter()
-                .find(|(n, _)| *n == field.name())
-                .map_or("", |(_, d)| *d);
-            let _ = writeln!(
-                out,
-                "| `{}` | `{}` | {} | {} |",
-                field.name(),
-                type_name(field.data_type()),
-                if field.is_nullable() { "yes" } else { "no" },
-                doc
-            );
-        }
-        out.push('\n');
+        out.push_str(&markdown_table(
+            &format!("`{name}/`"),
+            schema.fields().iter().map(|f| f.as_ref()),
+            |c| doc_of(docs, c),
+        ));
     }
     out
+}
+
+/// Markdown documentation of the columns a field schema adds to
+/// `documents/` (after the fixed ones), for `docpipe schema PIPELINE`.
+pub fn fields_markdown(fields: &FieldSchema) -> String {
+    use crate::extract::schema::{
+        BBOX_SUFFIX, CONFIDENCE_SUFFIX, PAGE_SUFFIX, RECORD_ERRORS, RECORD_VALID,
+    };
+    let columns = fields.columns();
+    let describe = |c: &str| -> String {
+        if let Some(f) = fields.field(c) {
+            let what = f
+                .title
+                .clone()
+                .or_else(|| f.description.clone())
+                .unwrap_or_default();
+            format!(
+                "field `{}` (schema {}) {what}",
+                f.name,
+                if f.pointer.is_empty() {
+                    "/"
+                } else {
+                    f.pointer.as_str()
+                }
+            )
+            .trim_end()
+            .to_string()
+        } else if let Some(n) = c.strip_suffix(CONFIDENCE_SUFFIX) {
+            format!("confidence of `{n}`, 0..1")
+        } else if let Some(n) = c.strip_suffix(PAGE_SUFFIX) {
+            format!("page index `{n}` was read from, 0-based")
+        } else if let Some(n) = c.strip_suffix(BBOX_SUFFIX) {
+            format!("box of `{n}` on its page, `[x0, y0, x1, y1]` page pixels")
+        } else if c == RECORD_VALID {
+            "whether the record satisfies the schema; null when nothing was extracted (failed document)".into()
+        } else if c == RECORD_ERRORS {
+            "validation errors: instance path, JSON Schema keyword, message".into()
+        } else {
+            String::new()
+        }
+    };
+    markdown_table("`documents/`: field columns", columns.iter(), describe)
 }
 
 // ---------------------------------------------------------------------------

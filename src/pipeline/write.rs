@@ -113,6 +113,12 @@ fn account(
             );
         }
     }
+    if let Some(x) = &d.doc.extracted {
+        summary.records += 1;
+        if !x.valid() {
+            summary.records_invalid += 1;
+        }
+    }
     for p in &d.pages {
         summary.pages += 1;
         match p.source {

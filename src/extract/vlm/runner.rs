@@ -285,9 +285,14 @@ impl Models {
             accel,
         )?;
         let encoder = match (&g.encoder, manifest.architecture) {
-            (Some(p), Architecture::EncoderDecoder) => {
-                Some(Graph::load(dir, p, Role::Encoder, &manifest, threads, accel)?)
-            }
+            (Some(p), Architecture::EncoderDecoder) => Some(Graph::load(
+                dir,
+                p,
+                Role::Encoder,
+                &manifest,
+                threads,
+                accel,
+            )?),
             _ => None,
         };
         let decoder = Graph::load(dir, &g.decoder, Role::Decoder, &manifest, threads, accel)?;
