@@ -23,7 +23,7 @@ pub fn stage_of(error_class: &str, pages: &[PageRow]) -> &'static str {
     match error_class {
         "empty" | "not_a_document" | "io" | "too_large" => "ingest",
         "corrupt" | "encrypted" | "too_many_pages" | "too_many_pixels" | "unsupported"
-        | "render" => "render",
+        | "render" | "timeout" | "crashed" | "out_of_memory" => "render",
         "internal" => "internal",
         "page_errors" | "some_pages_failed" => {
             if pages

@@ -99,3 +99,50 @@ pub fn manifest() -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// A Python that can import pyarrow: the system one if it can, otherwise
+/// pyarrow is installed (pinned) into the test cache with pip.
+pub fn python_with_pyarrow() -> (String, String) {
+    let python = std::env::var("DOCPIPE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = |pp: &str| {
+        std::process::Command::new(&python)
+            .env("PYTHONPATH", pp)
+            .args(["-c", "import pyarrow"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has("") {
+        return (python, String::new());
+    }
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pyarrow-lib");
+    let target_s = target.to_str().unwrap().to_string();
+    if !has(&target_s) {
+        let lock =
+            std::fs::File::create(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pyarrow.lock"))
+                .unwrap();
+        fs4::fs_std::FileExt::lock_exclusive(&lock).unwrap();
+        if !has(&target_s) {
+            eprintln!("installing pyarrow==22.0.0 for the read-back test into {target_s}");
+            let o = std::process::Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    "--target",
+                    &target_s,
+                    "pyarrow==22.0.0",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "pip install pyarrow failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    (python, target_s)
+}
