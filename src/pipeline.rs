@@ -107,6 +107,8 @@ pub struct RunSummary {
     pub records: u64,
     /// Of those, records that do not satisfy the field schema.
     pub records_invalid: u64,
+    /// The extractor's own line (e.g. VLM tokens/s), when it has one.
+    pub extract_report: Option<String>,
     /// Files read and then skipped because their content was already done
     /// (see [`Admission`]).
     pub skipped: u64,
@@ -150,6 +152,9 @@ impl RunSummary {
                 self.records - self.records_invalid,
                 self.records_invalid
             ));
+        }
+        if let Some(r) = &self.extract_report {
+            s.push_str(&format!("extract:   {r}\n"));
         }
         if !self.failures.is_empty() {
             let f: Vec<String> = self

@@ -286,6 +286,8 @@ fn vlm_pipeline_with_each_tiny_model_writes_valid_typed_records() {
             stderr.contains("records:   4 extracted, 4 valid, 0 invalid"),
             "{model}: {stderr}"
         );
+        assert!(stderr.contains("extract:   VLM "), "{model}: {stderr}");
+        assert!(stderr.contains(" tokens/s"), "{model}: {stderr}");
         let got = pyarrow(
             &dir.join("out"),
             r#"

@@ -433,7 +433,7 @@ impl FieldSchema {
     }
 
     /// The top-level fields, in the order of the schema's `properties`
-    /// (serde_json keeps object keys sorted by name, so: by name).
+    /// (serde_json's `preserve_order` is on, which llguidance needs too).
     pub fn fields(&self) -> &[FieldDef] {
         &self.fields
     }

@@ -111,6 +111,11 @@ pub struct VlmExtractor {
     batch_pages: usize,
     pdfium: Option<PathBuf>,
     max_pixels: u64,
+    /// Pages generated, tokens generated and time in generation, for the
+    /// summary.
+    pages: u64,
+    tokens: u64,
+    generating: std::time::Duration,
 }
 
 impl VlmExtractor {
@@ -129,6 +134,9 @@ impl VlmExtractor {
             batch_pages,
             pdfium,
             max_pixels,
+            pages: 0,
+            tokens: 0,
+            generating: std::time::Duration::ZERO,
         }
     }
 
@@ -167,6 +175,18 @@ impl DocExtractor for VlmExtractor {
         self.batch_pages
     }
 
+    fn report(&self) -> Option<String> {
+        let secs = self.generating.as_secs_f64();
+        Some(format!(
+            "VLM {} page(s), {} tokens in {:.1}s: {:.1} pages/s, {:.0} tokens/s",
+            self.pages,
+            self.tokens,
+            secs,
+            self.pages as f64 / secs.max(1e-9),
+            self.tokens as f64 / secs.max(1e-9)
+        ))
+    }
+
     fn extract(&mut self, docs: &mut [FinishedDoc]) {
         // Page images of every document in the group, generated in one go
         // so batches span documents.
@@ -188,11 +208,17 @@ impl DocExtractor for VlmExtractor {
             }
         }
         let refs: Vec<&image::RgbImage> = images.iter().collect();
+        let t = std::time::Instant::now();
         let results = if refs.is_empty() {
             Ok(Vec::new())
         } else {
             self.engine.extract(&refs)
         };
+        self.generating += t.elapsed();
+        if let Ok(r) = &results {
+            self.pages += r.len() as u64;
+            self.tokens += r.iter().map(|p| p.tokens as u64).sum::<u64>();
+        }
         let mut per_doc: BTreeMap<usize, Vec<Record>> = BTreeMap::new();
         match results {
             Ok(records) => {

@@ -31,6 +31,10 @@ pub trait DocExtractor: Send {
         1
     }
     fn extract(&mut self, docs: &mut [FinishedDoc]);
+    /// One line for the end-of-run summary (e.g. a model's tokens/s).
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Test-only pacing switch: milliseconds to wait before writing each
@@ -86,6 +90,7 @@ pub fn write<S: DocSink>(
         }
     }
     summary.failures = failures.into_iter().collect();
+    summary.extract_report = extractor.as_ref().and_then(|x| x.report());
     Ok((summary, sink, busy))
 }
 
