@@ -246,6 +246,7 @@ mod tests {
             time_normalise_ms: 0.0,
             time_ocr_ms: 0.0,
             time_total_ms: 0.0,
+            extracted: None,
         }
     }
 

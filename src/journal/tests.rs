@@ -28,6 +28,7 @@ fn row(uri: &str, sha: &str, status: DocStatus) -> DocumentRow {
         time_normalise_ms: 0.0,
         time_ocr_ms: 0.0,
         time_total_ms: 0.0,
+        extracted: None,
     }
 }
 

@@ -106,8 +106,6 @@ pub fn session_builder(threads: usize, accel: Accel) -> Result<SessionBuilder, S
     Ok(builder)
 }
 
-/// An ONNX Runtime session with one input and one output.
-
 /// The process's ONNX Runtime environment, for the other modules that build
 /// their own sessions (the VLM engine). ort allows one environment per
 /// process, so everyone shares this one; [`init_runtime`] must have
@@ -123,7 +121,7 @@ pub fn environment() -> Result<&'static ort::environment::Environment, InferErro
     }
 }
 
-/// An ONNX Runtime session on the CPU.
+/// An ONNX Runtime session with one input and one output.
 pub struct OrtModel {
     name: String,
     session: Session,
