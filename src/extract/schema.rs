@@ -923,9 +923,10 @@ mod tests {
             Case {
                 prop: json!({"type": "object", "properties": {
                     "qty": {"type": "integer"}, "name": {"type": "string"}}}),
+                // Struct fields keep the schema's order.
                 want: DataType::Struct(Fields::from(vec![
-                    Field::new("name", DataType::Utf8, true),
                     Field::new("qty", DataType::Int64, true),
+                    Field::new("name", DataType::Utf8, true),
                 ])),
             },
             Case {
