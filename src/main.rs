@@ -69,6 +69,10 @@ enum Command {
         /// No progress bar or progress lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Also write the run's stage, queue and batch figures (busy and idle
+        /// time per stage, queue fill, the bottleneck) to FILE as JSON.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Check a pipeline file without running it.
     Check {
@@ -260,6 +264,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             commit_every_docs,
             commit_every_secs,
             quiet,
+            metrics,
         } => {
             let mut p = Pipeline::load(&pipeline)?;
             // A bad field schema is refused before anything runs.
@@ -373,6 +378,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             journal.end_run(summary.stopped)?;
             eprint!("{}", summary.render());
             eprintln!("output:    {}", p.output.path.display());
+            if let Some(path) = metrics {
+                let json = serde_json::to_vec_pretty(&summary.metrics)?;
+                std::fs::write(&path, json)
+                    .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+                eprintln!("metrics:   {}", path.display());
+            }
             if summary.stopped {
                 eprintln!(
                     "stopped:   {} document(s) committed by this run; the rest were not started.\n           Resume with the same command:\n  {}",

@@ -12,6 +12,7 @@
 //! batches grouped by width.
 
 pub mod extractors;
+pub mod metrics;
 pub mod progress;
 mod stages;
 pub mod write;
@@ -109,6 +110,8 @@ pub struct RunSummary {
     pub records_invalid: u64,
     /// The extractor's own line (e.g. VLM tokens/s), when it has one.
     pub extract_report: Option<String>,
+    /// Stage and queue figures, and the bottleneck.
+    pub metrics: metrics::RunMetrics,
     /// Files read and then skipped because their content was already done
     /// (see [`Admission`]).
     pub skipped: u64,
@@ -145,6 +148,20 @@ impl RunSummary {
             .map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64()))
             .collect();
         s.push_str(&format!("stages:    {} busy\n", stages.join(", ")));
+        let m = &self.metrics;
+        if !m.bottleneck.is_empty() {
+            s.push_str(&format!("bottleneck: {}\n", m.bottleneck_reason));
+        }
+        let b = &m.recognition_batches;
+        if b.batches > 0 {
+            s.push_str(&format!(
+                "batches:   recognition {} calls, {:.1} crops each on average, at most {} (batch_size {})\n",
+                b.batches,
+                b.mean(),
+                b.max,
+                b.limit
+            ));
+        }
         if self.records > 0 {
             s.push_str(&format!(
                 "records:   {} extracted, {} valid, {} invalid against the field schema\n",
@@ -300,6 +317,20 @@ pub async fn run<S: DocSink + 'static>(
     let (page_tx, page_rx) = async_channel::bounded(caps.pages);
     let (crop_tx, crop_rx) = async_channel::bounded(caps.crops);
     let (res_tx, res_rx) = async_channel::bounded(caps.results);
+    let (fin_tx, fin_rx) = async_channel::bounded(caps.finished);
+    let sampling_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        use metrics::Probe;
+        let probes = vec![
+            Probe::new("files", "list", "ingest", &file_rx),
+            Probe::new("docs", "ingest", "render", &doc_rx),
+            Probe::new("pages", "render", "detect", &page_rx),
+            Probe::new("crops", "detect", "recognise", &crop_rx),
+            Probe::new("results", "recognise", "assemble", &res_rx),
+            Probe::new("finished", "assemble", "extract", &fin_rx),
+        ];
+        tokio::spawn(metrics::sample(probes, sampling_done.clone()))
+    };
 
     let counters = opts.counters.clone();
     let mut stop = opts.stop.clone();
@@ -348,7 +379,6 @@ pub async fn run<S: DocSink + 'static>(
     let models = resources.recogniser.clone();
     let c = ctx.clone();
     let recog = tokio::task::spawn_blocking(move || stages::recognise(&c, models, crop_rx, res_tx));
-    let (fin_tx, fin_rx) = async_channel::bounded(caps.finished);
     let c = ctx.clone();
     let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, fin_tx));
     let c = ctx.clone();
@@ -364,7 +394,9 @@ pub async fn run<S: DocSink + 'static>(
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
     assemble.await??;
-    let (mut summary, sink, extract_busy) = writer.await??;
+    let (mut summary, sink, extract_busy, write_busy) = writer.await??;
+    sampling_done.store(true, Ordering::Relaxed);
+    let queues = sampler.await.unwrap_or_default();
     progress.finish();
     summary.elapsed = started.elapsed();
     summary.max_rec_batch = max_batch;
@@ -378,5 +410,36 @@ pub async fn run<S: DocSink + 'static>(
         ("recognise", rec_busy),
         ("extract", extract_busy),
     ];
+    let elapsed = summary.elapsed;
+    let render_threads = match resources.pdfium {
+        Some(_) => crate::worker::pool_size(pipeline.runtime.workers),
+        None => 1,
+    };
+    let stage = |name, threads, busy| metrics::StageStats::new(name, threads, busy, elapsed);
+    let mut m = metrics::RunMetrics {
+        elapsed_s: elapsed.as_secs_f64(),
+        documents: summary.docs,
+        pages: summary.pages,
+        pages_per_s: summary.pages_per_second(),
+        stages: vec![
+            stage("ingest", 1, ingest_busy),
+            stage("render", render_threads, render_busy),
+            stage("normalise", 1, normalise_busy),
+            stage("detect", 1, detect_busy),
+            stage("recognise", 1, rec_busy),
+            stage("extract", 1, extract_busy),
+            stage("write", 1, write_busy),
+        ],
+        queues,
+        recognition_batches: metrics::BatchStats {
+            limit: pipeline.ocr.batch_size,
+            batches: opts.counters.rec_batches.load(Ordering::Relaxed),
+            crops: opts.counters.rec_crops.load(Ordering::Relaxed),
+            max: max_batch,
+        },
+        ..metrics::RunMetrics::default()
+    };
+    m.decide();
+    summary.metrics = m;
     Ok((summary, sink))
 }

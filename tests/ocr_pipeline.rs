@@ -25,6 +25,7 @@ fn fixture_run() -> &'static FixtureRun {
         let pipeline = root().join("pipelines/ocr.yaml");
         let samples = fixtures().join("samples");
         let bad = fixtures().join("bad");
+        let metrics = out.with_extension("metrics.json");
         let o = run(&[
             "run",
             pipeline.to_str().unwrap(),
@@ -35,6 +36,8 @@ fn fixture_run() -> &'static FixtureRun {
             "--output",
             out.to_str().unwrap(),
             "--quiet",
+            "--metrics",
+            metrics.to_str().unwrap(),
         ]);
         FixtureRun {
             out,
@@ -114,6 +117,92 @@ fn run_finishes_with_the_some_failed_exit_code() {
             );
         }
     }
+}
+
+#[test]
+fn metrics_name_the_bottleneck_with_stage_queue_and_batch_figures() {
+    let run = fixture_run();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.out.with_extension("metrics.json")).expect("--metrics wrote its file"),
+    )
+    .unwrap();
+    let stages: Vec<&str> = m["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "ingest",
+            "render",
+            "normalise",
+            "detect",
+            "recognise",
+            "extract",
+            "write"
+        ]
+    );
+    let elapsed = m["elapsed_s"].as_f64().unwrap();
+    for s in m["stages"].as_array().unwrap() {
+        let (busy, idle, threads) = (
+            s["busy_s"].as_f64().unwrap(),
+            s["idle_s"].as_f64().unwrap(),
+            s["threads"].as_f64().unwrap(),
+        );
+        assert!(busy >= 0.0, "{s}");
+        assert!(
+            (idle - (threads * elapsed - busy).max(0.0)).abs() < 1e-6,
+            "{s}"
+        );
+    }
+    // The scanned fixtures are OCRed: detection and recognition did work,
+    // in batches no larger than ocr.batch_size.
+    let busy = |name: &str| {
+        m["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["busy_s"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(busy("detect") > 0.0 && busy("recognise") > 0.0, "{m}");
+    let b = &m["recognition_batches"];
+    assert!(b["batches"].as_u64().unwrap() > 0, "{b}");
+    assert!(
+        b["max"].as_u64().unwrap() <= b["limit"].as_u64().unwrap(),
+        "{b}"
+    );
+    assert!(
+        b["crops"].as_u64().unwrap() >= b["batches"].as_u64().unwrap(),
+        "{b}"
+    );
+    let queues: Vec<&str> = m["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        queues,
+        ["files", "docs", "pages", "crops", "results", "finished"]
+    );
+    // Pages queue up for detection while it works (the files queue may close
+    // before the first sample: listing is instant).
+    assert!(m["queues"][2]["samples"].as_u64().unwrap() > 0, "{m}");
+    let bottleneck = m["bottleneck"].as_str().unwrap();
+    assert!(stages.contains(&bottleneck), "{m}");
+    assert!(
+        run.stderr
+            .contains(&format!("bottleneck: {bottleneck} busy ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(m["documents"].as_u64().unwrap(), 13, "{m}");
+    assert_eq!(m["pages"].as_u64().unwrap(), 10, "{m}");
 }
 
 #[test]

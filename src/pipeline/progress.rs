@@ -16,6 +16,9 @@ pub struct Counters {
     pub docs_failed: AtomicU64,
     pub pages_done: AtomicU64,
     pub docs_total: AtomicU64,
+    /// Recognition model calls, and the crops they took.
+    pub rec_batches: AtomicU64,
+    pub rec_crops: AtomicU64,
 }
 
 pub struct Progress {

@@ -762,6 +762,10 @@ pub fn recognise(
                     })
                     .collect();
                 max_batch = max_batch.max(images.len());
+                ctx.counters.rec_batches.fetch_add(1, Ordering::Relaxed);
+                ctx.counters
+                    .rec_crops
+                    .fetch_add(images.len() as u64, Ordering::Relaxed);
                 match r.recognise(&images) {
                     Ok(decoded) => {
                         for ((gi, ci, _), d) in chunk.iter().zip(decoded) {

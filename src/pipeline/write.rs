@@ -48,16 +48,18 @@ fn sink_delay() -> Option<Duration> {
 }
 
 /// Writes documents as they come, extracting fields first when asked.
-/// Returns the summary, the sink, and time busy in extraction.
+/// Returns the summary, the sink, time busy in extraction and time busy
+/// writing.
 pub fn write<S: DocSink>(
     ctx: &Ctx,
     docs: Receiver<FinishedDoc>,
     mut sink: S,
     mut extractor: Option<Box<dyn DocExtractor>>,
-) -> anyhow::Result<(RunSummary, S, Duration)> {
+) -> anyhow::Result<(RunSummary, S, Duration, Duration)> {
     let mut summary = RunSummary::default();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut busy = Duration::ZERO;
+    let mut writing = Duration::ZERO;
     let delay = sink_delay();
     while let Ok(first) = docs.recv_blocking() {
         let mut group = vec![first];
@@ -84,14 +86,16 @@ pub fn write<S: DocSink>(
                 std::thread::sleep(delay);
             }
             account(ctx, &mut summary, &mut failures, &d);
+            let t = Instant::now();
             sink.write(d.doc, d.pages, d.lines)?;
+            writing += t.elapsed();
             ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
             ctx.progress.tick();
         }
     }
     summary.failures = failures.into_iter().collect();
     summary.extract_report = extractor.as_ref().and_then(|x| x.report());
-    Ok((summary, sink, busy))
+    Ok((summary, sink, busy, writing))
 }
 
 fn account(
