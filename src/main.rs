@@ -26,6 +26,24 @@ mod exit {
     pub const STOPPED: u8 = 130;
 }
 
+/// `eprintln!` that never panics: when stderr is gone (the parent that read
+/// it died), messages are dropped and the run still drains, commits and
+/// exits as it should.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics; see [`say!`].
+macro_rules! say_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "docpipe",
@@ -137,7 +155,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("docpipe: {e:#}");
+            say!("docpipe: {e:#}");
             let setup = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<docpipe::fetch::FetchError>().is_some()
                 || e.downcast_ref::<SetupError>().is_some()
@@ -250,7 +268,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 }
             })?;
             for w in &shown.warnings {
-                eprintln!("docpipe: warning: {w}");
+                say!("docpipe: warning: {w}");
             }
             println!("{}", shown.summary());
             Ok(exit::OK)
@@ -294,7 +312,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             if rec.renamed + rec.deleted_tmp + rec.deleted_unlisted > 0
                 || !rec.lost_parts.is_empty()
             {
-                eprintln!(
+                say!(
                     "recovered: {} part file(s) finished, {} unfinished part file(s) removed{}",
                     rec.renamed,
                     rec.deleted_tmp + rec.deleted_unlisted,
@@ -306,7 +324,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 );
             }
             if rec.foreign > 0 {
-                eprintln!(
+                say!(
                     "warning: {} part file(s) in {} come from runs this output's journal does not know; they were left alone and readers will see their rows",
                     rec.foreign,
                     p.output.path.display()
@@ -326,11 +344,11 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let n_listed = listed.len();
             let plan = journal.plan(listed, &config, mode);
             match mode {
-                Mode::RetryFailed => eprintln!(
+                Mode::RetryFailed => say!(
                     "retrying {} document(s) whose latest state is failed or partial",
                     plan.todo.len()
                 ),
-                Mode::Resume if plan.done > 0 => eprintln!(
+                Mode::Resume if plan.done > 0 => say!(
                     "resuming: {} of {} document(s) already done, skipped; {} to do",
                     plan.done,
                     n_listed,
@@ -339,7 +357,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 Mode::Resume => {}
             }
             if plan.done_failed > 0 {
-                eprintln!(
+                say!(
                     "{} of the skipped document(s) failed earlier; add --retry-failed to try them again",
                     plan.done_failed
                 );
@@ -376,16 +394,16 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let (summary, sink) = rt.block_on(pipeline::run(&p, resources, sink, opts))?;
             sink.close()?;
             journal.end_run(summary.stopped)?;
-            eprint!("{}", summary.render());
-            eprintln!("output:    {}", p.output.path.display());
+            say_inline!("{}", summary.render());
+            say!("output:    {}", p.output.path.display());
             if let Some(path) = metrics {
                 let json = serde_json::to_vec_pretty(&summary.metrics)?;
                 std::fs::write(&path, json)
                     .with_context(|| format!("cannot write metrics to {}", path.display()))?;
-                eprintln!("metrics:   {}", path.display());
+                say!("metrics:   {}", path.display());
             }
             if summary.stopped {
-                eprintln!(
+                say!(
                     "stopped:   {} document(s) committed by this run; the rest were not started.\n           Resume with the same command:\n  {}",
                     journal.committed_docs(),
                     resume_command()
@@ -428,12 +446,12 @@ async fn watch_signals(stop: tokio::sync::watch::Sender<bool>) {
         };
         if first {
             first = false;
-            eprintln!(
+            let _ = stop.send(true);
+            say!(
                 "\ndocpipe: {name}: stopping; no new documents, finishing and committing those in flight (send it again to exit at once)"
             );
-            let _ = stop.send(true);
         } else {
-            eprintln!(
+            say!(
                 "\ndocpipe: {name} again: exiting now; committed documents are kept, resume with:\n  {}",
                 resume_command()
             );

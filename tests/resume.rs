@@ -354,6 +354,39 @@ fn sigint_drains_and_the_same_command_finishes() {
     assert_eq!(rows(&out), want);
 }
 
+/// The parent that read docpipe's stderr is gone (its pipe has no reader):
+/// a signal still drains and exits 130, and a second run finishes the job.
+#[test]
+fn a_signal_still_drains_when_stderr_is_gone() {
+    let dir = workdir("resume-nostderr");
+    make_inputs(&dir.join("in"), 20, 20);
+    let pipeline = write_pipeline(&dir, "");
+    let out = dir.join("out");
+    let want = reference(&dir);
+    let a = args(&pipeline, &["--commit-every-docs", "2"]);
+    let mut child = spawn(&a);
+    drop(child.stderr.take()); // close the only reader
+    assert!(wait_for_commit(&mut child, &out, 0), "finished too early");
+    let k = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit 60 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_no_tmp(&out);
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(rows(&out), want);
+}
+
 #[test]
 fn retry_failed_replays_exactly_the_failed_documents() {
     let dir = workdir("resume-retry");
