@@ -616,7 +616,7 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
             ],
         )
     });
-    let batch_size = opt(&m, "batch_size", 32, |n, p| {
+    let batch_size = opt(&m, "batch_size", 4, |n, p| {
         r.int(n, p, 1, 1024).map(|v| v as usize)
     });
     let det_max_side = opt(&m, "det_max_side", 2000, |n, p| {
@@ -754,7 +754,7 @@ mod tests {
         assert_eq!(p.render.dpi, 200.0);
         assert_eq!(p.ocr.mode, OcrMode::Auto);
         assert_eq!(p.ocr.engine, OcrEngine::PpOcrV6);
-        assert_eq!(p.ocr.batch_size, 32);
+        assert_eq!(p.ocr.batch_size, 4);
         assert_eq!(p.runtime.threads, 0);
     }
 
