@@ -15,18 +15,11 @@ use std::time::{Duration, Instant};
 const PAGES: usize = 16;
 const MAX_NEW_TOKENS: usize = 96;
 
+/// The field schema of the VLM tests and bench: each kind of column
+/// (`fixtures/vlm/fields.schema.json`).
 fn schema() -> serde_json::Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {
-            "vendor": {"type": "string", "maxLength": 24},
-            "total": {"type": "number"},
-            "date": {"type": "string", "format": "date"},
-            "kind": {"enum": ["invoice", "receipt", "letter"]},
-            "items": {"type": "integer", "minimum": 0, "maximum": 999}
-        },
-        "required": ["vendor", "total", "date", "kind", "items"]
-    })
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vlm/fields.schema.json");
+    serde_json::from_slice(&std::fs::read(path).expect("schema fixture")).expect("schema is JSON")
 }
 
 fn pages() -> Vec<RgbImage> {

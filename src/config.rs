@@ -173,6 +173,16 @@ pub enum ExtractEngine {
     Vlm,
 }
 
+impl ExtractEngine {
+    /// The name used in pipeline files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExtractEngine::Layout => "layout",
+            ExtractEngine::Vlm => "vlm",
+        }
+    }
+}
+
 /// What an invalid record does to its document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

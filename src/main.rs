@@ -195,10 +195,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     "fields: {} ({}), {} engine, from {}",
                     names.len(),
                     names.join(", "),
-                    serde_json::to_value(e.engine)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    e.engine.as_str(),
                     e.schema.display()
                 );
             }
@@ -363,7 +360,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 );
             }
             let cache = Cache::from_env();
-            let resources = docpipe::resources::prepare(&p, &cache)?;
+            let resources = docpipe::resources::prepare(&p, &cache, fields.clone())?;
             let run_id = run_id();
             let opts = WriterOptions {
                 commit_every_docs,

@@ -402,7 +402,7 @@ pub async fn run<S: DocSink + 'static>(
 
     lister.await?;
     let (ingest_busy, skipped) = ingest.await?;
-    let render_busy = render.await?;
+    let (render_busy, render_threads) = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
     assemble.await??;
@@ -423,10 +423,6 @@ pub async fn run<S: DocSink + 'static>(
         ("extract", extract_busy),
     ];
     let elapsed = summary.elapsed;
-    let render_threads = match resources.pdfium {
-        Some(_) => crate::worker::pool_size(pipeline.runtime.workers),
-        None => 1,
-    };
     let stage = |name, threads, busy| metrics::StageStats::new(name, threads, busy, elapsed);
     let mut m = metrics::RunMetrics {
         elapsed_s: elapsed.as_secs_f64(),

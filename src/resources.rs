@@ -37,11 +37,16 @@ impl OcrFiles {
     }
 }
 
-/// Fetches (or finds) everything `pipeline` needs. Errors name what is
-/// missing and how to provide it.
-pub fn prepare(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<Resources> {
+/// Fetches (or finds) everything `pipeline` needs. `fields` is the
+/// pipeline's field schema as [`field_schema`] read it (the caller checks it
+/// before anything runs and gives the writer the same one). Errors name what
+/// is missing and how to provide it.
+pub fn prepare(
+    pipeline: &Pipeline,
+    cache: &Cache,
+    fields: Option<Arc<FieldSchema>>,
+) -> anyhow::Result<Resources> {
     let pdfium = cache.pdfium_library()?;
-    let fields = field_schema(pipeline)?;
     let needs_ort = pipeline.ocr.mode != OcrMode::Never
         || pipeline
             .extract

@@ -247,24 +247,15 @@ fn check_and_schema_describe_the_field_columns() {
     }
 }
 
-/// The schema of the VLM runs: each kind of column.
-const VLM_SCHEMA: &str = r#"{
-  "type": "object",
-  "properties": {
-    "vendor": {"type": "string", "maxLength": 24},
-    "total": {"type": "number"},
-    "date": {"type": "string", "format": "date"},
-    "kind": {"enum": ["invoice", "receipt", "letter"]},
-    "items": {"type": "integer", "minimum": 0, "maximum": 999}
-  },
-  "required": ["vendor", "total", "date", "kind", "items"]
-}"#;
-
 #[test]
 fn vlm_pipeline_with_each_tiny_model_writes_valid_typed_records() {
     for model in ["florence2-tiny", "smolvlm-tiny"] {
         let dir = tmp(&format!("fields-vlm-{model}"));
-        std::fs::write(dir.join("s.json"), VLM_SCHEMA).unwrap();
+        std::fs::copy(
+            fixtures().join("vlm/fields.schema.json"),
+            dir.join("s.json"),
+        )
+        .unwrap();
         let pipeline = dir.join("p.yaml");
         let samples = fixtures().join("samples");
         std::fs::write(

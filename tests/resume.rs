@@ -73,6 +73,15 @@ fn spawn(args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Sends SIG`name` (e.g. `INT`) to `child` with kill(1).
+fn signal(child: &Child, name: &str) {
+    let k = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success(), "kill -{name} failed");
+}
+
 fn stderr_of(child: Child) -> (ExitStatus, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -323,12 +332,7 @@ fn sigint_drains_and_the_same_command_finishes() {
     let a = args(&pipeline, &["--commit-every-docs", "2"]);
     let mut child = spawn(&a);
     assert!(wait_for_commit(&mut child, &out, 0), "finished too early");
-    let pid = child.id().to_string();
-    let k = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(k.success());
+    signal(&child, "INT");
     let (status, stderr) = stderr_of(child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
@@ -367,11 +371,7 @@ fn a_signal_still_drains_when_stderr_is_gone() {
     let mut child = spawn(&a);
     drop(child.stderr.take()); // close the only reader
     assert!(wait_for_commit(&mut child, &out, 0), "finished too early");
-    let k = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(k.success());
+    signal(&child, "TERM");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -15,19 +15,11 @@ fn model_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A small schema with each kind of field the pipeline extracts.
+/// The field schema of the VLM tests and bench: each kind of column
+/// (`fixtures/vlm/fields.schema.json`).
 fn schema() -> serde_json::Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {
-            "vendor": {"type": "string", "maxLength": 24},
-            "total": {"type": "number"},
-            "date": {"type": "string", "format": "date"},
-            "kind": {"enum": ["invoice", "receipt", "letter"]},
-            "items": {"type": "integer", "minimum": 0, "maximum": 999}
-        },
-        "required": ["vendor", "total", "date", "kind", "items"]
-    })
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vlm/fields.schema.json");
+    serde_json::from_slice(&std::fs::read(path).expect("schema fixture")).expect("schema is JSON")
 }
 
 /// Pages: synthetic renders (flat, gradient, bars, seeded noise, a

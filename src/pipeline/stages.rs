@@ -197,7 +197,8 @@ impl InFlight {
 /// PDFs through PDFium (each thread owning one render worker process, or in
 /// this process with [`Renderer::InProcess`]), images with the pure-Rust
 /// decoders. Text-layer pages go straight to the assembler, page images on
-/// to detection. Returns busy time summed over the threads.
+/// to detection. Returns busy time summed over the threads, and the number
+/// of threads.
 pub fn render(
     ctx: &Ctx,
     pdfium: Option<PathBuf>,
@@ -205,7 +206,7 @@ pub fn render(
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
     results: Sender<Msg>,
-) -> Duration {
+) -> (Duration, usize) {
     let rt = &ctx.pipeline.runtime;
     let threads = worker::pool_size(rt.workers);
     let spec = match (&renderer, &pdfium) {
@@ -250,7 +251,7 @@ pub fn render(
         workers = plan.spec.is_some(),
         "render stage finished: {threads} threads, at most {most} documents at once"
     );
-    busy
+    (busy, threads)
 }
 
 /// What every render thread shares.

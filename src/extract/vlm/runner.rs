@@ -126,25 +126,12 @@ fn f32_data<'a>(g: &Graph, v: &'a DynValue) -> Result<(Vec<usize>, &'a [f32]), V
     Ok((shape.iter().map(|d| (*d).max(0) as usize).collect(), data))
 }
 
-fn tensor_f32(shape: Vec<usize>, data: Vec<f32>) -> Result<DynValue, VlmError> {
-    Tensor::from_array((shape, data))
-        .map(|t| t.into_dyn())
-        .map_err(|e| VlmError::Run {
-            graph: "input".into(),
-            message: e.to_string(),
-        })
-}
-
-fn tensor_i64(shape: Vec<usize>, data: Vec<i64>) -> Result<DynValue, VlmError> {
-    Tensor::from_array((shape, data))
-        .map(|t| t.into_dyn())
-        .map_err(|e| VlmError::Run {
-            graph: "input".into(),
-            message: e.to_string(),
-        })
-}
-
-fn tensor_bool(shape: Vec<usize>, data: Vec<bool>) -> Result<DynValue, VlmError> {
+/// An input tensor of `shape` holding `data` (f32 pixels and embeddings,
+/// i64 ids and masks, bool flags).
+fn tensor<T>(shape: Vec<usize>, data: Vec<T>) -> Result<DynValue, VlmError>
+where
+    T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+{
     Tensor::from_array((shape, data))
         .map(|t| t.into_dyn())
         .map_err(|e| VlmError::Run {
@@ -310,7 +297,7 @@ impl Models {
     /// Token embeddings `[b, s, e]` and `e`.
     fn embed(&mut self, ids: Vec<i64>, b: usize, s: usize) -> Result<(Vec<f32>, usize), VlmError> {
         let out = self.embed.run(
-            vec![("input_ids".into(), tensor_i64(vec![b, s], ids)?.into())],
+            vec![("input_ids".into(), tensor(vec![b, s], ids)?.into())],
             &["inputs_embeds"],
         )?;
         let (shape, data) = f32_data(&self.embed, &out[0])?;
@@ -331,19 +318,19 @@ impl Models {
             Architecture::EncoderDecoder => {
                 inputs.push((
                     "pixel_values".into(),
-                    tensor_f32(vec![b, 3, h, w], pixels)?.into(),
+                    tensor(vec![b, 3, h, w], pixels)?.into(),
                 ));
             }
             Architecture::DecoderOnly => {
                 // One global image per page (no tiling): n_img = 1.
                 inputs.push((
                     "pixel_values".into(),
-                    tensor_f32(vec![b, 1, 3, h, w], pixels)?.into(),
+                    tensor(vec![b, 1, 3, h, w], pixels)?.into(),
                 ));
                 if self.vision.declares("pixel_attention_mask") {
                     inputs.push((
                         "pixel_attention_mask".into(),
-                        tensor_bool(vec![b, 1, h, w], vec![true; b * h * w])?.into(),
+                        tensor(vec![b, 1, h, w], vec![true; b * h * w])?.into(),
                     ));
                 }
             }
@@ -492,13 +479,13 @@ impl<'m> DecoderOnly<'m> {
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
             (
                 "inputs_embeds".into(),
-                tensor_f32(vec![b, s, self.hidden], embeds)?.into(),
+                tensor(vec![b, s, self.hidden], embeds)?.into(),
             ),
             (
                 "attention_mask".into(),
-                tensor_i64(vec![b, total], mask)?.into(),
+                tensor(vec![b, total], mask)?.into(),
             ),
-            ("position_ids".into(), tensor_i64(vec![b, s], pos)?.into()),
+            ("position_ids".into(), tensor(vec![b, s], pos)?.into()),
         ];
         for (n, v) in self.m.names.past.iter().zip(past) {
             inputs.push((n.clone(), v.into()));
@@ -614,11 +601,11 @@ impl<'m> Seq2Seq<'m> {
             vec![
                 (
                     "attention_mask".into(),
-                    tensor_i64(vec![b, enc_len], enc_mask.clone())?.into(),
+                    tensor(vec![b, enc_len], enc_mask.clone())?.into(),
                 ),
                 (
                     "inputs_embeds".into(),
-                    tensor_f32(vec![b, enc_len, e], enc_in)?.into(),
+                    tensor(vec![b, enc_len, e], enc_in)?.into(),
                 ),
             ],
             &["last_hidden_state"],
@@ -667,22 +654,19 @@ impl<'m> Seq2Seq<'m> {
     ) -> Result<Logits, VlmError> {
         let b = self.b;
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
-            (
-                "inputs_embeds".into(),
-                tensor_f32(vec![b, s, e], emb)?.into(),
-            ),
+            ("inputs_embeds".into(), tensor(vec![b, s, e], emb)?.into()),
             ("encoder_hidden_states".into(), (&self.enc_hidden).into()),
         ];
         if self.m.decoder.declares("encoder_attention_mask") {
             inputs.push((
                 "encoder_attention_mask".into(),
-                tensor_i64(vec![b, self.enc_len], self.enc_mask.clone())?.into(),
+                tensor(vec![b, self.enc_len], self.enc_mask.clone())?.into(),
             ));
         }
         if self.m.decoder.declares("use_cache_branch") {
             inputs.push((
                 "use_cache_branch".into(),
-                tensor_bool(vec![1], vec![cached])?.into(),
+                tensor(vec![1], vec![cached])?.into(),
             ));
         }
         let names = &self.m.names;
