@@ -60,7 +60,7 @@ impl Graph {
             return Err(fail(format!("{} does not exist", path.display())));
         }
         // Session-builder errors are not Send: strings right away.
-        let session = session_builder(threads, accel)
+        let session = session_builder(threads, accel, false)
             .map_err(&fail)?
             .commit_from_file(&path)
             .map_err(|e| fail(e.to_string()))?;
