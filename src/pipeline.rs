@@ -300,6 +300,32 @@ pub fn thread_split(threads: usize) -> (usize, usize) {
     (det, rec)
 }
 
+/// How the OCR models share the machine: detection's intra-op threads, and
+/// recognition as `rec_workers` sessions of `rec_threads` threads each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OcrThreads {
+    pub det: usize,
+    pub rec_workers: usize,
+    pub rec_threads: usize,
+}
+
+/// Recognition calls are small (a few 48-px crops), and one ONNX Runtime
+/// session spreads them poorly over threads: on 2 cores, two one-thread
+/// sessions read 1.04 receipts/s against 0.94 for one two-thread session
+/// (`scripts/eval-ocr --limit 20`, two runs each), for 140 MiB more memory.
+/// Recognition's threads from [`thread_split`] therefore go to one-thread
+/// sessions while there are fewer than four, and to two-thread sessions
+/// beyond, which halves the sessions' memory on large machines.
+pub fn ocr_threads(threads: usize) -> OcrThreads {
+    let (det, rec) = thread_split(threads);
+    let per = if rec < 4 { 1 } else { 2 };
+    OcrThreads {
+        det,
+        rec_workers: (rec / per).max(1),
+        rec_threads: per,
+    }
+}
+
 /// Runs a pipeline to the end and returns its summary. Errors here stop the
 /// run (listing the input, loading models, writing output); problems with one
 /// document become its `failed` row instead.
@@ -390,7 +416,10 @@ pub async fn run<S: DocSink + 'static>(
         tokio::task::spawn_blocking(move || stages::detect(&c, models, page_rx, crop_tx, r));
     let models = resources.recogniser.clone();
     let c = ctx.clone();
-    let recog = tokio::task::spawn_blocking(move || stages::recognise(&c, models, crop_rx, res_tx));
+    let rec_workers = ocr_threads(pipeline.runtime.threads).rec_workers;
+    let recog = tokio::task::spawn_blocking(move || {
+        stages::recognise_pool(&c, models, rec_workers, crop_rx, res_tx)
+    });
     let c = ctx.clone();
     let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, fin_tx));
     let c = ctx.clone();
@@ -434,7 +463,7 @@ pub async fn run<S: DocSink + 'static>(
             stage("render", render_threads, render_busy),
             stage("normalise", 1, normalise_busy),
             stage("detect", 1, detect_busy),
-            stage("recognise", 1, rec_busy),
+            stage("recognise", rec_workers, rec_busy),
             stage("extract", 1, extract_busy),
             stage("write", 1, write_busy),
         ],
@@ -454,7 +483,45 @@ pub async fn run<S: DocSink + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::thread_split;
+    use super::{ocr_threads, thread_split, OcrThreads};
+
+    #[test]
+    fn recognition_threads_go_to_small_sessions() {
+        struct Case {
+            threads: usize,
+            want: OcrThreads,
+        }
+        let t = |det, rec_workers, rec_threads| OcrThreads {
+            det,
+            rec_workers,
+            rec_threads,
+        };
+        let cases = [
+            Case {
+                threads: 1,
+                want: t(1, 1, 1),
+            },
+            Case {
+                threads: 2,
+                want: t(1, 1, 1),
+            },
+            Case {
+                threads: 3,
+                want: t(1, 2, 1),
+            },
+            Case {
+                threads: 4,
+                want: t(2, 2, 1),
+            },
+            Case {
+                threads: 16,
+                want: t(8, 4, 2),
+            },
+        ];
+        for c in cases {
+            assert_eq!(ocr_threads(c.threads), c.want, "threads {}", c.threads);
+        }
+    }
 
     #[test]
     fn auto_threads_give_recognition_a_share_of_detection_s() {

@@ -240,7 +240,11 @@ pub fn ocr_resources(
     files: OcrFiles,
     accel: Accel,
 ) -> Resources {
-    let (det_threads, rec_threads) = thread_split(pipeline.runtime.threads);
+    let crate::pipeline::OcrThreads {
+        det: det_threads,
+        rec_threads,
+        ..
+    } = crate::pipeline::ocr_threads(pipeline.runtime.threads);
     let settings = DetectorSettings {
         det: DetParams {
             max_side_len: pipeline.ocr.det_max_side,

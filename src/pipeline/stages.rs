@@ -708,6 +708,56 @@ pub fn detect(
 /// Recognition: gathers crops from as many pages as are waiting, sorts them
 /// by input width, runs full batches, and scatters the text back to pages.
 /// Returns (busy time, largest batch).
+/// Runs [`recognise`] on `workers` threads, each with its own recogniser,
+/// all taking pages from one queue. Returns busy time summed over the
+/// threads and the largest batch any of them ran.
+pub fn recognise_pool(
+    ctx: &Ctx,
+    factory: Option<RecogniserFactory>,
+    workers: usize,
+    jobs: Receiver<CropJob>,
+    results: Sender<Msg>,
+) -> anyhow::Result<(Duration, usize)> {
+    if workers <= 1 {
+        return recognise(ctx, factory, jobs, results);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let (factory, jobs, results) = (factory.clone(), jobs.clone(), results.clone());
+                std::thread::Builder::new()
+                    .name(format!("recognise-{i}"))
+                    .spawn_scoped(s, move || recognise(ctx, factory, jobs, results))
+            })
+            .collect();
+        drop(results);
+        let mut busy = Duration::ZERO;
+        let mut max_batch = 0;
+        let mut first_error = None;
+        for h in handles {
+            let outcome = match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a recognition thread panicked"))),
+                Err(e) => Err(anyhow::anyhow!("cannot start a recognition thread: {e}")),
+            };
+            match outcome {
+                Ok((b, m)) => {
+                    busy += b;
+                    max_batch = max_batch.max(m);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((busy, max_batch)),
+        }
+    })
+}
+
 pub fn recognise(
     ctx: &Ctx,
     factory: Option<RecogniserFactory>,
