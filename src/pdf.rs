@@ -138,25 +138,58 @@ impl<'a> PdfDoc<'a> {
             })
     }
 
+    /// Loads page `index` once (PDFium parses its content streams) for
+    /// [`Page::info`], [`Page::text_layer`] and [`Page::render`].
+    pub fn page_at(&self, index: u32) -> Result<Page<'_>, PdfError> {
+        Ok(Page {
+            page: self.page(index)?,
+            index,
+        })
+    }
+
     pub fn page_info(&self, index: u32) -> Result<PageInfo, PdfError> {
-        let page = self.page(index)?;
+        Ok(self.page_at(index)?.info())
+    }
+
+    /// Reads the page's text layer, grouped into lines as PDFium breaks them,
+    /// with boxes in pixels at `dpi`.
+    pub fn text_layer(&self, index: u32, dpi: f32) -> Result<TextLayer, PdfError> {
+        self.page_at(index)?.text_layer(dpi)
+    }
+
+    /// Renders a page at `dpi` (the page's /Rotate applied), refusing pages
+    /// over `max_pixels` before allocating the bitmap.
+    pub fn render(&self, index: u32, dpi: f32, max_pixels: u64) -> Result<Rendered, PdfError> {
+        self.page_at(index)?.render(dpi, max_pixels)
+    }
+}
+
+/// One loaded page of a [`PdfDoc`].
+pub struct Page<'a> {
+    page: PdfPage<'a>,
+    index: u32,
+}
+
+impl Page<'_> {
+    pub fn info(&self) -> PageInfo {
+        let page = &self.page;
         let rotation = match page.rotation() {
             Ok(PdfPageRenderRotation::Degrees90) => 90,
             Ok(PdfPageRenderRotation::Degrees180) => 180,
             Ok(PdfPageRenderRotation::Degrees270) => 270,
             _ => 0,
         };
-        Ok(PageInfo {
+        PageInfo {
             width_pt: page.width().value,
             height_pt: page.height().value,
             rotation,
-        })
+        }
     }
 
     /// Reads the page's text layer, grouped into lines as PDFium breaks them,
     /// with boxes in pixels at `dpi`.
-    pub fn text_layer(&self, index: u32, dpi: f32) -> Result<TextLayer, PdfError> {
-        let page = self.page(index)?;
+    pub fn text_layer(&self, dpi: f32) -> Result<TextLayer, PdfError> {
+        let (page, index) = (&self.page, self.index);
         let text = page.text().map_err(|e| PdfError::Page {
             page: index,
             message: format!("cannot read text layer: {e:?}"),
@@ -218,10 +251,10 @@ impl<'a> PdfDoc<'a> {
         Ok(layer)
     }
 
-    /// Renders a page at `dpi` (the page's /Rotate applied), refusing pages
-    /// over `max_pixels` before allocating the bitmap.
-    pub fn render(&self, index: u32, dpi: f32, max_pixels: u64) -> Result<Rendered, PdfError> {
-        let page = self.page(index)?;
+    /// Renders the page at `dpi` (its /Rotate applied), refusing pages over
+    /// `max_pixels` before allocating the bitmap.
+    pub fn render(&self, dpi: f32, max_pixels: u64) -> Result<Rendered, PdfError> {
+        let (page, index) = (&self.page, self.index);
         let scale = dpi / 72.0;
         let w = (page.width().value * scale).round().max(1.0) as u32;
         let h = (page.height().value * scale).round().max(1.0) as u32;

@@ -179,8 +179,10 @@ pub fn render_pdf(
         let t = Instant::now();
         let _span = tracing::trace_span!("page", page = index).entered();
         let mut took = || ms_since(t) + std::mem::take(&mut open_ms);
-        let info = match doc.page_info(index) {
-            Ok(i) => i,
+        // One load per page: PDFium parses the content streams on load,
+        // which is most of a text-layer page's cost.
+        let page = match doc.page_at(index) {
+            Ok(p) => p,
             Err(e) => {
                 let ev = RenderEvent::PageError {
                     index,
@@ -194,8 +196,9 @@ pub fn render_pdf(
                 continue;
             }
         };
+        let info = page.info();
         let layer = if settings.read_text_layer {
-            doc.text_layer(index, dpi).ok()
+            page.text_layer(dpi).ok()
         } else {
             None
         };
@@ -211,7 +214,7 @@ pub fn render_pdf(
                 ms: took(),
             }
         } else {
-            match doc.render(index, dpi, settings.max_image_pixels) {
+            match page.render(dpi, settings.max_image_pixels) {
                 Ok(r) => RenderEvent::Image {
                     index,
                     info,
