@@ -201,7 +201,7 @@ impl Page<'_> {
         let flush = |current: &mut String, bbox: &mut Option<BBox>, layer: &mut TextLayer| {
             let t = current.trim();
             if let (false, Some(b)) = (t.is_empty(), *bbox) {
-                let bbox_px = points_box_to_pixels(&page, &b, &config);
+                let bbox_px = points_box_to_pixels(page, &b, &config);
                 layer.lines.push(LayerLine {
                     text: collapse_spaces(t),
                     bbox_px,
@@ -281,9 +281,9 @@ impl Page<'_> {
             })?
             .to_rgb8();
         let (iw, ih) = image.dimensions();
-        let p0 = pixel_to_points(&page, 0, 0, &config);
-        let px = pixel_to_points(&page, iw as i32, 0, &config);
-        let py = pixel_to_points(&page, 0, ih as i32, &config);
+        let p0 = pixel_to_points(page, 0, 0, &config);
+        let px = pixel_to_points(page, iw as i32, 0, &config);
+        let py = pixel_to_points(page, 0, ih as i32, &config);
         let (iw, ih) = (iw.max(1) as f32, ih.max(1) as f32);
         let to_points = Affine([
             (px.x - p0.x) / iw,

@@ -300,11 +300,13 @@ pub fn thread_split(threads: usize) -> (usize, usize) {
     (det, rec)
 }
 
-/// How the OCR models share the machine: detection's intra-op threads, and
-/// recognition as `rec_workers` sessions of `rec_threads` threads each.
+/// How the OCR models share the machine: detection as `det_workers`
+/// sessions of `det_threads` intra-op threads each, recognition as
+/// `rec_workers` sessions of `rec_threads`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OcrThreads {
-    pub det: usize,
+    pub det_workers: usize,
+    pub det_threads: usize,
     pub rec_workers: usize,
     pub rec_threads: usize,
 }
@@ -316,11 +318,19 @@ pub struct OcrThreads {
 /// Recognition's threads from [`thread_split`] therefore go to one-thread
 /// sessions while there are fewer than four, and to two-thread sessions
 /// beyond, which halves the sessions' memory on large machines.
+///
+/// Detection's pre- and post-processing (resizing, the box search, cutting
+/// out and classifying crops) runs on its worker's thread between model
+/// calls, so one worker cannot keep many cores (or a GPU) busy: from four
+/// detection threads on, they go to two-thread workers, each on its own
+/// pages.
 pub fn ocr_threads(threads: usize) -> OcrThreads {
     let (det, rec) = thread_split(threads);
+    let (det_workers, det_threads) = if det < 4 { (1, det) } else { (det / 2, 2) };
     let per = if rec < 4 { 1 } else { 2 };
     OcrThreads {
-        det,
+        det_workers,
+        det_threads,
         rec_workers: (rec / per).max(1),
         rec_threads: per,
     }
@@ -412,13 +422,14 @@ pub async fn run<S: DocSink + 'static>(
     let models = resources.detector.clone();
     let c = ctx.clone();
     let r = res_tx.clone();
-    let detect =
-        tokio::task::spawn_blocking(move || stages::detect(&c, models, page_rx, crop_tx, r));
+    let layout = ocr_threads(pipeline.runtime.threads);
+    let detect = tokio::task::spawn_blocking(move || {
+        stages::detect_pool(&c, models, layout.det_workers, page_rx, crop_tx, r)
+    });
     let models = resources.recogniser.clone();
     let c = ctx.clone();
-    let rec_workers = ocr_threads(pipeline.runtime.threads).rec_workers;
     let recog = tokio::task::spawn_blocking(move || {
-        stages::recognise_pool(&c, models, rec_workers, crop_rx, res_tx)
+        stages::recognise_pool(&c, models, layout.rec_workers, crop_rx, res_tx)
     });
     let c = ctx.clone();
     let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, fin_tx));
@@ -461,9 +472,9 @@ pub async fn run<S: DocSink + 'static>(
         stages: vec![
             stage("ingest", 1, ingest_busy),
             stage("render", render_threads, render_busy),
-            stage("normalise", 1, normalise_busy),
-            stage("detect", 1, detect_busy),
-            stage("recognise", rec_workers, rec_busy),
+            stage("normalise", layout.det_workers, normalise_busy),
+            stage("detect", layout.det_workers, detect_busy),
+            stage("recognise", layout.rec_workers, rec_busy),
             stage("extract", 1, extract_busy),
             stage("write", 1, write_busy),
         ],
@@ -486,40 +497,24 @@ mod tests {
     use super::{ocr_threads, thread_split, OcrThreads};
 
     #[test]
-    fn recognition_threads_go_to_small_sessions() {
-        struct Case {
-            threads: usize,
-            want: OcrThreads,
-        }
-        let t = |det, rec_workers, rec_threads| OcrThreads {
-            det,
+    fn ocr_threads_go_to_small_sessions() {
+        let t = |det_workers, det_threads, rec_workers, rec_threads| OcrThreads {
+            det_workers,
+            det_threads,
             rec_workers,
             rec_threads,
         };
+        // (runtime.threads, expected layout)
         let cases = [
-            Case {
-                threads: 1,
-                want: t(1, 1, 1),
-            },
-            Case {
-                threads: 2,
-                want: t(1, 1, 1),
-            },
-            Case {
-                threads: 3,
-                want: t(1, 2, 1),
-            },
-            Case {
-                threads: 4,
-                want: t(2, 2, 1),
-            },
-            Case {
-                threads: 16,
-                want: t(8, 4, 2),
-            },
+            (1, t(1, 1, 1, 1)),
+            (2, t(1, 1, 1, 1)),
+            (3, t(1, 1, 2, 1)),
+            (4, t(1, 2, 2, 1)),
+            (8, t(2, 2, 2, 2)),
+            (16, t(4, 2, 4, 2)),
         ];
-        for c in cases {
-            assert_eq!(ocr_threads(c.threads), c.want, "threads {}", c.threads);
+        for (threads, want) in cases {
+            assert_eq!(ocr_threads(threads), want, "threads {threads}");
         }
     }
 

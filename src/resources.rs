@@ -241,7 +241,7 @@ pub fn ocr_resources(
     accel: Accel,
 ) -> Resources {
     let crate::pipeline::OcrThreads {
-        det: det_threads,
+        det_threads,
         rec_threads,
         ..
     } = crate::pipeline::ocr_threads(pipeline.runtime.threads);

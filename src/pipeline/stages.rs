@@ -15,6 +15,7 @@ use crate::types::BBox;
 use crate::worker::{self, Outcome, Worker, WorkerSpec};
 use async_channel::{Receiver, Sender};
 use image::RgbImage;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -272,8 +273,10 @@ fn render_thread(
 ) -> Duration {
     let mut worker: Option<Worker> = None;
     let mut busy = Duration::ZERO;
+    let waited = Cell::new(Duration::ZERO);
     while let Ok(job) = docs.recv_blocking() {
         let t = Instant::now();
+        waited.set(Duration::ZERO);
         let _span =
             tracing::debug_span!("document", doc = %job.doc.id, uri = %job.doc.uri).entered();
         let reading = plan.in_flight.enter();
@@ -284,6 +287,7 @@ fn render_thread(
                     dpi: plan.settings.dpi,
                     pages: &pages,
                     results: &results,
+                    waited: &waited,
                 };
                 let read = match (&plan.spec, plan.lib.as_deref()) {
                     (Some(spec), _) => pdf_in_worker(&mut worker, spec, plan, &mut out, reading),
@@ -302,7 +306,7 @@ fn render_thread(
             // A bug tripped by one hostile file must not take the run down:
             // it becomes that document's failed row.
             _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decode_raster(ctx, &job, &pages, &results)
+                decode_raster(ctx, &job, &pages, &results, &waited)
             }))
             .unwrap_or_else(|panic| {
                 let f = render::panic_failure(panic.as_ref());
@@ -310,7 +314,7 @@ fn render_thread(
             }),
         };
         plan.in_flight.leave();
-        busy += t.elapsed();
+        busy += t.elapsed().saturating_sub(waited.get());
         match outcome {
             Ok(true) => {}
             Ok(false) => break,
@@ -417,6 +421,17 @@ struct PdfPages<'a> {
     dpi: f32,
     pages: &'a Sender<PageJob>,
     results: &'a Sender<Msg>,
+    waited: &'a Cell<Duration>,
+}
+
+/// Sends a page image on to detection, adding the time spent waiting for
+/// room in the queue to `waited`: that is detection's slowness, not the
+/// render stage's work. False when the pipeline is closing.
+fn send_page(pages: &Sender<PageJob>, job: PageJob, waited: &Cell<Duration>) -> bool {
+    let t = Instant::now();
+    let sent = pages.send_blocking(job).is_ok();
+    waited.set(waited.get() + t.elapsed());
+    sent
 }
 
 impl PdfPages<'_> {
@@ -446,7 +461,7 @@ impl PdfPages<'_> {
             } => {
                 let (mut meta, _) = self.meta(index, Some(info), ms);
                 meta.to_points = Some(to_points);
-                self.pages.send_blocking(PageJob { meta, image }).is_ok()
+                send_page(self.pages, PageJob { meta, image }, self.waited)
             }
             RenderEvent::PageError {
                 index,
@@ -563,6 +578,7 @@ fn decode_raster(
     job: &DocJob,
     pages: &Sender<PageJob>,
     results: &Sender<Msg>,
+    waited: &Cell<Duration>,
 ) -> StageResult {
     let p = &ctx.pipeline;
     let classify = |e: decode::DecodeError| match e {
@@ -617,13 +633,14 @@ fn decode_raster(
                     if results.send_blocking(Msg::Page(Box::new(done))).is_err() {
                         return Ok(false);
                     }
-                } else if pages
-                    .send_blocking(PageJob {
+                } else if !send_page(
+                    pages,
+                    PageJob {
                         meta,
                         image: page.image,
-                    })
-                    .is_err()
-                {
+                    },
+                    waited,
+                ) {
                     return Ok(false);
                 }
             }
@@ -705,47 +722,35 @@ pub fn detect(
     Ok((busy, normalise_busy))
 }
 
-/// Recognition: gathers crops from as many pages as are waiting, sorts them
-/// by input width, runs full batches, and scatters the text back to pages.
-/// Returns (busy time, largest batch).
-/// Runs [`recognise`] on `workers` threads, each with its own recogniser,
-/// all taking pages from one queue. Returns busy time summed over the
-/// threads and the largest batch any of them ran.
-pub fn recognise_pool(
-    ctx: &Ctx,
-    factory: Option<RecogniserFactory>,
+/// Runs `work` on `workers` threads named `name-N` and collects what each
+/// returned; the first error wins. One worker runs on the calling thread.
+fn run_pool<R: Send>(
+    name: &str,
     workers: usize,
-    jobs: Receiver<CropJob>,
-    results: Sender<Msg>,
-) -> anyhow::Result<(Duration, usize)> {
+    work: impl Fn() -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
     if workers <= 1 {
-        return recognise(ctx, factory, jobs, results);
+        return Ok(vec![work()?]);
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|i| {
-                let (factory, jobs, results) = (factory.clone(), jobs.clone(), results.clone());
                 std::thread::Builder::new()
-                    .name(format!("recognise-{i}"))
-                    .spawn_scoped(s, move || recognise(ctx, factory, jobs, results))
+                    .name(format!("{name}-{i}"))
+                    .spawn_scoped(s, &work)
             })
             .collect();
-        drop(results);
-        let mut busy = Duration::ZERO;
-        let mut max_batch = 0;
+        let mut out = Vec::with_capacity(workers);
         let mut first_error = None;
         for h in handles {
             let outcome = match h {
                 Ok(h) => h
                     .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a recognition thread panicked"))),
-                Err(e) => Err(anyhow::anyhow!("cannot start a recognition thread: {e}")),
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a {name} thread panicked"))),
+                Err(e) => Err(anyhow::anyhow!("cannot start a {name} thread: {e}")),
             };
             match outcome {
-                Ok((b, m)) => {
-                    busy += b;
-                    max_batch = max_batch.max(m);
-                }
+                Ok(r) => out.push(r),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -753,11 +758,59 @@ pub fn recognise_pool(
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok((busy, max_batch)),
+            None => Ok(out),
         }
     })
 }
 
+/// [`detect`] on `workers` threads, each with its own detector, all taking
+/// pages from one queue. Returns detection and deskew busy time, each summed
+/// over the threads.
+pub fn detect_pool(
+    ctx: &Ctx,
+    factory: Option<DetectorFactory>,
+    workers: usize,
+    pages: Receiver<PageJob>,
+    crops: Sender<CropJob>,
+    results: Sender<Msg>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let done = run_pool("detect", workers, || {
+        detect(
+            ctx,
+            factory.clone(),
+            pages.clone(),
+            crops.clone(),
+            results.clone(),
+        )
+    })?;
+    Ok(done
+        .into_iter()
+        .fold((Duration::ZERO, Duration::ZERO), |a, b| {
+            (a.0 + b.0, a.1 + b.1)
+        }))
+}
+
+/// [`recognise`] on `workers` threads, each with its own recogniser, all
+/// taking pages from one queue. Returns busy time summed over the threads
+/// and the largest batch any of them ran.
+pub fn recognise_pool(
+    ctx: &Ctx,
+    factory: Option<RecogniserFactory>,
+    workers: usize,
+    jobs: Receiver<CropJob>,
+    results: Sender<Msg>,
+) -> anyhow::Result<(Duration, usize)> {
+    let done = run_pool("recognise", workers, || {
+        recognise(ctx, factory.clone(), jobs.clone(), results.clone())
+    })?;
+    Ok(done
+        .into_iter()
+        .fold((Duration::ZERO, 0), |a, b| (a.0 + b.0, a.1.max(b.1))))
+}
+
+/// Recognition: gathers crops from as many pages as are waiting, sorts them
+/// by input width, runs full batches, and scatters the text back to pages.
+/// Returns (busy time, largest batch).
 pub fn recognise(
     ctx: &Ctx,
     factory: Option<RecogniserFactory>,
