@@ -3,11 +3,12 @@
 # the run, against the same machine's CPU. Builds nothing on the GPU machine.
 #
 #   bench/gpu.sh prepare     # here: release build, stripped, with PDFium and
-#                            # the PP-OCRv6 models, into target/gpu-kit/
-#                            # (under 64 MiB, so it can be carried)
+#                            # the PP-OCRv6 models, packed into
+#                            # target/gpu-kit.tar.gz (42 MB: small enough to
+#                            # carry to a machine that cannot fetch them)
 #   bench/gpu.sh [PAGES]     # there: the check itself (default 300 pages)
 #
-# On the GPU machine it needs target/gpu-kit/ (or DOCPIPE_BIN plus the usual
+# On the GPU machine it needs target/gpu-kit.tar.gz (or DOCPIPE_BIN plus the usual
 # DOCPIPE_PDFIUM_LIB / DOCPIPE_OCR_MODELS overrides), the corpus receipts at
 # ../shared/corpus/sroie-dev/img, and an ONNX Runtime 1.31 with the CUDA
 # execution provider: DOCPIPE_ORT_LIB, else the machine's own Python
@@ -36,9 +37,14 @@ if [[ ${1:-} == prepare ]]; then
     cache=${DOCPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/docpipe}
     cp "$(ls "$cache"/pypdfium2-*/libpdfium.so | head -1)" "$kit/"
     cp "$cache"/rapidocr-3.10.0/*.onnx "$kit/models/"
-    du -sh "$kit"
-    echo "carry target/gpu-kit and run: bench/gpu.sh"
+    tar -C "$root/target" -czf "$kit.tar.gz" gpu-kit
+    ls -l "$kit.tar.gz"
+    echo "carry target/gpu-kit.tar.gz and run: bench/gpu.sh"
     exit 0
+fi
+
+if [[ ! -x $kit/docpipe && -f $kit.tar.gz ]]; then
+    tar -C "$root/target" -xzf "$kit.tar.gz"
 fi
 
 pages=${1:-300}
@@ -49,7 +55,7 @@ if [[ -x $kit/docpipe ]]; then
     export DOCPIPE_OCR_MODELS=${DOCPIPE_OCR_MODELS:-$kit/models}
 fi
 bin=${DOCPIPE_BIN:-$root/target/release/docpipe}
-[[ -x $bin ]] || { echo "no docpipe binary: run 'bench/gpu.sh prepare' where cargo is, and carry target/gpu-kit"; exit 2; }
+[[ -x $bin ]] || { echo "no docpipe binary: run 'bench/gpu.sh prepare' where cargo is, and carry target/gpu-kit.tar.gz"; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -117,8 +123,11 @@ EOF
     echo "== $name: $(ls "$4" | wc -l) receipts, device $2, ocr.batch_size $3"
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 >"$util" 2>/dev/null &
     local sampler=$!
-    timeout "$5" "$bin" run "$work/$name.yaml" --overwrite --quiet --metrics "$work/$name.json" 2>&1 |
-        grep -E '^(documents|pages|time|stages|bottleneck|batches|failures):|rror' || echo "(no summary: failed or timed out after $5 s)"
+    local rc=0
+    timeout "$5" "$bin" run "$work/$name.yaml" --overwrite --quiet --metrics "$work/$name.json" \
+        >"$work/$name.log" 2>&1 || rc=$?
+    grep -E '^(documents|pages|time|stages|bottleneck|batches|failures):' "$work/$name.log" ||
+        { echo "(no summary: exit $rc$( ((rc == 124)) && echo ", timed out after $5 s"))"; tail -n 5 "$work/$name.log"; }
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     awk '{s+=$1; if ($1>m) m=$1; n++} END {if (n) printf "gpu busy:  mean %.0f%%, peak %d%% (%d samples)\n", s/n, m, n}' "$util"
 }
