@@ -123,8 +123,9 @@ pub struct OcrConfig {
     pub engine: OcrEngine,
     /// Recognition crops per model call, gathered across pages and documents.
     pub batch_size: usize,
-    /// Longest page side, in pixels, the detector sees in one piece; larger
-    /// pages are cut into overlapping tiles. 2000 is RapidOCR's `max_side_len`.
+    /// Longest page side, in pixels, the detector sees. Pages up to twice
+    /// this are scaled down to it; larger pages are cut into overlapping
+    /// tiles of this size. 2000 is RapidOCR's `max_side_len`.
     pub det_max_side: u32,
     /// Lines whose recognition confidence is below this are dropped (0..1).
     /// 0.5 is RapidOCR's `text_score`.
