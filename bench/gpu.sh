@@ -19,6 +19,7 @@
 # Runs, each bounded by `timeout`, about 3 minutes in all:
 #   cpu       PAGES/3 receipts, runtime.device cpu, threads auto
 #   cuda-bN   PAGES receipts, runtime.device cuda, ocr.batch_size N (8, 32, 64)
+#   vlm       32 receipts through the VLM extractor (tiny test model) on CUDA
 # and prints for each: docpipe's summary (pages/s, stage busy times, the
 # bottleneck line) and the GPU's mean and peak utilisation (nvidia-smi every
 # 200 ms while the run lasts).
@@ -136,3 +137,21 @@ run cpu cpu 4 "$work/in-cpu" 100
 for b in 8 32 64; do
     run "cuda-b$b" cuda "$b" "$work/in" 80
 done
+
+# The VLM field extractor on CUDA, with the tiny test model (random weights:
+# this checks the CUDA path and the engine's own overhead, not accuracy).
+mkdir -p "$work/in-vlm"
+for ((i = 0; i < 32; i++)); do
+    ln -s "${imgs[i % ${#imgs[@]}]}" "$work/in-vlm/$(printf %05d $i).jpg"
+done
+cat >"$work/vlm.yaml" <<EOF
+name: gpu-vlm
+input: {path: $work/in-vlm}
+ocr: {mode: never}
+extract: {schema: $root/fixtures/vlm/fields.schema.json, engine: vlm, model: $root/fixtures/vlm/florence2-tiny, batch_size: 8, max_new_tokens: 96}
+runtime: {device: cuda}
+output: {path: $work/out-vlm}
+EOF
+echo "== vlm: 32 receipts, florence2-tiny, batch 8, device cuda"
+timeout 60 "$bin" run "$work/vlm.yaml" --overwrite --quiet >"$work/vlm.log" 2>&1 || true
+grep -E '^(documents|time|records|extract):' "$work/vlm.log" || tail -n 5 "$work/vlm.log"

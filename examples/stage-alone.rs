@@ -202,32 +202,57 @@ fn main() -> Result<()> {
     )?;
 
     let rate = |s: f64| n as f64 / s.max(1e-9);
+    // (name, workers, threads in all, seconds)
     let stages = [
-        ("render", render_threads, render_s),
-        ("detect", layout.det_workers, detect_s),
-        ("recognise", layout.rec_workers, recognise_s),
+        ("render", render_threads, render_threads, render_s),
+        (
+            "detect",
+            layout.det_workers,
+            layout.det_workers * layout.det_threads,
+            detect_s,
+        ),
+        (
+            "recognise",
+            layout.rec_workers,
+            layout.rec_workers * layout.rec_threads,
+            recognise_s,
+        ),
     ];
     println!("{n} pages, {lines} lines");
-    for (name, workers, s) in stages {
+    for (name, workers, threads, s) in stages {
         println!(
-            "{name:<10} alone: {s:7.2} s  {:8.2} pages/s  ({workers} worker(s))",
+            "{name:<10} alone: {s:7.2} s  {:8.2} pages/s  ({workers} worker(s), {threads} thread(s))",
             rate(s)
         );
     }
     let slowest = stages
         .iter()
-        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .max_by(|a, b| a.3.total_cmp(&b.3))
         .context("no stage")?;
-    println!("slowest:   {} at {:.2} pages/s", slowest.0, rate(slowest.2));
+    println!("slowest:   {} at {:.2} pages/s", slowest.0, rate(slowest.3));
+    // When the stages share the cores, their thread-seconds add up: a run
+    // cannot beat cores / (sum of thread-seconds per page).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_page: f64 = stages
+        .iter()
+        .map(|(_, _, threads, s)| *threads as f64 * s / n as f64)
+        .sum();
+    let cpu_bound = cores as f64 / per_page.max(1e-9);
+    println!(
+        "cpu bound: {per_page:.2} thread-seconds per page on {cores} cores: at most {cpu_bound:.2} pages/s"
+    );
     if let Some(path) = json {
         let v = serde_json::json!({
             "pages": n,
             "lines": lines,
-            "stages": stages.iter().map(|(name, workers, s)| serde_json::json!({
-                "name": name, "workers": workers, "seconds": s, "pages_per_s": rate(*s),
+            "stages": stages.iter().map(|(name, workers, threads, s)| serde_json::json!({
+                "name": name, "workers": workers, "threads": threads, "seconds": s,
+                "pages_per_s": rate(*s),
             })).collect::<Vec<_>>(),
             "slowest": slowest.0,
-            "slowest_pages_per_s": rate(slowest.2),
+            "slowest_pages_per_s": rate(slowest.3),
+            "cores": cores,
+            "cpu_bound_pages_per_s": cpu_bound,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&v)?)
             .with_context(|| format!("writing {}", path.display()))?;

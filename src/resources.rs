@@ -126,11 +126,15 @@ fn extractor(
     let on_invalid = cfg.on_invalid;
     match (cfg.engine, &cfg.model) {
         (ExtractEngine::Vlm, Some(model)) => {
-            let threads = thread_split(pipeline.runtime.threads);
+            // `auto` gives each OCR model every core; the VLM gets them too.
+            let threads = match pipeline.runtime.threads {
+                0 => thread_split(0).0,
+                n => n,
+            };
             let opts = VlmOptions {
                 batch_size: cfg.batch_size.max(1),
                 max_new_tokens: cfg.max_new_tokens,
-                threads: threads.0 + threads.1,
+                threads,
                 accel,
             };
             let dir = model.clone();
