@@ -31,18 +31,44 @@ use docpipe::pipeline::ocr_threads;
 use docpipe::render::{RenderEvent, RenderSettings};
 use image::RgbImage;
 
+/// CPU seconds this process has used (user + system), from
+/// `/proc/self/stat`, in Linux's fixed 100 ticks per second; 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name: state is the first,
+    // utime the 12th and stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Wall-clock and CPU seconds of a stage.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: f64,
+    cpu: f64,
+}
+
 /// Calls `work(i)` for i in 0..n on `threads` threads, each with its own
-/// state from `init`; returns the wall-clock seconds.
+/// state from `init`; returns the wall-clock and CPU seconds.
 fn timed_pool<S: Send>(
     threads: usize,
     n: usize,
     init: impl Fn() -> Result<S> + Sync,
     work: impl Fn(&mut S, usize) -> Result<()> + Sync,
-) -> Result<f64> {
+) -> Result<Took> {
     let next = AtomicUsize::new(0);
     // Sessions are built before the clock starts: loading is not the stage.
     let states: Vec<S> = (0..threads.max(1)).map(|_| init()).collect::<Result<_>>()?;
     let t = Instant::now();
+    let cpu = cpu_seconds();
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = states
             .into_iter()
@@ -65,7 +91,10 @@ fn timed_pool<S: Send>(
         }
         Ok(())
     })?;
-    Ok(t.elapsed().as_secs_f64())
+    Ok(Took {
+        wall: t.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - cpu,
+    })
 }
 
 /// The page images of one file, as the render stage would pass them on.
@@ -202,7 +231,7 @@ fn main() -> Result<()> {
     )?;
 
     let rate = |s: f64| n as f64 / s.max(1e-9);
-    // (name, workers, threads in all, seconds)
+    // (name, workers, threads in all, time)
     let stages = [
         ("render", render_threads, render_threads, render_s),
         (
@@ -219,38 +248,42 @@ fn main() -> Result<()> {
         ),
     ];
     println!("{n} pages, {lines} lines");
-    for (name, workers, threads, s) in stages {
+    for (name, workers, threads, t) in stages {
         println!(
-            "{name:<10} alone: {s:7.2} s  {:8.2} pages/s  ({workers} worker(s), {threads} thread(s))",
-            rate(s)
+            "{name:<10} alone: {:7.2} s  {:8.2} pages/s  {:6.2} CPU s  ({workers} worker(s), {threads} thread(s))",
+            t.wall,
+            rate(t.wall),
+            t.cpu
         );
     }
     let slowest = stages
         .iter()
-        .max_by(|a, b| a.3.total_cmp(&b.3))
+        .max_by(|a, b| a.3.wall.total_cmp(&b.3.wall))
         .context("no stage")?;
-    println!("slowest:   {} at {:.2} pages/s", slowest.0, rate(slowest.3));
-    // When the stages share the cores, their thread-seconds add up: a run
-    // cannot beat cores / (sum of thread-seconds per page).
+    println!(
+        "slowest:   {} at {:.2} pages/s",
+        slowest.0,
+        rate(slowest.3.wall)
+    );
+    // When the stages share the cores, their CPU time adds up: a run cannot
+    // beat cores / (CPU seconds per page over all stages).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_page: f64 = stages
-        .iter()
-        .map(|(_, _, threads, s)| *threads as f64 * s / n as f64)
-        .sum();
+    let per_page: f64 = stages.iter().map(|st| st.3.cpu / n as f64).sum();
     let cpu_bound = cores as f64 / per_page.max(1e-9);
     println!(
-        "cpu bound: {per_page:.2} thread-seconds per page on {cores} cores: at most {cpu_bound:.2} pages/s"
+        "cpu bound: {per_page:.2} CPU seconds per page on {cores} cores: at most {cpu_bound:.2} pages/s"
     );
     if let Some(path) = json {
         let v = serde_json::json!({
             "pages": n,
             "lines": lines,
-            "stages": stages.iter().map(|(name, workers, threads, s)| serde_json::json!({
-                "name": name, "workers": workers, "threads": threads, "seconds": s,
-                "pages_per_s": rate(*s),
+            "stages": stages.iter().map(|(name, workers, threads, t)| serde_json::json!({
+                "name": name, "workers": workers, "threads": threads, "seconds": t.wall,
+                "cpu_seconds": t.cpu, "pages_per_s": rate(t.wall),
             })).collect::<Vec<_>>(),
             "slowest": slowest.0,
-            "slowest_pages_per_s": rate(slowest.3),
+            "slowest_pages_per_s": rate(slowest.3.wall),
+            "cpu_seconds_per_page": per_page,
             "cores": cores,
             "cpu_bound_pages_per_s": cpu_bound,
         });
