@@ -147,16 +147,6 @@ impl<'a> PdfDoc<'a> {
         })
     }
 
-    pub fn page_info(&self, index: u32) -> Result<PageInfo, PdfError> {
-        Ok(self.page_at(index)?.info())
-    }
-
-    /// Reads the page's text layer, grouped into lines as PDFium breaks them,
-    /// with boxes in pixels at `dpi`.
-    pub fn text_layer(&self, index: u32, dpi: f32) -> Result<TextLayer, PdfError> {
-        self.page_at(index)?.text_layer(dpi)
-    }
-
     /// Renders a page at `dpi` (the page's /Rotate applied), refusing pages
     /// over `max_pixels` before allocating the bitmap.
     pub fn render(&self, index: u32, dpi: f32, max_pixels: u64) -> Result<Rendered, PdfError> {
