@@ -166,13 +166,33 @@ impl Detector {
         let Some(cls) = self.cls.as_mut() else {
             return Ok(());
         };
+        // (crop, columns) for every window the classifier looks at.
+        let windows: Vec<(usize, (u32, u32))> = crops
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let (w, h) = c.image.dimensions();
+                recognise::cls_windows(w, h)
+                    .into_iter()
+                    .map(move |x| (i, x))
+            })
+            .collect();
+        // Per crop: summed "0" and "180" probabilities, windows seen.
+        let mut votes = vec![(0f32, 0f32, 0u32); crops.len()];
         let batch = self.settings.batch_size.max(1);
-        for chunk in crops.chunks_mut(batch) {
+        let per = 3 * CLS_H * CLS_W;
+        for chunk in windows.chunks(batch) {
             let n = chunk.len();
-            let per = 3 * CLS_H * CLS_W;
             let mut input = vec![0f32; n * per];
-            for (i, c) in chunk.iter().enumerate() {
-                recognise::fill_cls_input(&c.image, &mut input[i * per..(i + 1) * per]);
+            for (slot, &(i, (x0, x1))) in input.chunks_exact_mut(per).zip(chunk) {
+                let image = &crops[i].image;
+                if (x0, x1) == (0, image.width()) {
+                    recognise::fill_cls_input(image, slot);
+                } else {
+                    let part =
+                        image::imageops::crop_imm(image, x0, 0, x1 - x0, image.height()).to_image();
+                    recognise::fill_cls_input(&part, slot);
+                }
             }
             let (shape, out) = cls.run(&[n, 3, CLS_H, CLS_W], input)?;
             let classes = shape.get(1).copied().unwrap_or(0);
@@ -182,11 +202,15 @@ impl Detector {
                     message: format!("unexpected output shape {shape:?}"),
                 });
             }
-            for (i, c) in chunk.iter_mut().enumerate() {
-                let p = &out[i * classes..(i + 1) * classes];
-                if recognise::cls_is_upside_down(p, recognise::CLS_THRESH) {
-                    image::imageops::rotate180_in_place(&mut c.image);
-                }
+            for (p, &(i, _)) in out.chunks_exact(classes).zip(chunk) {
+                let v = &mut votes[i];
+                *v = (v.0 + p[0], v.1 + p[1], v.2 + 1);
+            }
+        }
+        for (c, (p0, p180, seen)) in crops.iter_mut().zip(votes) {
+            let k = seen.max(1) as f32;
+            if recognise::cls_is_upside_down(&[p0 / k, p180 / k], recognise::CLS_THRESH) {
+                image::imageops::rotate180_in_place(&mut c.image);
             }
         }
         Ok(())

@@ -138,6 +138,23 @@ pub fn fill_cls_input(crop: &RgbImage, out: &mut [f32]) {
     fill_rec_input(crop, CLS_HEIGHT, width, CLS_WIDTH, out);
 }
 
+/// The parts of a `w` x `h` crop the direction classifier looks at, as
+/// `(x0, x1)` source columns. The classifier's input is 4:1; a crop up to
+/// twice that long is squeezed into it whole, as RapidOCR does. A longer
+/// one would be squeezed out of recognition (a 40:1 line reads as noise and
+/// was flipped with 0.9 confidence), so the classifier sees three 4:1
+/// windows instead, at its start, middle and end, and their votes are
+/// averaged.
+pub fn cls_windows(w: u32, h: u32) -> Vec<(u32, u32)> {
+    let side = u64::from(h) * u64::from(CLS_WIDTH) / u64::from(CLS_HEIGHT);
+    if h == 0 || u64::from(w) <= 2 * side {
+        return vec![(0, w)];
+    }
+    let side = side.max(1) as u32;
+    let last = w - side;
+    vec![(0, side), (last / 2, last / 2 + side), (last, w)]
+}
+
 /// True when the classifier's two probabilities (labels `"0"`, `"180"`) say
 /// the crop is upside down with more than `thresh` confidence (RapidOCR uses
 /// [`CLS_THRESH`]). Anything else, NaN included, keeps the crop as it is.
@@ -424,6 +441,22 @@ mod tests {
     use super::*;
     use image::Rgb;
     use ndarray::Array2;
+
+    #[test]
+    fn long_crops_are_classified_on_three_windows_short_ones_whole() {
+        // Up to 8:1 the crop is squeezed into the 4:1 input whole.
+        assert_eq!(cls_windows(100, 40), vec![(0, 100)]);
+        assert_eq!(cls_windows(320, 40), vec![(0, 320)]);
+        assert_eq!(cls_windows(0, 0), vec![(0, 0)]);
+        // A 40:1 line: 4:1 windows at the start, middle and end.
+        assert_eq!(
+            cls_windows(3120, 78),
+            vec![(0, 312), (1404, 1716), (2808, 3120)]
+        );
+        // Just over 8:1: the windows overlap but stay inside the crop.
+        let w = cls_windows(321, 40);
+        assert_eq!(w, vec![(0, 160), (80, 240), (161, 321)]);
+    }
 
     fn dict_of(chars: &str) -> Vec<String> {
         let meta: Vec<String> = chars.chars().map(String::from).collect();
