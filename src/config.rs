@@ -125,7 +125,9 @@ pub struct OcrConfig {
     pub batch_size: usize,
     /// Longest page side, in pixels, the detector sees. Pages up to twice
     /// this are scaled down to it; larger pages are cut into overlapping
-    /// tiles of this size. 2000 is RapidOCR's `max_side_len`.
+    /// tiles of this size. The default, 1440, is below RapidOCR's
+    /// `max_side_len` of 2000: on the corpus's scanned A4 pages and receipts
+    /// it read as many words or more in a sixth less time (README, "OCR").
     pub det_max_side: u32,
     /// Lines whose recognition confidence is below this are dropped (0..1).
     /// 0.5 is RapidOCR's `text_score`.
@@ -630,7 +632,7 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
     let batch_size = opt(&m, "batch_size", 4, |n, p| {
         r.int(n, p, 1, 1024).map(|v| v as usize)
     });
-    let det_max_side = opt(&m, "det_max_side", 2000, |n, p| {
+    let det_max_side = opt(&m, "det_max_side", 1440, |n, p| {
         r.int(n, p, 256, 8192).map(|v| v as u32)
     });
     let min_confidence = opt(&m, "min_confidence", 0.5, |n, p| {
