@@ -35,6 +35,11 @@ pub struct RenderSettings {
     pub max_pages: u32,
     /// Most pixels in one rendered page (`limits.max_image_megapixels`).
     pub max_image_pixels: u64,
+    /// Read only pages `first..end` (clamped to the document); `None` reads
+    /// them all. The render stage sets it per request when it shares a long
+    /// PDF's pages between its threads.
+    #[serde(default)]
+    pub pages: Option<(u32, u32)>,
 }
 
 impl RenderSettings {
@@ -46,6 +51,7 @@ impl RenderSettings {
             min_text_layer_chars: p.ocr.min_text_layer_chars,
             max_pages: p.limits.max_pages,
             max_image_pixels: p.limits.max_image_pixels,
+            pages: None,
         }
     }
 }
@@ -142,6 +148,7 @@ pub enum RenderEvent {
 /// Reads a PDF from memory with the PDFium library at `lib`, handing each
 /// event to `emit`. `emit` returns false when nobody listens any more; the
 /// walk then stops and this returns `Ok(false)`. `Ok(true)` means every page
+/// (of `settings.pages`, when set; `Start` always counts the whole document)
 /// was emitted; `Err` means the document as a whole could not be read (no
 /// page event was emitted then, unless it is an `Internal` failure).
 pub fn render_pdf(
@@ -175,7 +182,11 @@ pub fn render_pdf(
     }
     let dpi = settings.dpi;
     let mut open_ms = ms_since(t_open);
-    for index in 0..count {
+    let range = match settings.pages {
+        Some((first, end)) => first.min(count)..end.min(count),
+        None => 0..count,
+    };
+    for index in range {
         let t = Instant::now();
         let _span = tracing::trace_span!("page", page = index).entered();
         let mut took = || ms_since(t) + std::mem::take(&mut open_ms);

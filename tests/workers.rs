@@ -274,6 +274,166 @@ fn two_workers_read_two_pdfs_at_once() {
     assert!(stderr.contains("documents: 2 (2 ok"), "{stderr}");
 }
 
+/// A PDF of `pages` US Letter pages, page i (from 1) reading
+/// "Page i of the long document" in Helvetica, in a real text layer.
+fn long_pdf(pages: usize, needle: &str) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    let mut object = |out: &mut Vec<u8>, body: String| {
+        offsets.push(out.len());
+        let n = offsets.len();
+        out.extend_from_slice(format!("{n} 0 obj\n{body}\nendobj\n").as_bytes());
+    };
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    object(&mut out, "<< /Type /Catalog /Pages 2 0 R >>".into());
+    object(
+        &mut out,
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {pages} >>",
+            kids.join(" ")
+        ),
+    );
+    object(
+        &mut out,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
+    );
+    for i in 0..pages {
+        object(
+            &mut out,
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+                 /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                5 + 2 * i
+            ),
+        );
+        let text = format!(
+            "BT /F1 24 Tf 72 700 Td (Page {} of the long document) Tj ET",
+            i + 1
+        );
+        object(
+            &mut out,
+            format!("<< /Length {} >>\nstream\n{text}\nendstream", text.len()),
+        );
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+    );
+    for o in &offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n%{needle}\n",
+            offsets.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// Runs the text-only pipeline over `files` on two workers with the fault
+/// switch set to `faults`; returns the output folder, the exit code and
+/// the log.
+fn two_worker_run(
+    dir: &Path,
+    files: &[(&str, Vec<u8>)],
+    faults: &str,
+) -> (PathBuf, Option<i32>, String) {
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join("in").join(name), bytes).unwrap();
+    }
+    let pipeline = pipeline_file(dir, "{workers: 2}");
+    let o = docpipe()
+        .args(["run", pipeline.to_str().unwrap(), "--quiet"])
+        .env(FAULT_ENV, faults)
+        .env("DOCPIPE_LOG", "docpipe=debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    (dir.join("out"), o.status.code(), stderr)
+}
+
+#[test]
+fn a_long_pdf_is_shared_between_the_workers_and_comes_out_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every request sleeps 1.5 s in its worker, so while one worker reads a
+    // part the other takes the next: 24 pages are 16 + 4 + 4.
+    let (out, code, stderr) = two_worker_run(
+        dir.path(),
+        &[("long.pdf", long_pdf(24, "DOCPIPE-TEST-SLOW"))],
+        "slow:DOCPIPE-TEST-SLOW",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let pids: BTreeSet<String> = stderr
+        .lines()
+        .filter(|l| l.contains("render worker took a document"))
+        .filter_map(|l| field(l, "worker"))
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "one document, read by both workers:\n{stderr}"
+    );
+    assert!(stderr.contains("documents: 1 (1 ok"), "{stderr}");
+    let docs = read_table(&out, "documents");
+    assert_eq!(strings(&docs, "pages"), vec![Some("24".to_string())]);
+    let pages = read_table(&out, "pages");
+    let index = strings(&pages, "page_index");
+    let text = strings(&pages, "text");
+    let got: Vec<(usize, String)> = index
+        .iter()
+        .zip(&text)
+        .map(|(i, t)| (i.clone().unwrap().parse().unwrap(), t.clone().unwrap()))
+        .collect();
+    let want: Vec<(usize, String)> = (0..24)
+        .map(|i| (i, format!("Page {} of the long document", i + 1)))
+        .collect();
+    assert_eq!(got, want, "each page once, in order, with its own text");
+}
+
+#[test]
+fn a_failed_part_fails_its_document_once_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The worker aborts on every request for pages after the first part:
+    // both later parts fail, in two workers.
+    let (out, code, stderr) = two_worker_run(
+        dir.path(),
+        &[
+            ("a-long.pdf", long_pdf(40, "DOCPIPE-TEST-LATER")),
+            ("b-ok.pdf", sample("born-digital.pdf")),
+        ],
+        "crash-later:DOCPIPE-TEST-LATER",
+    );
+    assert_eq!(code, Some(3), "some documents failed:\n{stderr}");
+    let docs = read_table(&out, "documents");
+    let mut rows: Vec<(String, String, Option<String>)> = strings(&docs, "uri")
+        .into_iter()
+        .zip(strings(&docs, "status"))
+        .zip(strings(&docs, "error_class"))
+        .map(|((u, s), c)| {
+            (
+                u.unwrap().rsplit('/').next().unwrap().to_string(),
+                s.unwrap(),
+                c,
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("a-long.pdf".into(), "failed".into(), Some("crashed".into())),
+            ("b-ok.pdf".into(), "ok".into(), None),
+        ],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("was not started"), "{stderr}");
+    let pages = read_table(&out, "pages");
+    assert_eq!(strings(&pages, "page_index").len(), 2, "only b-ok's pages");
+}
+
 /// Collects every row in memory.
 #[derive(Default)]
 struct Rows {
@@ -384,6 +544,7 @@ fn a_worker_renders_the_same_pixels_and_affine_as_in_process() {
         min_text_layer_chars: 8,
         max_pages: 100,
         max_image_pixels: 100_000_000,
+        pages: None,
     };
     let data = sample("scanned.pdf");
     let spec = WorkerSpec {

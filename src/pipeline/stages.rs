@@ -16,10 +16,10 @@ use crate::worker::{self, Outcome, Worker, WorkerSpec};
 use async_channel::{Receiver, Sender};
 use image::RgbImage;
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub struct Ctx {
@@ -224,6 +224,9 @@ pub fn render(
         spec,
         settings: RenderSettings::from_pipeline(&ctx.pipeline),
         in_flight: InFlight::default(),
+        threads,
+        shared: Mutex::new(Vec::new()),
+        opening: AtomicUsize::new(0),
     };
     let busy = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(threads);
@@ -255,6 +258,55 @@ pub fn render(
     (busy, threads)
 }
 
+/// Pages the first request for a PDF reads when the stage has more than one
+/// thread. The pages of a longer PDF after these are shared out: any thread
+/// without work takes the next part, so one long PDF does not keep one
+/// thread busy while the others idle.
+const FIRST_PART: u32 = 16;
+
+/// Fewest pages a later part holds; each covers about 1/(2 x threads) of
+/// the pages left, so parts shrink towards the end and threads finish
+/// together.
+const MIN_PART: u32 = 4;
+
+/// A long PDF whose remaining pages the render threads share.
+struct SharedPdf {
+    job: Arc<DocJob>,
+    /// First page not yet handed out.
+    next: AtomicU32,
+    /// The document's page count.
+    end: u32,
+    /// Set by the first part that fails: the document's one failed row is
+    /// that part's, and no more parts are handed out.
+    failed: AtomicBool,
+}
+
+impl SharedPdf {
+    /// Hands out the next part, `None` when none is left.
+    fn take(&self, threads: usize) -> Option<(u32, u32)> {
+        let share = 2 * u32::try_from(threads).unwrap_or(u32::MAX).max(1);
+        let mut first = self.next.load(Ordering::SeqCst);
+        loop {
+            if first >= self.end || self.failed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let n = (self.end - first).div_ceil(share).max(MIN_PART);
+            let end = first.saturating_add(n).min(self.end);
+            match self
+                .next
+                .compare_exchange(first, end, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Some((first, end)),
+                Err(now) => first = now,
+            }
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.next.load(Ordering::SeqCst) >= self.end || self.failed.load(Ordering::SeqCst)
+    }
+}
+
 /// What every render thread shares.
 struct RenderPlan {
     lib: Option<PathBuf>,
@@ -262,6 +314,35 @@ struct RenderPlan {
     spec: Option<WorkerSpec>,
     settings: RenderSettings,
     in_flight: InFlight,
+    threads: usize,
+    /// Long PDFs with parts left to read.
+    shared: Mutex<Vec<Arc<SharedPdf>>>,
+    /// PDFs whose first part is being read: they may yet be shared.
+    opening: AtomicUsize,
+}
+
+impl RenderPlan {
+    /// The next part of a shared PDF, if any is left.
+    fn claim(&self) -> Option<(Arc<SharedPdf>, (u32, u32))> {
+        let mut list = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        list.retain(|p| !p.exhausted());
+        list.iter()
+            .find_map(|p| p.take(self.threads).map(|r| (Arc::clone(p), r)))
+    }
+
+    fn share(&self, pdf: SharedPdf) {
+        let mut list = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        list.push(Arc::new(pdf));
+    }
+
+    /// True when no thread can be handed another part, now or later.
+    fn nothing_left_to_share(&self) -> bool {
+        if self.opening.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let list = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        list.iter().all(|p| p.exhausted())
+    }
 }
 
 fn render_thread(
@@ -274,33 +355,66 @@ fn render_thread(
     let mut worker: Option<Worker> = None;
     let mut busy = Duration::ZERO;
     let waited = Cell::new(Duration::ZERO);
-    while let Ok(job) = docs.recv_blocking() {
+    let mut closed = false;
+    loop {
+        // Parts of PDFs already started come first: they finish documents.
+        if let Some((pdf, range)) = plan.claim() {
+            let t = Instant::now();
+            waited.set(Duration::ZERO);
+            let go_on = render_part(plan, &mut worker, &pdf, range, &pages, &results, &waited);
+            busy += t.elapsed().saturating_sub(waited.get());
+            if go_on {
+                continue;
+            }
+            break;
+        }
+        if closed {
+            // No more documents: stay while a PDF may still be shared.
+            if plan.nothing_left_to_share() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let Ok(job) = docs.recv_blocking() else {
+            closed = true;
+            continue;
+        };
         let t = Instant::now();
         waited.set(Duration::ZERO);
         let _span =
             tracing::debug_span!("document", doc = %job.doc.id, uri = %job.doc.uri).entered();
         let reading = plan.in_flight.enter();
+        let job = Arc::new(job);
         let outcome = match job.doc.kind {
             Kind::Pdf => {
+                let sharing = plan.threads > 1;
+                let settings = RenderSettings {
+                    pages: sharing.then_some((0, FIRST_PART)),
+                    ..plan.settings.clone()
+                };
                 let mut out = PdfPages {
                     job: &job,
                     dpi: plan.settings.dpi,
                     pages: &pages,
                     results: &results,
                     waited: &waited,
+                    announce: true,
+                    count: None,
                 };
-                let read = match (&plan.spec, plan.lib.as_deref()) {
-                    (Some(spec), _) => pdf_in_worker(&mut worker, spec, plan, &mut out, reading),
-                    (None, Some(lib)) => {
-                        render::render_pdf_guarded(lib, &job.data, &plan.settings, &mut |ev| {
-                            out.emit(ev)
-                        })
+                plan.opening.fetch_add(1, Ordering::SeqCst);
+                let read = read_pdf(&mut worker, plan, &settings, &mut out, reading);
+                if let (Ok(true), Some(count)) = (&read, out.count) {
+                    if sharing && count > FIRST_PART {
+                        plan.share(SharedPdf {
+                            job: Arc::clone(&job),
+                            next: AtomicU32::new(FIRST_PART),
+                            end: count,
+                            failed: AtomicBool::new(false),
+                        });
                     }
-                    (None, None) => Err(DocFailure::new(
-                        ErrorClass::Render,
-                        "PDFium is not available",
-                    )),
-                };
+                }
+                plan.opening.fetch_sub(1, Ordering::SeqCst);
                 read.map_err(|f| (f.class.as_str(), f.message))
             }
             // A bug tripped by one hostile file must not take the run down:
@@ -319,14 +433,7 @@ fn render_thread(
             Ok(true) => {}
             Ok(false) => break,
             Err((class, message)) => {
-                let msg = Msg::Failed {
-                    doc: job.doc,
-                    class,
-                    message,
-                    started_at_us: job.started_at_us,
-                    ingest_ms: job.ingest_ms,
-                };
-                if results.send_blocking(msg).is_err() {
+                if !send_failed(&results, &job, class, message) {
                     break;
                 }
             }
@@ -335,12 +442,88 @@ fn render_thread(
     busy
 }
 
+/// The document's failed row. False when the pipeline is closing.
+fn send_failed(results: &Sender<Msg>, job: &DocJob, class: &'static str, message: String) -> bool {
+    let msg = Msg::Failed {
+        doc: job.doc.clone(),
+        class,
+        message,
+        started_at_us: job.started_at_us,
+        ingest_ms: job.ingest_ms,
+    };
+    results.send_blocking(msg).is_ok()
+}
+
+/// Reads pages `range` of a shared PDF. False when the pipeline is closing.
+fn render_part(
+    plan: &RenderPlan,
+    worker: &mut Option<Worker>,
+    pdf: &SharedPdf,
+    range: (u32, u32),
+    pages: &Sender<PageJob>,
+    results: &Sender<Msg>,
+    waited: &Cell<Duration>,
+) -> bool {
+    let _span = tracing::debug_span!(
+        "part",
+        doc = %pdf.job.doc.id,
+        first = range.0,
+        end = range.1
+    )
+    .entered();
+    let settings = RenderSettings {
+        pages: Some(range),
+        ..plan.settings.clone()
+    };
+    let mut out = PdfPages {
+        job: &pdf.job,
+        dpi: plan.settings.dpi,
+        pages,
+        results,
+        waited,
+        announce: false,
+        count: None,
+    };
+    let reading = plan.in_flight.enter();
+    let read = read_pdf(worker, plan, &settings, &mut out, reading);
+    plan.in_flight.leave();
+    match read {
+        Ok(go_on) => go_on,
+        // Only the first failing part speaks for the document.
+        Err(f) if !pdf.failed.swap(true, Ordering::SeqCst) => {
+            send_failed(results, &pdf.job, f.class.as_str(), f.message)
+        }
+        Err(_) => true,
+    }
+}
+
+/// Reads a PDF (the pages `settings` asks for) in this thread's worker
+/// process, or in this process when there are no workers.
+fn read_pdf(
+    worker: &mut Option<Worker>,
+    plan: &RenderPlan,
+    settings: &RenderSettings,
+    out: &mut PdfPages,
+    reading: usize,
+) -> Result<bool, DocFailure> {
+    match (&plan.spec, plan.lib.as_deref()) {
+        (Some(spec), _) => pdf_in_worker(worker, spec, settings, out, reading),
+        (None, Some(lib)) => {
+            render::render_pdf_guarded(lib, &out.job.data, settings, &mut |ev| out.emit(ev))
+        }
+        (None, None) => Err(DocFailure::new(
+            ErrorClass::Render,
+            "PDFium is not available",
+        )),
+    }
+}
+
 /// Reads a PDF in this thread's worker process, starting one if there is
 /// none (the first PDF, or the one after a worker was lost).
 fn pdf_in_worker(
     slot: &mut Option<Worker>,
     spec: &WorkerSpec,
-    plan: &RenderPlan,
+    settings: &RenderSettings,
     out: &mut PdfPages,
     reading: usize,
 ) -> Result<bool, DocFailure> {
@@ -354,7 +537,7 @@ fn pdf_in_worker(
         reading,
         "render worker took a document ({reading} being read)"
     );
-    match w.render(&out.job.doc.id, &out.job.data, &plan.settings, &mut |ev| {
+    match w.render(&out.job.doc.id, &out.job.data, settings, &mut |ev| {
         out.emit(ev)
     }) {
         Outcome::Done => Ok(true),
@@ -422,6 +605,11 @@ struct PdfPages<'a> {
     pages: &'a Sender<PageJob>,
     results: &'a Sender<Msg>,
     waited: &'a Cell<Duration>,
+    /// Pass the document's start on to the assembler: true for the first
+    /// part, false for the later parts of a shared PDF.
+    announce: bool,
+    /// The document's page count, once its `Start` was seen.
+    count: Option<u32>,
 }
 
 /// Sends a page image on to detection, adding the time spent waiting for
@@ -438,7 +626,10 @@ impl PdfPages<'_> {
     /// False when the pipeline is closing.
     fn emit(&mut self, ev: RenderEvent) -> bool {
         match ev {
-            RenderEvent::Start { pages } => start(self.results, self.job, pages),
+            RenderEvent::Start { pages } => {
+                self.count = Some(pages);
+                !self.announce || start(self.results, self.job, pages)
+            }
             RenderEvent::TextPage {
                 index,
                 info,
@@ -977,6 +1168,9 @@ struct DocState {
 /// Collects pages into documents and hands each finished one on.
 pub fn assemble(ctx: &Ctx, results: Receiver<Msg>, out: Sender<FinishedDoc>) -> anyhow::Result<()> {
     let mut open: HashMap<String, DocState> = HashMap::new();
+    // Documents given their failed row: pages of theirs still on the way
+    // (other parts of a shared PDF) are dropped.
+    let mut failed: HashSet<String> = HashSet::new();
     while let Ok(msg) = results.recv_blocking() {
         let finished = match msg {
             Msg::Start {
@@ -1009,6 +1203,7 @@ pub fn assemble(ctx: &Ctx, results: Receiver<Msg>, out: Sender<FinishedDoc>) -> 
                 // A document that failed after it was announced (e.g. a panic
                 // mid-way) gives this one row, not a second partial one.
                 open.remove(&doc.id);
+                failed.insert(doc.id.clone());
                 let row = document_row(ctx, &doc, doc.kind.mime(), started_at_us, ingest_ms);
                 Some(FinishedDoc {
                     doc: DocumentRow {
@@ -1031,6 +1226,7 @@ pub fn assemble(ctx: &Ctx, results: Receiver<Msg>, out: Sender<FinishedDoc>) -> 
                         state.pages.insert(done.page.page_index as u32, *done);
                         state.pages.len() as u32 >= state.expected
                     }
+                    None if failed.contains(&id) => false,
                     None => {
                         tracing::error!(doc = %id, "page for a document that was not started");
                         false

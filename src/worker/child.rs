@@ -23,7 +23,9 @@ use std::time::Duration;
 ///   pipeline's `runtime.worker_memory_mb` ends it; past 8 GiB it stops
 ///   growing and hangs instead, so a broken watchdog cannot take the machine);
 /// - `slow`: sleep 1.5 s, then read the document normally (tests use it to
-///   make two documents overlap).
+///   make two documents overlap);
+/// - `crash-later`: abort, but only on a request for a later part of a
+///   long PDF that the render threads share (pages from after page 0).
 pub const FAULT_ENV: &str = "DOCPIPE_WORKER_FAULT";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub enum FaultKind {
     Crash,
     Oom,
     Slow,
+    CrashLater,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +54,7 @@ pub fn parse_faults(spec: &str) -> Vec<Fault> {
                 "crash" => FaultKind::Crash,
                 "oom" => FaultKind::Oom,
                 "slow" => FaultKind::Slow,
+                "crash-later" => FaultKind::CrashLater,
                 _ => return None,
             };
             (!needle.is_empty()).then(|| Fault {
@@ -80,7 +84,7 @@ fn trigger(kind: FaultKind) {
         FaultKind::Hang => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
-        FaultKind::Crash => std::process::abort(),
+        FaultKind::Crash | FaultKind::CrashLater => std::process::abort(),
         FaultKind::Oom => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             while hoard.len() < 512 {
@@ -142,8 +146,11 @@ pub fn serve(pdfium: &Path) -> Result<(), ProtocolError> {
         let Request::Render { doc_id, settings } = request;
         let _span = tracing::debug_span!("worker", doc = %doc_id).entered();
         if let Some(f) = fault_for(&faults, &data) {
-            tracing::warn!(fault = ?f.kind, "{FAULT_ENV} matched this document");
-            trigger(f.kind);
+            let later_part = settings.pages.is_some_and(|(first, _)| first > 0);
+            if f.kind != FaultKind::CrashLater || later_part {
+                tracing::warn!(fault = ?f.kind, "{FAULT_ENV} matched this document");
+                trigger(f.kind);
+            }
         }
         let mut broken: Option<ProtocolError> = None;
         let mut emit = |ev: RenderEvent| {
@@ -195,11 +202,12 @@ mod tests {
                 want: vec![(FaultKind::Hang, "AAA")],
             },
             Case {
-                spec: "crash:B, oom:C:D ,slow:E",
+                spec: "crash:B, oom:C:D ,slow:E,crash-later:F",
                 want: vec![
                     (FaultKind::Crash, "B"),
                     (FaultKind::Oom, "C:D"),
                     (FaultKind::Slow, "E"),
+                    (FaultKind::CrashLater, "F"),
                 ],
             },
             Case {

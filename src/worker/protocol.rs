@@ -520,6 +520,7 @@ mod tests {
             min_text_layer_chars: 8,
             max_pages: 5000,
             max_image_pixels: 100_000_000,
+            pages: Some((16, 32)),
         };
         let req = Request::Render {
             doc_id: "abc".into(),
