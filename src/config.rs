@@ -113,7 +113,8 @@ pub struct NormaliseConfig {
     pub deskew: bool,
     /// Largest skew searched for, in degrees (0..=45).
     pub max_skew_deg: f32,
-    /// Turn each detected line the right way up with the 180° classifier.
+    /// Turn pages scanned upside down the right way up; the 180° classifier
+    /// votes over up to 12 of the page's lines.
     pub direction: bool,
 }
 

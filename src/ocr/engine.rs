@@ -22,7 +22,8 @@ pub struct DetectorSettings {
     pub tile_overlap: u32,
     pub deskew: bool,
     pub max_skew_deg: f32,
-    /// Run the 180° direction classifier on each crop.
+    /// Run the 180° direction classifier on the page's lines and turn the
+    /// page when most say it is upside down.
     pub direction: bool,
     /// Crops per classifier call.
     pub batch_size: usize,
@@ -52,6 +53,12 @@ pub struct Detector {
 
 const CLS_H: usize = recognise::CLS_HEIGHT as usize;
 const CLS_W: usize = recognise::CLS_WIDTH as usize;
+
+/// Lines of a page the direction classifier looks at. It decides for the
+/// whole page: a page is scanned upside down as a whole, while one line's
+/// verdict is often wrong (on the 100 upright SROIE receipts, flipping
+/// lines one by one cost 0.6 points of word recall).
+const CLS_VOTERS: usize = 12;
 
 impl Detector {
     pub fn new(
@@ -166,26 +173,34 @@ impl Detector {
         let Some(cls) = self.cls.as_mut() else {
             return Ok(());
         };
-        // (crop, columns) for every window the classifier looks at.
-        let windows: Vec<(usize, (u32, u32))> = crops
+        // The voters: the lines with the most text (the widest for their
+        // height), at most CLS_VOTERS of them.
+        let mut voters: Vec<usize> = (0..crops.len()).collect();
+        voters.sort_by_key(|&i| {
+            let (w, h) = crops[i].image.dimensions();
+            std::cmp::Reverse(u64::from(w) * 1024 / u64::from(h.max(1)))
+        });
+        voters.truncate(CLS_VOTERS);
+        // (voter, columns) for every window the classifier looks at.
+        let windows: Vec<(usize, (u32, u32))> = voters
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| {
-                let (w, h) = c.image.dimensions();
+            .flat_map(|(v, &i)| {
+                let (w, h) = crops[i].image.dimensions();
                 recognise::cls_windows(w, h)
                     .into_iter()
-                    .map(move |x| (i, x))
+                    .map(move |x| (v, x))
             })
             .collect();
-        // Per crop: summed "0" and "180" probabilities, windows seen.
-        let mut votes = vec![(0f32, 0f32, 0u32); crops.len()];
+        // Per voter: summed "0" and "180" probabilities, windows seen.
+        let mut votes = vec![(0f32, 0f32, 0u32); voters.len()];
         let batch = self.settings.batch_size.max(1);
         let per = 3 * CLS_H * CLS_W;
         for chunk in windows.chunks(batch) {
             let n = chunk.len();
             let mut input = vec![0f32; n * per];
-            for (slot, &(i, (x0, x1))) in input.chunks_exact_mut(per).zip(chunk) {
-                let image = &crops[i].image;
+            for (slot, &(v, (x0, x1))) in input.chunks_exact_mut(per).zip(chunk) {
+                let image = &crops[voters[v]].image;
                 if (x0, x1) == (0, image.width()) {
                     recognise::fill_cls_input(image, slot);
                 } else {
@@ -202,16 +217,25 @@ impl Detector {
                     message: format!("unexpected output shape {shape:?}"),
                 });
             }
-            for (p, &(i, _)) in out.chunks_exact(classes).zip(chunk) {
-                let v = &mut votes[i];
+            for (p, &(v, _)) in out.chunks_exact(classes).zip(chunk) {
+                let v = &mut votes[v];
                 *v = (v.0 + p[0], v.1 + p[1], v.2 + 1);
             }
         }
-        for (c, (p0, p180, seen)) in crops.iter_mut().zip(votes) {
-            let k = seen.max(1) as f32;
-            if recognise::cls_is_upside_down(&[p0 / k, p180 / k], recognise::CLS_THRESH) {
+        let upside_down = votes
+            .iter()
+            .filter(|(p0, p180, seen)| {
+                let k = (*seen).max(1) as f32;
+                recognise::cls_is_upside_down(&[p0 / k, p180 / k], recognise::CLS_THRESH)
+            })
+            .count();
+        if recognise::page_is_upside_down(upside_down, voters.len()) {
+            for c in crops.iter_mut() {
                 image::imageops::rotate180_in_place(&mut c.image);
             }
+            // Reading order was taken on the page as scanned: turned half a
+            // turn, the last line is the first.
+            crops.reverse();
         }
         Ok(())
     }

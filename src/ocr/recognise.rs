@@ -165,6 +165,12 @@ pub fn cls_is_upside_down(probs: &[f32], thresh: f32) -> bool {
     }
 }
 
+/// True when more than half of a page's `voters` lines were judged upside
+/// down: the whole page is then turned. A tie keeps the page as it is.
+pub fn page_is_upside_down(upside_down: usize, voters: usize) -> bool {
+    voters > 0 && 2 * upside_down > voters
+}
+
 /// One bilinear tap: source indices and the weight of `i1`.
 struct Tap {
     i0: usize,
@@ -441,6 +447,16 @@ mod tests {
     use super::*;
     use image::Rgb;
     use ndarray::Array2;
+
+    #[test]
+    fn a_page_turns_only_when_most_of_its_lines_say_so() {
+        assert!(!page_is_upside_down(0, 0));
+        assert!(!page_is_upside_down(1, 12));
+        assert!(!page_is_upside_down(6, 12));
+        assert!(page_is_upside_down(7, 12));
+        assert!(page_is_upside_down(1, 1));
+        assert!(!page_is_upside_down(1, 2));
+    }
 
     #[test]
     fn long_crops_are_classified_on_three_windows_short_ones_whole() {
