@@ -254,17 +254,22 @@ fn bad_inputs_fail_with_the_right_reason() {
     }
 }
 
+/// The manifest's entry for a fixture, by its path under fixtures/.
+fn manifest_entry(path: &str) -> serde_json::Value {
+    manifest()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap()
+        .clone()
+}
+
 #[test]
 fn text_layer_pages_give_the_known_text_exactly() {
     let docs = documents();
     let pages = pages();
-    let manifest = manifest();
-    let f = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "samples/born-digital.pdf")
-        .unwrap();
+    let f = manifest_entry("samples/born-digital.pdf");
     let id = docs["samples/born-digital.pdf"]["doc_id"].clone().unwrap();
     for (i, page) in f["pages"].as_array().unwrap().iter().enumerate() {
         let want: Vec<&str> = page["lines"]
@@ -314,13 +319,7 @@ fn ocr_pages_read_the_known_text_with_cer_under_3_percent() {
 
 #[test]
 fn the_line_across_the_tile_seam_comes_out_once_and_whole() {
-    let manifest = manifest();
-    let f = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "samples/wide-page.png")
-        .unwrap();
+    let f = manifest_entry("samples/wide-page.png");
     let seam = f["seam_line"].as_str().unwrap();
     let id = documents()["samples/wide-page.png"]["doc_id"]
         .clone()
@@ -501,13 +500,7 @@ fn ppocr_v4_engine_reads_the_scanned_tiff_too() {
     let pages = read_table(&out, "pages");
     let texts = strings(&pages, "text");
     let idx = strings(&pages, "page_index");
-    let manifest = manifest();
-    let f = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "samples/scan-pages.tiff")
-        .unwrap();
+    let f = manifest_entry("samples/scan-pages.tiff");
     for (i, t) in idx.iter().zip(&texts) {
         let i: usize = i.clone().unwrap().parse().unwrap();
         let want: Vec<&str> = f["pages"][i]["lines"]
@@ -569,13 +562,7 @@ fn a_page_scanned_upside_down_is_turned_and_read() {
         .rotate180()
         .save(input.join("upside-down.png"))
         .unwrap();
-    let manifest = manifest();
-    let f = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "samples/scan-pages.tiff")
-        .unwrap();
+    let f = manifest_entry("samples/scan-pages.tiff");
     let want: Vec<&str> = f["pages"][0]["lines"]
         .as_array()
         .unwrap()
