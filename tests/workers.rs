@@ -239,33 +239,29 @@ fn field(line: &str, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-#[test]
-fn two_workers_read_two_pdfs_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("in")).unwrap();
-    // Each of these makes its worker wait 1.5 s before reading, so the two
-    // overlap whenever both are handed out before the first is done.
-    for name in ["one.pdf", "two.pdf"] {
-        std::fs::write(
-            dir.path().join("in").join(name),
-            with_needle("born-digital.pdf", "DOCPIPE-TEST-SLOW"),
-        )
-        .unwrap();
-    }
-    let pipeline = pipeline_file(dir.path(), "{workers: 2}");
-    let o = docpipe()
-        .args(["run", pipeline.to_str().unwrap(), "--quiet"])
-        .env(FAULT_ENV, "slow:DOCPIPE-TEST-SLOW")
-        .env("DOCPIPE_LOG", "docpipe=debug")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{stderr}");
-    let pids: BTreeSet<String> = stderr
+/// The render worker processes that took a document or part, by pid, from
+/// a debug log.
+fn worker_pids(stderr: &str) -> BTreeSet<String> {
+    stderr
         .lines()
         .filter(|l| l.contains("render worker took a document"))
         .filter_map(|l| field(l, "worker"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn two_workers_read_two_pdfs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each of these makes its worker wait 1.5 s before reading, so the two
+    // overlap whenever both are handed out before the first is done.
+    let slow = with_needle("born-digital.pdf", "DOCPIPE-TEST-SLOW");
+    let (_, code, stderr) = two_worker_run(
+        dir.path(),
+        &[("one.pdf", slow.clone()), ("two.pdf", slow)],
+        "slow:DOCPIPE-TEST-SLOW",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let pids = worker_pids(&stderr);
     assert_eq!(pids.len(), 2, "{stderr}");
     assert!(
         stderr.contains("render stage finished: 2 threads, at most 2 documents at once"),
@@ -366,11 +362,7 @@ fn a_long_pdf_is_shared_between_the_workers_and_comes_out_whole() {
         "slow:DOCPIPE-TEST-SLOW",
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let pids: BTreeSet<String> = stderr
-        .lines()
-        .filter(|l| l.contains("render worker took a document"))
-        .filter_map(|l| field(l, "worker"))
-        .collect();
+    let pids = worker_pids(&stderr);
     assert_eq!(
         pids.len(),
         2,
