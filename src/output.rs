@@ -32,6 +32,28 @@ pub use writer::{
     Recovery, SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,
 };
 
+/// Where a document's rows go. The real sink writes Parquet; tests may stall.
+pub trait DocSink: Send {
+    fn write(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> anyhow::Result<()>;
+}
+
+impl DocSink for crate::output::OutputWriter {
+    fn write(
+        &mut self,
+        doc: DocumentRow,
+        pages: Vec<PageRow>,
+        lines: Vec<LineRow>,
+    ) -> anyhow::Result<()> {
+        self.write_document(doc, pages, lines)?;
+        Ok(())
+    }
+}
+
 /// Failure of the Parquet sink.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

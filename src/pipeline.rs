@@ -11,17 +11,25 @@
 //! executor. Recognition gathers crops from many pages and documents into
 //! batches grouped by width.
 
+mod assemble;
+mod detect;
 pub mod extractors;
+pub mod faults;
+mod ingest;
+mod items;
 pub mod metrics;
+mod pool;
 pub mod progress;
-mod stages;
+mod recognise;
+mod render;
+mod rows;
+mod shared_pdf;
 pub mod write;
 
 use crate::config::Pipeline;
 use crate::ingest::{DocRef, SourceFile};
 use crate::journal::FileStat;
 use crate::ocr::engine::{Detector, Recogniser};
-use crate::output::{DocumentRow, LineRow, PageRow};
 use progress::{Counters, Progress};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -29,27 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Where a document's rows go. The real sink writes Parquet; tests may stall.
-pub trait DocSink: Send {
-    fn write(
-        &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()>;
-}
-
-impl DocSink for crate::output::OutputWriter {
-    fn write(
-        &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()> {
-        self.write_document(doc, pages, lines)?;
-        Ok(())
-    }
-}
+pub use crate::output::DocSink;
 
 /// Decides, once a file has been read and hashed, whether the run processes
 /// it. A run journal skips documents already done (see
@@ -348,13 +336,11 @@ pub async fn run<S: DocSink + 'static>(
     };
     let progress = Arc::new(Progress::new(opts.counters.clone(), opts.quiet));
     progress.set_total(files.len() as u64);
-    let ctx = Arc::new(stages::Ctx {
-        pipeline: pipeline.clone(),
+    let stamp = assemble::RowStamp {
+        pipeline: pipeline.name.clone(),
         config_hash: pipeline.config_hash(),
         model_ids: resources.model_ids.clone(),
-        counters: opts.counters.clone(),
-        progress: progress.clone(),
-    });
+    };
     let caps = opts.capacities;
     let (file_tx, file_rx) = async_channel::bounded(caps.files);
     let (doc_tx, doc_rx) = async_channel::bounded(caps.docs);
@@ -398,42 +384,54 @@ pub async fn run<S: DocSink + 'static>(
         }
     });
 
-    let c = ctx.clone();
+    let p = progress.clone();
     let r = res_tx.clone();
     let admission = opts.admission.clone();
     let ingest_stop = opts.stop.clone();
+    let settings = ingest::IngestSettings {
+        limits: pipeline.limits.clone(),
+        doc_timeout: Duration::from_secs(pipeline.runtime.doc_timeout_s),
+    };
     let ingest = tokio::task::spawn_blocking(move || {
-        stages::ingest(&c, file_rx, doc_tx, r, admission.as_deref(), &|| {
-            is_stopped(&ingest_stop)
-        })
+        ingest::ingest(
+            &settings,
+            &p,
+            file_rx,
+            doc_tx,
+            r,
+            admission.as_deref(),
+            &|| is_stopped(&ingest_stop),
+        )
     });
-    let c = ctx.clone();
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
     let renderer = opts.renderer.clone();
+    let settings = render::RenderStage::from_pipeline(pipeline);
     let render = tokio::task::spawn_blocking(move || {
-        stages::render(&c, pdfium, renderer, doc_rx, page_tx, r)
+        render::render(settings, pdfium, renderer, doc_rx, page_tx, r)
     });
 
     let models = resources.detector.clone();
-    let c = ctx.clone();
     let r = res_tx.clone();
     let layout = ocr_threads(pipeline.runtime.threads);
     let detect = tokio::task::spawn_blocking(move || {
-        stages::detect_pool(&c, models, layout.det_workers, page_rx, crop_tx, r)
+        detect::detect_pool(models, layout.det_workers, page_rx, crop_tx, r)
     });
     let models = resources.recogniser.clone();
-    let c = ctx.clone();
+    let p = progress.clone();
+    let settings = recognise::RecogniseSettings {
+        batch_size: pipeline.ocr.batch_size,
+        min_confidence: pipeline.ocr.min_confidence,
+    };
     let recog = tokio::task::spawn_blocking(move || {
-        stages::recognise_pool(&c, models, layout.rec_workers, crop_rx, res_tx)
+        recognise::recognise_pool(&settings, &p, models, layout.rec_workers, crop_rx, res_tx)
     });
-    let c = ctx.clone();
-    let assemble = tokio::task::spawn_blocking(move || stages::assemble(&c, res_rx, fin_tx));
-    let c = ctx.clone();
+    let assemble = tokio::task::spawn_blocking(move || assemble::assemble(&stamp, res_rx, fin_tx));
+    let p = progress.clone();
     let extractor = resources.extractor.clone();
     let writer = tokio::task::spawn_blocking(move || {
         let x = extractor.map(|f| f()).transpose()?;
-        write::write(&c, fin_rx, sink, x)
+        write::write(&p, fin_rx, sink, x)
     });
 
     lister.await?;

@@ -71,6 +71,17 @@ impl Detector {
 
     /// Finds the text regions of a page and cuts them out.
     pub fn detect(&mut self, page: &RgbImage) -> Result<DetectedPage, InferError> {
+        self.detect_until(page, &|| false)
+    }
+
+    /// [`Detector::detect`], asking `stop` before every model call (each
+    /// tile, the direction classifier) and giving up with
+    /// [`InferError::Stopped`] when it says so.
+    pub fn detect_until(
+        &mut self,
+        page: &RgbImage,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<DetectedPage, InferError> {
         let s = &self.settings;
         let t = std::time::Instant::now();
         let (work, skew) = if s.deskew {
@@ -92,6 +103,9 @@ impl Detector {
         let tiles = tile::plan_tiles(w, h, tile_side, s.tile_overlap);
         let mut found: Vec<(usize, DetBox)> = Vec::new();
         for (ti, t) in tiles.iter().enumerate() {
+            if stop() {
+                return Err(InferError::Stopped);
+            }
             let view = if tiles.len() == 1 {
                 None
             } else {
@@ -130,6 +144,9 @@ impl Detector {
             })
             .collect();
         if self.settings.direction {
+            if stop() {
+                return Err(InferError::Stopped);
+            }
             self.classify(&mut crops)?;
         }
         Ok(DetectedPage {

@@ -17,6 +17,10 @@ pub enum InferError {
     Load { path: PathBuf, message: String },
     #[error("model {model}: {message}")]
     Run { model: String, message: String },
+    /// The caller's stop check said so between two model calls (a page
+    /// over its document's time budget).
+    #[error("stopped between model calls")]
+    Stopped,
 }
 
 /// A model with one f32 input and one f32 output.

@@ -2,25 +2,14 @@
 //! documents), then the sink. Counting for the summary happens here, on what
 //! is actually written.
 
-use super::stages::Ctx;
+pub use super::items::FinishedDoc;
+use super::progress::Progress;
 use super::{DocSink, RunSummary};
-use crate::ingest::Kind;
-use crate::output::{DocStatus, DocumentRow, LineRow, PageRow, PageSource};
+use crate::output::{DocStatus, PageSource};
 use async_channel::Receiver;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// A document whose pages are all in, on its way to extraction and the sink.
-pub struct FinishedDoc {
-    pub doc: DocumentRow,
-    pub pages: Vec<PageRow>,
-    pub lines: Vec<LineRow>,
-    /// Where the input can be read again (the VLM engine needs page images).
-    pub path: PathBuf,
-    pub kind: Kind,
-}
 
 /// Fills in the extracted fields of documents (and their status, when an
 /// invalid record fails its document). Implementations batch across the
@@ -51,7 +40,7 @@ fn sink_delay() -> Option<Duration> {
 /// Returns the summary, the sink, time busy in extraction and time busy
 /// writing.
 pub fn write<S: DocSink>(
-    ctx: &Ctx,
+    progress: &Progress,
     docs: Receiver<FinishedDoc>,
     mut sink: S,
     mut extractor: Option<Box<dyn DocExtractor>>,
@@ -85,12 +74,12 @@ pub fn write<S: DocSink>(
             if let Some(delay) = delay {
                 std::thread::sleep(delay);
             }
-            account(ctx, &mut summary, &mut failures, &d);
+            account(progress, &mut summary, &mut failures, &d);
             let t = Instant::now();
             sink.write(d.doc, d.pages, d.lines)?;
             writing += t.elapsed();
-            ctx.counters.docs_done.fetch_add(1, Ordering::Relaxed);
-            ctx.progress.tick();
+            progress.counters.docs_done.fetch_add(1, Ordering::Relaxed);
+            progress.tick();
         }
     }
     summary.failures = failures.into_iter().collect();
@@ -99,7 +88,7 @@ pub fn write<S: DocSink>(
 }
 
 fn account(
-    ctx: &Ctx,
+    progress: &Progress,
     summary: &mut RunSummary,
     failures: &mut BTreeMap<String, u64>,
     d: &FinishedDoc,
@@ -110,7 +99,10 @@ fn account(
         DocStatus::Partial => summary.docs_partial += 1,
         DocStatus::Failed => {
             summary.docs_failed += 1;
-            ctx.counters.docs_failed.fetch_add(1, Ordering::Relaxed);
+            progress
+                .counters
+                .docs_failed
+                .fetch_add(1, Ordering::Relaxed);
             *failures
                 .entry(d.doc.error_class.clone().unwrap_or_default())
                 .or_default() += 1;
@@ -137,7 +129,8 @@ fn account(
         }
     }
     summary.lines += d.lines.len() as u64;
-    ctx.counters
+    progress
+        .counters
         .pages_done
         .fetch_add(d.pages.len() as u64, Ordering::Relaxed);
 }

@@ -1,0 +1,212 @@
+//! The assembler: collects pages into documents, decides each document's
+//! status from its pages, and hands each finished one on.
+
+use super::items::{now_us, FinishedDoc, Msg, PageDone};
+use crate::ingest::DocRef;
+use crate::output::{DocStatus, DocumentRow, PageSource};
+use async_channel::{Receiver, Sender};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What every document row of a run carries.
+#[derive(Clone, Debug)]
+pub struct RowStamp {
+    /// Pipeline name.
+    pub pipeline: String,
+    pub config_hash: String,
+    pub model_ids: Vec<String>,
+}
+
+struct DocState {
+    doc: DocRef,
+    mime: &'static str,
+    expected: u32,
+    started_at_us: i64,
+    ingest_ms: f64,
+    pages: BTreeMap<u32, PageDone>,
+}
+
+/// Collects pages into documents and hands each finished one on.
+pub fn assemble(
+    stamp: &RowStamp,
+    results: Receiver<Msg>,
+    out: Sender<FinishedDoc>,
+) -> anyhow::Result<()> {
+    let mut open: HashMap<String, DocState> = HashMap::new();
+    // Documents given their failed row: pages of theirs still on the way
+    // (other parts of a shared PDF) are dropped.
+    let mut failed: HashSet<String> = HashSet::new();
+    while let Ok(msg) = results.recv_blocking() {
+        let finished = match msg {
+            Msg::Start {
+                doc,
+                pages,
+                started_at_us,
+                ingest_ms,
+                mime,
+            } => {
+                open.insert(
+                    doc.id.clone(),
+                    DocState {
+                        doc,
+                        mime,
+                        expected: pages,
+                        started_at_us,
+                        ingest_ms,
+                        pages: BTreeMap::new(),
+                    },
+                );
+                None
+            }
+            Msg::Failed {
+                doc,
+                class,
+                message,
+                started_at_us,
+                ingest_ms,
+            } => {
+                // A document that failed after it was announced (e.g. a panic
+                // mid-way) gives this one row, not a second partial one.
+                open.remove(&doc.id);
+                failed.insert(doc.id.clone());
+                let row = document_row(stamp, &doc, doc.kind.mime(), started_at_us, ingest_ms);
+                Some(FinishedDoc {
+                    doc: DocumentRow {
+                        status: DocStatus::Failed,
+                        error_class: Some(class.to_string()),
+                        error_message: Some(message),
+                        pages: None,
+                        ..row
+                    },
+                    pages: Vec::new(),
+                    lines: Vec::new(),
+                    path: doc.path.clone(),
+                    kind: doc.kind,
+                })
+            }
+            Msg::Page(done) => {
+                let id = done.page.doc_id.clone();
+                let complete = match open.get_mut(&id) {
+                    Some(state) => {
+                        state.pages.insert(done.page.page_index as u32, *done);
+                        state.pages.len() as u32 >= state.expected
+                    }
+                    None if failed.contains(&id) => false,
+                    None => {
+                        tracing::error!(doc = %id, "page for a document that was not started");
+                        false
+                    }
+                };
+                if complete {
+                    open.remove(&id).map(|s| finish_doc(stamp, s))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(doc) = finished {
+            if out.send_blocking(doc).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    // Documents still open here lost pages to a stage that stopped early.
+    for (_, state) in open.drain() {
+        if out.send_blocking(finish_doc(stamp, state)).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn document_row(
+    stamp: &RowStamp,
+    doc: &DocRef,
+    mime: &str,
+    started_at_us: i64,
+    ingest_ms: f64,
+) -> DocumentRow {
+    DocumentRow {
+        doc_id: doc.id.clone(),
+        uri: doc.uri.clone(),
+        sha256: doc.sha256.clone(),
+        bytes: doc.bytes as i64,
+        mime: mime.to_string(),
+        pages: None,
+        status: DocStatus::Ok,
+        error_class: None,
+        error_message: None,
+        pipeline: stamp.pipeline.clone(),
+        config_hash: stamp.config_hash.clone(),
+        model_ids: stamp.model_ids.clone(),
+        started_at: started_at_us,
+        pages_text_layer: 0,
+        pages_ocr: 0,
+        time_ingest_ms: ingest_ms,
+        time_render_ms: 0.0,
+        time_normalise_ms: 0.0,
+        time_ocr_ms: 0.0,
+        time_total_ms: (now_us() - started_at_us).max(0) as f64 / 1000.0,
+        extracted: None,
+    }
+}
+
+fn finish_doc(stamp: &RowStamp, state: DocState) -> FinishedDoc {
+    let mut row = document_row(
+        stamp,
+        &state.doc,
+        state.mime,
+        state.started_at_us,
+        state.ingest_ms,
+    );
+    row.pages = Some(state.expected as i32);
+    let mut pages = Vec::with_capacity(state.pages.len());
+    let mut lines = Vec::new();
+    let mut page_errors = Vec::new();
+    // The first class a failed page names (`timeout`, `internal`) is the
+    // document's; plain page errors leave it to the counts below.
+    let mut class: Option<&'static str> = None;
+    for (_, done) in state.pages {
+        row.time_render_ms += done.render_ms;
+        row.time_normalise_ms += done.normalise_ms;
+        row.time_ocr_ms += done.ocr_ms;
+        match done.page.source {
+            PageSource::TextLayer => row.pages_text_layer += 1,
+            PageSource::Ocr => row.pages_ocr += 1,
+            PageSource::Empty => {}
+        }
+        if let Some(e) = &done.page.error {
+            page_errors.push(format!("page {}: {e}", done.page.page_index + 1));
+            class = class.or(done.error_class);
+        }
+        pages.push(done.page);
+        lines.extend(done.lines);
+    }
+    let missing = state.expected as usize - pages.len().min(state.expected as usize);
+    if missing > 0 {
+        page_errors.push(format!("{missing} page(s) never came back from OCR"));
+    }
+    if !page_errors.is_empty() {
+        let all_failed = page_errors.len() >= state.expected as usize;
+        row.status = if all_failed {
+            DocStatus::Failed
+        } else {
+            DocStatus::Partial
+        };
+        row.error_class = Some(
+            match class {
+                Some(c) => c,
+                None if all_failed => "page_errors",
+                None => "some_pages_failed",
+            }
+            .to_string(),
+        );
+        row.error_message = Some(page_errors.join("; "));
+    }
+    FinishedDoc {
+        doc: row,
+        pages,
+        lines,
+        path: state.doc.path.clone(),
+        kind: state.doc.kind,
+    }
+}
