@@ -161,7 +161,11 @@ pub struct RuntimeConfig {
     pub device: Device,
     /// PDF render worker processes; 0 means one per core.
     pub workers: usize,
-    /// Longest a render worker may spend on one document, seconds.
+    /// Time budget of one document, seconds (1..=86,400, default 300): the
+    /// work spent on it in render, detection and recognition, summed over
+    /// its pages. A page whose OCR would pass it is stopped between model
+    /// calls (class `timeout`); a render worker that spends longer on one
+    /// request (a document, or one part of a long PDF) is killed.
     pub doc_timeout_s: u64,
     /// Largest resident memory of a render worker, MiB; it is restarted past it.
     pub worker_memory_mb: u64,
