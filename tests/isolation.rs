@@ -52,7 +52,11 @@ fn run_with(
     fault: Option<&str>,
     runtime: &str,
 ) -> (Option<i32>, BTreeMap<String, Doc>) {
-    let out = dir.join(if fault.is_some() { "out-fault" } else { "out-clean" });
+    let out = dir.join(if fault.is_some() {
+        "out-fault"
+    } else {
+        "out-clean"
+    });
     let yaml = dir.join("p.yaml");
     std::fs::write(
         &yaml,

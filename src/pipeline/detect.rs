@@ -6,11 +6,12 @@ use super::items::{ms, CropJob, Msg, PageFailure, PageJob};
 use super::pool::run_pool;
 use super::rows::page_error;
 use super::DetectorFactory;
-use crate::ocr::engine::Detector;
+use crate::ocr::engine::{DetectedPage, Detector};
 use crate::ocr::model::InferError;
 use async_channel::{Receiver, Sender};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
 /// [`detect`] on `workers` threads, each with its own detector, all taking
 /// pages from one queue. Returns detection and deskew busy time, each summed
 /// over the threads.
@@ -48,7 +49,6 @@ pub fn detect(
     let mut load_error: Option<String> = None;
     let mut busy = Duration::ZERO;
     let mut normalise_busy = Duration::ZERO;
-    let mut broken = false;
     while let Ok(job) = pages.recv_blocking() {
         let _span =
             tracing::debug_span!("detect", doc = %job.meta.doc_id, page = job.meta.index).entered();
@@ -75,38 +75,15 @@ pub fn detect(
             continue;
         };
         let t = Instant::now();
-        let budget = &job.meta.budget;
-        let detected = if budget.exhausted() {
-            Err(PageFailure::timeout(budget))
-        } else {
-            // A bug a page trips (in pre- or post-processing, or a model
-            // call) becomes that page's error; the detector is made anew.
-            let stop = || budget.exhausted_after(t.elapsed());
-            let uri = &job.meta.uri;
-            let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                if faults::hits(StageFault::DetPanic, uri) {
-                    panic!("test fault: detection panics on this page ({STAGE_FAULT_ENV})");
-                }
-                det.detect_until(&job.image, &stop)
-            }));
-            match caught {
-                Ok(Ok(d)) => Ok(d),
-                Ok(Err(InferError::Stopped)) => Err(PageFailure::timeout(budget)),
-                Ok(Err(e)) => Err(PageFailure::error(e.to_string())),
-                Err(panic) => {
-                    broken = true;
-                    Err(PageFailure::panic("text detection", panic.as_ref()))
-                }
-            }
-        };
+        let (detected, broken) = detect_page(det, &job, t);
         if broken {
+            // A panic may have left the sessions in any state.
             detector = None;
-            broken = false;
         }
         let normalise_ms = detected.as_ref().map(|d| d.normalise_ms).unwrap_or(0.0);
         let result = detected.map(|d| (d.crops, d.skew_deg));
         let took = t.elapsed();
-        budget.charge(took);
+        job.meta.budget.charge(took);
         let normalise = Duration::from_secs_f64(normalise_ms / 1000.0);
         busy += took.saturating_sub(normalise);
         normalise_busy += normalise;
@@ -122,4 +99,35 @@ pub fn detect(
         }
     }
     Ok((busy, normalise_busy))
+}
+
+/// Detects one page, asking its document's budget between model calls (a
+/// page over it fails with `timeout`). A bug the page trips (in pre- or
+/// post-processing, or a model call) is caught and becomes the page's
+/// error; the flag says so, and the detector is then made anew.
+fn detect_page(
+    det: &mut Detector,
+    job: &PageJob,
+    started: Instant,
+) -> (Result<DetectedPage, PageFailure>, bool) {
+    let budget = &job.meta.budget;
+    if budget.exhausted() {
+        return (Err(PageFailure::timeout(budget)), false);
+    }
+    let stop = || budget.exhausted_after(started.elapsed());
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if faults::hits(StageFault::DetPanic, &job.meta.uri) {
+            panic!("test fault: detection panics on this page ({STAGE_FAULT_ENV})");
+        }
+        det.detect_until(&job.image, &stop)
+    }));
+    match caught {
+        Ok(Ok(d)) => (Ok(d), false),
+        Ok(Err(InferError::Stopped)) => (Err(PageFailure::timeout(budget)), false),
+        Ok(Err(e)) => (Err(PageFailure::error(e.to_string())), false),
+        Err(panic) => (
+            Err(PageFailure::panic("text detection", panic.as_ref())),
+            true,
+        ),
+    }
 }
