@@ -155,7 +155,10 @@ const DOCUMENTS_DOCS: &[(&str, &str)] = &[
     ("time_render_ms", "Wall time in render, ms"),
     ("time_normalise_ms", "Wall time in normalise, ms"),
     ("time_ocr_ms", "Wall time in OCR, ms"),
-    ("time_total_ms", "Wall time from start to sink, ms"),
+    (
+        "time_total_ms",
+        "Wall time from ingest to assembly (before field extraction and writing), ms",
+    ),
 ];
 
 const PAGES_DOCS: &[(&str, &str)] = &[
