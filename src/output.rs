@@ -12,6 +12,7 @@
 //! never a property of one document.
 
 mod failures;
+mod field_types;
 mod fields;
 mod rows;
 mod schema;
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 pub use failures::{
     failures_markdown, failures_schema, truncate_message, FailureRow, MAX_MESSAGE_BYTES,
 };
+pub use field_types::{arrow_type, field_columns_schema};
 pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
 pub use schema::{documents_schema_for, fields_markdown, schema_markdown, schemas, type_name, UTC};
 pub use writer::{

@@ -51,14 +51,18 @@
 //! Provenance: the page and the box of the text the value came from (a span
 //! of a line gets the part of the line's box in proportion to its characters).
 
+pub mod hints;
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::field::{FieldDef, FieldType};
 use super::parse::{find_amounts, find_currencies, find_dates, find_integers};
-use super::schema::{FieldDef, FieldSchema, FieldType, Pick, Position};
-use super::{FieldValue, Record};
+use super::record::{FieldValue, Record};
+use super::schema::FieldSchema;
 use crate::types::BBox;
+use hints::{Pick, Position};
 
 /// One text line of a page, in page pixels.
 #[derive(Clone, Debug, PartialEq)]

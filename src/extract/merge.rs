@@ -7,7 +7,7 @@
 //! Values are not combined (an array found in part on two pages is taken from
 //! one page): combining needs knowledge of the field's meaning.
 
-use super::{FieldValue, Record};
+use super::record::{FieldValue, Record};
 
 fn better(new: &FieldValue, old: &FieldValue) -> bool {
     let rank = |v: &FieldValue| {

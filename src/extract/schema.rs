@@ -1,25 +1,15 @@
-//! The user's JSON Schema, checked and mapped to Arrow columns.
+//! The user's JSON Schema, checked and read into [`FieldDef`]s.
 //!
 //! The root must be `{"type": "object", "properties": {...}}`; each top-level
-//! property becomes one nullable column of `documents/`:
+//! property becomes one nullable column of `documents/` (the JSON Schema to
+//! Arrow mapping is in `output/field_types.rs`). Accepted: `string` (with
+//! `format: date` or `date-time`), `enum` of strings (`type` `string` or
+//! absent), `integer`, `number`, `boolean`, `array` with `items`, `object`
+//! with `properties` (recursively), and `["T", "null"]` as `T` (every column
+//! is nullable).
 //!
-//! | JSON Schema | Arrow |
-//! |---|---|
-//! | `string` | `Utf8` |
-//! | `string` + `format: date` | `Date32` |
-//! | `string` + `format: date-time` | `Timestamp(Microsecond, "UTC")` |
-//! | `enum` of strings (`type` `string` or absent) | `Dictionary(Int32, Utf8)` |
-//! | `integer` | `Int64` |
-//! | `number` | `Float64`; `Decimal128(p, s)` with `"x-docpipe": {"decimal": [p, s]}` |
-//! | `boolean` | `Boolean` |
-//! | `array` with `items` | `List` of the item type |
-//! | `object` with `properties` | `Struct` of the properties (recursively) |
-//! | `["T", "null"]` | as `T` (every column is nullable) |
-//!
-//! Each top-level field `f` also gets `f__confidence` (`Float32`),
-//! `f__page` (`Int32`, 0-based) and `f__bbox` (`List<Float32>`: x0, y0, x1,
-//! y1 in page pixels); the table ends with `record_valid` (`Boolean`) and
-//! `record_errors` (`List<Struct<path, keyword, message>>`).
+//! Each top-level field `f` also gets `f__confidence`, `f__page` and
+//! `f__bbox` columns; the table ends with `record_valid` and `record_errors`.
 //!
 //! Refused, each with the JSON Pointer of the place: `$ref` and friends,
 //! `oneOf`/`anyOf`/`allOf`/`not`, `patternProperties`, `if`/`then`/`else`,
@@ -31,36 +21,24 @@
 //!
 //! # `x-docpipe` hints
 //!
-//! A property may carry `"x-docpipe": {...}` with these keys (all optional);
-//! any other key is refused:
+//! A property may carry `"x-docpipe": {...}`; any key not listed here or in
+//! [`super::layout::hints`] (the layout engine's: `labels`, `exclude`,
+//! `pattern`, `pick`, `position`, `after`, ...) is refused. Below the top
+//! level only `decimal` applies.
 //!
 //! | key | value | meaning |
 //! |---|---|---|
 //! | `decimal` | `[p, s]`, 1 ≤ p ≤ 38, 0 ≤ s ≤ p | a `number` stored as `Decimal128(p, s)` |
-//! | `labels` | list of strings | texts that precede the value on the page (case-insensitive); added to the field's `title`, its name with `_` read as spaces, and any `"quoted"` text in its `description` |
-//! | `exclude` | list of strings | a line containing one of these is never a label of this field (e.g. `subtotal` for a total) |
-//! | `pattern` | regex | a string value must match it whole; the engine looks for the first span of words that does |
-//! | `pick` | `best` (default), `largest`, `first`, `last`, `top`, `bottom` | which candidate wins when several are found |
-//! | `position` | `top` | the field has no label: read from the first lines of the first page |
-//! | `after` | a top-level field name | the field has no label: read from the lines just below that field's value |
-//! | `lines` | 1..=20 (default 1) | how many lines an unlabelled (`position` / `after`) value may span; joined with a space |
-//! | `stop` | list of strings | a line containing one of these ends an unlabelled value |
-//! | `keywords` | list of strings | with `position`: a line containing one of these is preferred |
-//! | `skip` | regex | with `position` / `after`: lines matching it whole (either case) are passed over |
-//! | `start` | regex | with `after`: lines before the first one that matches it whole (either case) are passed over (e.g. `.*[0-9].*`: an address starts at a line with a number) |
-//! | `strip` | regex | with `position` / `after`: a trailing part of the value that matches it whole (either case), from a word start, is cut off |
-//! | `rounding` | step, e.g. `0.05` | cash rounding of a `number`: when the value found is not a multiple of the step, a multiple within one step of it, found among the candidates or below it on the page, wins (the rounded total that was paid) |
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
 use serde_json::{Map, Value};
 
-use super::{Record, ValidationError};
-use crate::output::UTC;
+use super::error::{err, pointer_join, SchemaError};
+use super::field::{FieldDef, FieldType};
+use super::layout::hints::{self, Hints};
 
 /// Suffixes of the per-field provenance columns.
 pub const CONFIDENCE_SUFFIX: &str = "__confidence";
@@ -70,225 +48,32 @@ pub const BBOX_SUFFIX: &str = "__bbox";
 pub const RECORD_VALID: &str = "record_valid";
 pub const RECORD_ERRORS: &str = "record_errors";
 
-/// A schema that cannot be used, and where.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", if pointer.is_empty() { "(schema root)" } else { pointer.as_str() })]
-pub struct SchemaError {
-    /// JSON Pointer (RFC 6901) into the schema document; empty for the root.
-    pub pointer: String,
-    pub message: String,
-}
+/// The fixed columns of the `documents/` table, in order, which no field
+/// may take. `output` builds the table; a test there keeps the two equal.
+pub const DOCUMENTS_COLUMNS: &[&str] = &[
+    "doc_id",
+    "uri",
+    "sha256",
+    "bytes",
+    "mime",
+    "pages",
+    "status",
+    "error_class",
+    "error_message",
+    "pipeline",
+    "config_hash",
+    "model_ids",
+    "started_at",
+    "pages_text_layer",
+    "pages_ocr",
+    "time_ingest_ms",
+    "time_render_ms",
+    "time_normalise_ms",
+    "time_ocr_ms",
+    "time_total_ms",
+];
 
-fn err(pointer: &str, message: impl Into<String>) -> SchemaError {
-    SchemaError {
-        pointer: pointer.to_string(),
-        message: message.into(),
-    }
-}
-
-/// `base` + `/` + `token`, escaped per RFC 6901.
-pub fn pointer_join(base: &str, token: &str) -> String {
-    format!("{base}/{}", token.replace('~', "~0").replace('/', "~1"))
-}
-
-/// The type of one field, as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FieldType {
-    String,
-    Integer,
-    Number,
-    /// `Decimal128(precision, scale)`.
-    Decimal {
-        precision: u8,
-        scale: i8,
-    },
-    Boolean,
-    /// `format: date`, stored as days since 1970-01-01.
-    Date,
-    /// `format: date-time`, stored as microseconds since the epoch, UTC.
-    DateTime,
-    /// `enum` of strings, in schema order.
-    Enum(Vec<String>),
-    List(Box<FieldType>),
-    Struct(Vec<FieldDef>),
-}
-
-impl FieldType {
-    /// The Arrow type of the column.
-    pub fn arrow(&self) -> DataType {
-        match self {
-            FieldType::String => DataType::Utf8,
-            FieldType::Integer => DataType::Int64,
-            FieldType::Number => DataType::Float64,
-            FieldType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
-            FieldType::Boolean => DataType::Boolean,
-            FieldType::Date => DataType::Date32,
-            FieldType::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-            FieldType::Enum(_) => {
-                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-            }
-            FieldType::List(item) => DataType::List(list_item(item.arrow())),
-            FieldType::Struct(fields) => DataType::Struct(struct_fields(fields)),
-        }
-    }
-
-    /// Whether `value` converts to this type's column (null always does).
-    /// A value that does not becomes a null cell.
-    pub fn accepts(&self, value: &Value) -> bool {
-        use super::parse::{decimal_units, iso_date_days, rfc3339_micros};
-        if value.is_null() {
-            return true;
-        }
-        match self {
-            FieldType::String => value.is_string(),
-            FieldType::Integer => json_i64(value).is_some(),
-            FieldType::Number => value.as_f64().is_some(),
-            FieldType::Decimal { precision, scale } => {
-                decimal_units(value, *precision, *scale).is_some()
-            }
-            FieldType::Boolean => value.is_boolean(),
-            FieldType::Date => value.as_str().and_then(iso_date_days).is_some(),
-            FieldType::DateTime => value.as_str().and_then(rfc3339_micros).is_some(),
-            FieldType::Enum(members) => value
-                .as_str()
-                .is_some_and(|s| members.iter().any(|m| m == s)),
-            FieldType::List(item) => value
-                .as_array()
-                .is_some_and(|a| a.iter().all(|v| item.accepts(v))),
-            FieldType::Struct(fields) => value.as_object().is_some_and(|o| {
-                fields
-                    .iter()
-                    .all(|f| o.get(&f.name).is_none_or(|v| f.ty.accepts(v)))
-            }),
-        }
-    }
-
-    /// Scalar types a layout engine can read from one line.
-    pub fn is_scalar(&self) -> bool {
-        !matches!(self, FieldType::List(_) | FieldType::Struct(_))
-    }
-}
-
-/// A JSON integer as `i64`; integral floats (e.g. `12.0`) count, as in JSON Schema.
-pub fn json_i64(value: &Value) -> Option<i64> {
-    if let Some(i) = value.as_i64() {
-        return Some(i);
-    }
-    let f = value.as_f64()?;
-    // i64::MAX as f64 rounds up to 2^63, which is out of range: use a strict bound.
-    // 2^63 as f64 is exact; i64::MAX is not representable.
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    (f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f)).then_some(f as i64)
-}
-
-pub(crate) fn list_item(dt: DataType) -> FieldRef {
-    Arc::new(Field::new("item", dt, true))
-}
-
-pub(crate) fn struct_fields(fields: &[FieldDef]) -> Fields {
-    fields
-        .iter()
-        .map(|f| Field::new(&f.name, f.ty.arrow(), true))
-        .collect()
-}
-
-/// Which candidate wins when a layout engine finds several.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Pick {
-    /// Highest confidence.
-    #[default]
-    Best,
-    /// Largest number (amounts); ties by confidence.
-    Largest,
-    /// First in reading order.
-    First,
-    /// Last in reading order.
-    Last,
-    /// Highest on the page (smallest y, first page first).
-    Top,
-    /// Lowest on the page (largest y, last page last).
-    Bottom,
-}
-
-/// Where an unlabelled field is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Position {
-    /// The first lines of the first page.
-    Top,
-}
-
-/// The `x-docpipe` hints of one field (see the module documentation).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Hints {
-    pub decimal: Option<(u8, i8)>,
-    pub labels: Vec<String>,
-    pub exclude: Vec<String>,
-    pub pattern: Option<String>,
-    pub pick: Pick,
-    pub position: Option<Position>,
-    pub after: Option<String>,
-    /// Most lines an unlabelled value spans, 1..=20.
-    pub lines: usize,
-    pub stop: Vec<String>,
-    pub keywords: Vec<String>,
-    pub skip: Option<String>,
-    pub strip: Option<String>,
-    pub start: Option<String>,
-    /// Cash rounding step of a number field (e.g. 0.05), > 0.
-    pub rounding: Option<f64>,
-}
-
-/// One property of the schema.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldDef {
-    pub name: String,
-    pub ty: FieldType,
-    /// Whether the schema allows `null` (`["T", "null"]`). The column is
-    /// nullable either way (a field may not be found).
-    pub nullable: bool,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub hints: Hints,
-    /// JSON Pointer of the property's schema.
-    pub pointer: String,
-}
-
-impl FieldDef {
-    /// Label texts of the field, lower-case, longest first: `x-docpipe.labels`,
-    /// the `title`, the name with `_` read as spaces, and every `"quoted"`
-    /// text of the `description`. Empty for `position` / `after` fields
-    /// without explicit labels (they have none).
-    pub fn labels(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.hints.labels.clone();
-        let unlabelled = self.hints.position.is_some() || self.hints.after.is_some();
-        if !unlabelled {
-            if let Some(t) = &self.title {
-                out.push(t.clone());
-            }
-            out.push(self.name.replace('_', " "));
-        }
-        if let Some(d) = &self.description {
-            let mut parts = d.split('"');
-            parts.next();
-            while let Some(q) = parts.next() {
-                out.push(q.to_string());
-                parts.next();
-            }
-        }
-        let mut out: Vec<String> = out
-            .into_iter()
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        out.sort_by_key(|s| std::cmp::Reverse(s.chars().count()));
-        out
-    }
-}
-
-/// A checked JSON Schema of the fields to extract, with its Arrow mapping and
-/// a compiled validator.
+/// A checked JSON Schema of the fields to extract, with a compiled validator.
 #[derive(Clone)]
 pub struct FieldSchema {
     raw: Value,
@@ -347,10 +132,8 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
-const HINT_KEYS: &[&str] = &[
-    "decimal", "labels", "exclude", "pattern", "pick", "position", "after", "lines", "stop",
-    "keywords", "skip", "strip", "start", "rounding",
-];
+/// The `x-docpipe` key read here; the others are the layout engine's.
+const DECIMAL: &str = "decimal";
 
 impl FieldSchema {
     /// Read and check a schema file.
@@ -383,9 +166,12 @@ impl FieldSchema {
             None => return Err(err("", "the root must have `\"type\": \"object\"`")),
         }
         let fields = object_fields(root, "", true)?;
-        let reserved = reserved_names();
-        for f in &fields {
-            if reserved.contains(f.name.as_str()) {
+        let named: Vec<hints::Named<'_>> = fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.pointer.as_str(), &f.hints))
+            .collect();
+        for (f, n) in fields.iter().zip(&named) {
+            if is_reserved(&f.name) {
                 return Err(err(
                     &f.pointer,
                     format!(
@@ -403,19 +189,9 @@ impl FieldSchema {
                     format!("field names must not end in `{sfx}` (generated columns do)"),
                 ));
             }
-            if let Some(after) = &f.hints.after {
-                let target = fields.iter().find(|g| &g.name == after);
-                let ptr = pointer_join(&pointer_join(&f.pointer, "x-docpipe"), "after");
-                match target {
-                    None => return Err(err(&ptr, format!("no top-level field `{after}`"))),
-                    Some(g) if g.name == f.name => {
-                        return Err(err(&ptr, "a field cannot follow itself"))
-                    }
-                    Some(_) => {}
-                }
-            }
+            hints::check_after_target(*n, &named)?;
         }
-        check_after_cycles(&fields)?;
+        hints::check_after_cycles(&named)?;
         let validator = jsonschema::options()
             .should_validate_formats(true)
             .build(&raw)
@@ -448,86 +224,16 @@ impl FieldSchema {
         &self.raw
     }
 
-    /// The columns this schema adds to `documents/`, in order: per field the
-    /// value, `__confidence`, `__page`, `__bbox`; then `record_valid` and
-    /// `record_errors`. All nullable.
-    pub fn columns(&self) -> Vec<Field> {
-        let mut out = Vec::with_capacity(self.fields.len() * 4 + 2);
-        for f in &self.fields {
-            out.push(Field::new(&f.name, f.ty.arrow(), true));
-            out.push(Field::new(
-                format!("{}{CONFIDENCE_SUFFIX}", f.name),
-                DataType::Float32,
-                true,
-            ));
-            out.push(Field::new(
-                format!("{}{PAGE_SUFFIX}", f.name),
-                DataType::Int32,
-                true,
-            ));
-            out.push(Field::new(
-                format!("{}{BBOX_SUFFIX}", f.name),
-                DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
-                true,
-            ));
-        }
-        out.push(Field::new(RECORD_VALID, DataType::Boolean, true));
-        out.push(Field::new(
-            RECORD_ERRORS,
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(error_fields()),
-                false,
-            ))),
-            true,
-        ));
-        out
-    }
-
-    /// Validate a record's JSON (field name to value) against the schema.
-    /// Also reports, with keyword `type`, values that pass the schema but
-    /// would not fit their column (e.g. an integer beyond `Int64`), since
-    /// those are stored as null.
-    pub fn validate(&self, record: &Record) -> Vec<ValidationError> {
-        super::validate::validate(&self.validator, &self.fields, record)
+    /// The compiled validator of the schema (see `validate.rs`).
+    pub(crate) fn validator(&self) -> &jsonschema::Validator {
+        &self.validator
     }
 }
 
-/// The fields of one `record_errors` item.
-pub(crate) fn error_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("keyword", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
-    ])
-}
-
-fn reserved_names() -> BTreeSet<String> {
-    let (docs, _, _) = crate::output::schemas();
-    let mut names: BTreeSet<String> = docs.fields().iter().map(|f| f.name().clone()).collect();
-    names.insert(RECORD_VALID.into());
-    names.insert(RECORD_ERRORS.into());
-    names
-}
-
-fn check_after_cycles(fields: &[FieldDef]) -> Result<(), SchemaError> {
-    for f in fields {
-        let mut seen = BTreeSet::new();
-        let mut cur = f;
-        while let Some(next) = &cur.hints.after {
-            if !seen.insert(cur.name.clone()) {
-                return Err(err(
-                    &pointer_join(&pointer_join(&f.pointer, "x-docpipe"), "after"),
-                    "`after` hints form a cycle",
-                ));
-            }
-            match fields.iter().find(|g| &g.name == next) {
-                Some(g) => cur = g,
-                None => break,
-            }
-        }
-    }
-    Ok(())
+/// Whether a top-level field may not be called `name`: a fixed column of
+/// `documents/` or a record-level one.
+fn is_reserved(name: &str) -> bool {
+    DOCUMENTS_COLUMNS.contains(&name) || name == RECORD_VALID || name == RECORD_ERRORS
 }
 
 fn check_refused(node: &Map<String, Value>, ptr: &str) -> Result<(), SchemaError> {
@@ -594,8 +300,8 @@ fn field_def(name: &str, schema: &Value, ptr: &str, top: bool) -> Result<FieldDe
         .as_object()
         .ok_or_else(|| err(ptr, "a property's schema must be an object"))?;
     let (ty, nullable) = node_type(node, ptr)?;
-    let hints = read_hints(node, ptr, top, &ty)?;
-    let ty = match (&ty, hints.decimal) {
+    let (hints, decimal) = read_hints(node, ptr, top, &ty)?;
+    let ty = match (&ty, decimal) {
         (FieldType::Number, Some((precision, scale))) => FieldType::Decimal { precision, scale },
         _ => ty,
     };
@@ -715,262 +421,58 @@ fn read_decimal(v: &Value, ptr: &str) -> Result<(u8, i8), SchemaError> {
     }
 }
 
-fn strings(v: &Value, ptr: &str) -> Result<Vec<String>, SchemaError> {
-    let list = v
-        .as_array()
-        .ok_or_else(|| err(ptr, "expected a list of strings"))?;
-    list.iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| err(&pointer_join(ptr, &i.to_string()), "expected a string"))
-        })
-        .collect()
-}
-
-/// Compile `pattern` as the validator would, so that a bad regex is refused
-/// at load time with its place.
-fn check_regex(p: &str, ptr: &str) -> Result<(), SchemaError> {
-    jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": p}))
-        .map(|_| ())
-        .map_err(|e| err(ptr, format!("not a valid regular expression: {e}")))
-}
-
+/// The `x-docpipe` object of a property: `decimal` here, the rest by the
+/// layout engine's reader. `ty` is the type before `decimal` applies.
 fn read_hints(
     node: &Map<String, Value>,
     ptr: &str,
     top: bool,
     ty: &FieldType,
-) -> Result<Hints, SchemaError> {
-    let mut h = Hints {
-        lines: 1,
-        ..Hints::default()
-    };
+) -> Result<(Hints, Option<(u8, i8)>), SchemaError> {
+    let mut h = Hints::default();
+    let mut decimal = None;
     let hptr = pointer_join(ptr, "x-docpipe");
     let Some(hv) = node.get("x-docpipe") else {
-        return Ok(h);
+        return Ok((h, decimal));
     };
     let hm = hv
         .as_object()
         .ok_or_else(|| err(&hptr, "`x-docpipe` must be an object"))?;
     for (k, v) in hm {
         let kptr = pointer_join(&hptr, k);
-        if !HINT_KEYS.contains(&k.as_str()) {
+        if k != DECIMAL && !hints::KEYS.contains(&k.as_str()) {
             return Err(err(
                 &kptr,
                 format!(
-                    "unknown hint `{k}` (expected one of: {})",
-                    HINT_KEYS.join(", ")
+                    "unknown hint `{k}` (expected one of: {DECIMAL}, {})",
+                    hints::KEYS.join(", ")
                 ),
             ));
         }
-        if !top && k != "decimal" {
+        if !top && k != DECIMAL {
             return Err(err(&kptr, "only `decimal` applies below the top level"));
         }
-        match k.as_str() {
-            "decimal" => {
-                if *ty != FieldType::Number {
-                    return Err(err(&kptr, "`decimal` applies to `number` fields only"));
-                }
-                h.decimal = Some(read_decimal(v, &kptr)?);
+        if k == DECIMAL {
+            if *ty != FieldType::Number {
+                return Err(err(&kptr, "`decimal` applies to `number` fields only"));
             }
-            "labels" => h.labels = strings(v, &kptr)?,
-            "exclude" => h.exclude = strings(v, &kptr)?,
-            "stop" => h.stop = strings(v, &kptr)?,
-            "keywords" => h.keywords = strings(v, &kptr)?,
-            "pattern" | "skip" | "strip" | "start" => {
-                let p = v
-                    .as_str()
-                    .ok_or_else(|| err(&kptr, "expected a regular expression string"))?;
-                check_regex(p, &kptr)?;
-                match k.as_str() {
-                    "pattern" => h.pattern = Some(p.to_string()),
-                    "skip" => h.skip = Some(p.to_string()),
-                    "start" => h.start = Some(p.to_string()),
-                    _ => h.strip = Some(p.to_string()),
-                }
-            }
-            "pick" => {
-                h.pick = match v.as_str() {
-                    Some("best") => Pick::Best,
-                    Some("largest") => Pick::Largest,
-                    Some("first") => Pick::First,
-                    Some("last") => Pick::Last,
-                    Some("top") => Pick::Top,
-                    Some("bottom") => Pick::Bottom,
-                    _ => {
-                        return Err(err(
-                            &kptr,
-                            "expected one of best, largest, first, last, top, bottom",
-                        ))
-                    }
-                }
-            }
-            "position" => {
-                h.position = match v.as_str() {
-                    Some("top") => Some(Position::Top),
-                    _ => return Err(err(&kptr, "expected `top`")),
-                }
-            }
-            "after" => {
-                h.after = Some(
-                    v.as_str()
-                        .ok_or_else(|| err(&kptr, "expected a field name"))?
-                        .to_string(),
-                )
-            }
-            "rounding" => {
-                if !matches!(ty, FieldType::Number) {
-                    return Err(err(&kptr, "`rounding` applies to `number` fields only"));
-                }
-                h.rounding = match v.as_f64() {
-                    Some(step) if step > 0.0 && step.is_finite() => Some(step),
-                    _ => return Err(err(&kptr, "expected a positive number, e.g. 0.05")),
-                }
-            }
-            "lines" => {
-                h.lines = match v.as_u64() {
-                    Some(n @ 1..=20) => n as usize,
-                    _ => return Err(err(&kptr, "expected an integer from 1 to 20")),
-                }
-            }
-            _ => {}
+            decimal = Some(read_decimal(v, &kptr)?);
+        } else {
+            hints::read(&mut h, k, v, &kptr, *ty == FieldType::Number)?;
         }
     }
-    if h.position.is_some() && h.after.is_some() {
-        return Err(err(
-            &pointer_join(&hptr, "after"),
-            "`position` and `after` exclude each other",
-        ));
-    }
-    Ok(h)
+    hints::check(&h, &hptr)?;
+    Ok((h, decimal))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::layout::hints::{Pick, Position};
     use serde_json::json;
 
     fn one(prop: Value) -> Result<FieldSchema, SchemaError> {
         FieldSchema::from_value(json!({"type": "object", "properties": {"f": prop}}))
-    }
-
-    #[test]
-    fn mapping_table() {
-        struct Case {
-            prop: Value,
-            want: DataType,
-        }
-        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-        let cases = [
-            Case {
-                prop: json!({"type": "string"}),
-                want: DataType::Utf8,
-            },
-            Case {
-                prop: json!({"type": "integer"}),
-                want: DataType::Int64,
-            },
-            Case {
-                prop: json!({"type": "number"}),
-                want: DataType::Float64,
-            },
-            Case {
-                prop: json!({"type": "number", "x-docpipe": {"decimal": [12, 2]}}),
-                want: DataType::Decimal128(12, 2),
-            },
-            Case {
-                prop: json!({"type": "boolean"}),
-                want: DataType::Boolean,
-            },
-            Case {
-                prop: json!({"type": "string", "format": "date"}),
-                want: DataType::Date32,
-            },
-            Case {
-                prop: json!({"type": "string", "format": "date-time"}),
-                want: DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            },
-            Case {
-                prop: json!({"type": "string", "format": "email"}),
-                want: DataType::Utf8,
-            },
-            Case {
-                prop: json!({"type": "string", "enum": ["USD", "EUR"]}),
-                want: dict.clone(),
-            },
-            Case {
-                prop: json!({"enum": ["USD", "EUR", null]}),
-                want: dict,
-            },
-            Case {
-                prop: json!({"type": ["integer", "null"]}),
-                want: DataType::Int64,
-            },
-            Case {
-                prop: json!({"type": ["null", "string"], "format": "date"}),
-                want: DataType::Date32,
-            },
-            Case {
-                prop: json!({"type": "array", "items": {"type": "string"}}),
-                want: DataType::List(list_item(DataType::Utf8)),
-            },
-            Case {
-                prop: json!({"type": "array", "items": {"type": "number", "x-docpipe": {"decimal": [5, 1]}}}),
-                want: DataType::List(list_item(DataType::Decimal128(5, 1))),
-            },
-            Case {
-                prop: json!({"type": "object", "properties": {
-                    "qty": {"type": "integer"}, "name": {"type": "string"}}}),
-                // Struct fields keep the schema's order.
-                want: DataType::Struct(Fields::from(vec![
-                    Field::new("qty", DataType::Int64, true),
-                    Field::new("name", DataType::Utf8, true),
-                ])),
-            },
-            Case {
-                prop: json!({"type": "array", "items": {"type": "object", "properties": {
-                    "d": {"type": "string", "format": "date"}}}}),
-                want: DataType::List(list_item(DataType::Struct(Fields::from(vec![Field::new(
-                    "d",
-                    DataType::Date32,
-                    true,
-                )])))),
-            },
-        ];
-        for c in cases {
-            let s = one(c.prop.clone()).unwrap_or_else(|e| panic!("{}: {e}", c.prop));
-            let cols = s.columns();
-            assert_eq!(cols[0].data_type(), &c.want, "{}", c.prop);
-            assert!(cols[0].is_nullable());
-        }
-    }
-
-    #[test]
-    fn generated_columns() {
-        let s = one(json!({"type": "string"})).unwrap();
-        let cols = s.columns();
-        let names: Vec<&str> = cols.iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "f",
-                "f__confidence",
-                "f__page",
-                "f__bbox",
-                "record_valid",
-                "record_errors"
-            ]
-        );
-        assert_eq!(cols[1].data_type(), &DataType::Float32);
-        assert_eq!(cols[2].data_type(), &DataType::Int32);
-        assert_eq!(
-            cols[3].data_type(),
-            &DataType::List(Arc::new(Field::new("item", DataType::Float32, false)))
-        );
-        assert_eq!(cols[4].data_type(), &DataType::Boolean);
-        assert!(cols.iter().all(|c| c.is_nullable()));
     }
 
     #[test]
@@ -1134,6 +636,32 @@ mod tests {
     }
 
     #[test]
+    fn unknown_hint_lists_every_key() {
+        let e = one(json!({"type": "string", "x-docpipe": {"colour": "red"}})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown hint `colour` (expected one of: decimal, labels, exclude, pattern, pick, \
+             position, after, lines, stop, keywords, skip, strip, start, rounding)"
+        );
+        let e = one(
+            json!({"type": "object", "properties": {"n": {"type": "string",
+            "x-docpipe": {"labels": ["x"]}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.pointer, "/properties/f/properties/n/x-docpipe/labels");
+        let ok = one(json!({"type": "number", "x-docpipe": {"decimal": [6, 2], "rounding": 0.05}}))
+            .unwrap();
+        assert_eq!(
+            ok.fields()[0].ty,
+            FieldType::Decimal {
+                precision: 6,
+                scale: 2
+            }
+        );
+        assert_eq!(ok.fields()[0].hints.rounding, Some(0.05));
+    }
+
+    #[test]
     fn hints_and_labels() {
         let s = FieldSchema::from_value(json!({"type": "object", "properties": {
             "total_amount": {"type": "number", "title": "Total",
@@ -1157,80 +685,5 @@ mod tests {
         let a = s.field("address").unwrap();
         assert_eq!(a.hints.after.as_deref(), Some("company"));
         assert_eq!(a.hints.stop, ["tel"]);
-    }
-
-    #[test]
-    fn accepts_matches_columns() {
-        struct Case {
-            ty: FieldType,
-            value: Value,
-            ok: bool,
-        }
-        let cases = [
-            Case {
-                ty: FieldType::Integer,
-                value: json!(3),
-                ok: true,
-            },
-            Case {
-                ty: FieldType::Integer,
-                value: json!(3.0),
-                ok: true,
-            },
-            Case {
-                ty: FieldType::Integer,
-                value: json!(3.5),
-                ok: false,
-            },
-            Case {
-                ty: FieldType::Integer,
-                value: json!(1e30),
-                ok: false,
-            },
-            Case {
-                ty: FieldType::Date,
-                value: json!("2018-12-25"),
-                ok: true,
-            },
-            Case {
-                ty: FieldType::Date,
-                value: json!("2018-02-30"),
-                ok: false,
-            },
-            Case {
-                ty: FieldType::Decimal {
-                    precision: 4,
-                    scale: 2,
-                },
-                value: json!(12.34),
-                ok: true,
-            },
-            Case {
-                ty: FieldType::Decimal {
-                    precision: 4,
-                    scale: 2,
-                },
-                value: json!(123.4),
-                ok: false,
-            },
-            Case {
-                ty: FieldType::Enum(vec!["A".into()]),
-                value: json!("B"),
-                ok: false,
-            },
-            Case {
-                ty: FieldType::String,
-                value: json!(null),
-                ok: true,
-            },
-            Case {
-                ty: FieldType::List(Box::new(FieldType::Integer)),
-                value: json!([1, "x"]),
-                ok: false,
-            },
-        ];
-        for c in cases {
-            assert_eq!(c.ty.accepts(&c.value), c.ok, "{:?} {}", c.ty, c.value);
-        }
     }
 }

@@ -8,49 +8,87 @@
 //! cannot hold (an integer beyond `Int64`, a number beyond its decimal
 //! precision) is reported too, with keyword `type`: it is stored as null.
 
-use super::schema::FieldDef;
-use super::{Record, ValidationError};
+use super::error::pointer_join;
+use super::record::Record;
+use super::schema::FieldSchema;
 
-pub(crate) fn validate(
-    validator: &jsonschema::Validator,
-    fields: &[FieldDef],
-    record: &Record,
-) -> Vec<ValidationError> {
-    let json = record.to_json();
-    let mut out: Vec<ValidationError> = validator
-        .iter_errors(&json)
-        .map(|e| ValidationError {
-            instance_path: e.instance_path().as_str().to_string(),
-            keyword: e.kind().keyword().to_string(),
-            message: e.to_string(),
-        })
-        .collect();
-    for f in fields {
-        let Some(v) = record.fields.get(&f.name) else {
-            continue;
-        };
-        let path = super::schema::pointer_join("", &f.name);
-        let reported = out
-            .iter()
-            .any(|e| e.instance_path == path || e.instance_path.starts_with(&format!("{path}/")));
-        if !reported && !f.ty.accepts(&v.value) {
-            out.push(ValidationError {
-                instance_path: path,
-                keyword: "type".into(),
-                message: format!(
-                    "{} does not fit a {} column",
-                    v.value,
-                    crate::output::type_name(&f.ty.arrow())
-                ),
-            });
-        }
+/// One way in which a record does not satisfy the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    /// JSON Pointer into the record, e.g. `/total` or `/items/0/qty`; empty
+    /// for the record itself (e.g. a missing `required` field).
+    pub instance_path: String,
+    /// The JSON Schema keyword that failed, e.g. `required`, `type`, `format`.
+    pub keyword: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// A record with the outcome of its validation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extracted {
+    pub record: Record,
+    /// Empty when the record is valid.
+    pub errors: Vec<ValidationError>,
+}
+
+impl Extracted {
+    /// Validate `record` against `schema` and keep both.
+    pub fn new(record: Record, schema: &FieldSchema) -> Self {
+        let errors = schema.validate(&record);
+        Self { record, errors }
     }
-    out
+
+    /// Whether the record satisfies the schema.
+    pub fn valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+impl FieldSchema {
+    /// Validate a record's JSON (field name to value) against the schema.
+    /// Also reports, with keyword `type`, values that pass the schema but
+    /// would not fit their column (e.g. an integer beyond `Int64`), since
+    /// those are stored as null.
+    pub fn validate(&self, record: &Record) -> Vec<ValidationError> {
+        let json = record.to_json();
+        let mut out: Vec<ValidationError> = self
+            .validator()
+            .iter_errors(&json)
+            .map(|e| ValidationError {
+                instance_path: e.instance_path().as_str().to_string(),
+                keyword: e.kind().keyword().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        for f in self.fields() {
+            let Some(v) = record.fields.get(&f.name) else {
+                continue;
+            };
+            let path = pointer_join("", &f.name);
+            let reported = out.iter().any(|e| {
+                e.instance_path == path || e.instance_path.starts_with(&format!("{path}/"))
+            });
+            if !reported && !f.ty.accepts(&v.value) {
+                out.push(ValidationError {
+                    instance_path: path,
+                    keyword: "type".into(),
+                    message: format!(
+                        "{} does not fit a {} column",
+                        v.value,
+                        f.ty.column_type_name()
+                    ),
+                });
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Extracted, FieldSchema, FieldValue, Record};
+    use super::*;
+    use crate::extract::record::FieldValue;
     use serde_json::{json, Value};
 
     fn record(pairs: &[(&str, Value)]) -> Record {
@@ -148,5 +186,17 @@ mod tests {
             assert_eq!(e.valid(), c.want.is_empty());
             assert!(e.errors.iter().all(|e| !e.message.is_empty()));
         }
+        let too_precise = Extracted::new(
+            record(&[
+                ("date", json!("2018-12-25")),
+                ("total", json!(1)),
+                ("price", json!(123.45)),
+            ]),
+            &schema,
+        );
+        assert_eq!(
+            too_precise.errors[0].message,
+            "123.45 does not fit a decimal128(4, 2) column"
+        );
     }
 }

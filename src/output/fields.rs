@@ -1,7 +1,7 @@
 //! The `documents/` columns of a field schema, built from extracted records.
 //!
 //! JSON values are converted to the column types of
-//! [`FieldSchema::columns`]; a value that does not convert (which validation
+//! [`field_columns_schema`]; a value that does not convert (which validation
 //! has already reported with keyword `type`) becomes null.
 
 use std::sync::Arc;
@@ -16,11 +16,12 @@ use arrow::datatypes::{DataType, Field, Int32Type};
 use arrow::error::ArrowError;
 use serde_json::Value;
 
-use crate::extract::parse::{decimal_units, iso_date_days, rfc3339_micros};
-use crate::extract::schema::{error_fields, json_i64, list_item, struct_fields};
-use crate::extract::{Extracted, FieldSchema, FieldType};
-
+#[cfg(doc)]
+use super::field_types::field_columns_schema;
+use super::field_types::{arrow_type, error_fields, list_item, struct_fields};
 use super::UTC;
+use crate::extract::parse::{decimal_units, iso_date_days, rfc3339_micros};
+use crate::extract::{json_i64, Extracted, FieldSchema, FieldType};
 
 fn offset(len: usize) -> Result<i32, ArrowError> {
     i32::try_from(len).map_err(|_| ArrowError::OffsetOverflowError(len))
@@ -93,7 +94,7 @@ pub(crate) fn values_array(
             }
             let child = values_array(item, &items)?;
             Arc::new(ListArray::try_new(
-                list_item(item.arrow()),
+                list_item(arrow_type(item)),
                 OffsetBuffer::new(ScalarBuffer::from(offsets)),
                 child,
                 nulls(valid),
@@ -172,7 +173,7 @@ fn errors_array(rows: &[Option<&Extracted>]) -> Result<ArrayRef, ArrowError> {
     )?))
 }
 
-/// The columns of [`FieldSchema::columns`], in that order, for `rows`
+/// The columns of [`field_columns_schema`], in that order, for `rows`
 /// (`None`: the document has no record, e.g. it failed before extraction).
 pub(crate) fn field_columns(
     schema: &FieldSchema,

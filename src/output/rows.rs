@@ -104,7 +104,8 @@ pub struct DocumentRow {
     pub time_normalise_ms: f64,
     /// Wall time in the OCR stage, milliseconds.
     pub time_ocr_ms: f64,
-    /// Wall time from start to sink, milliseconds.
+    /// Wall time from the start of ingest to the document's assembly (its
+    /// last page done; before field extraction and writing), milliseconds.
     pub time_total_ms: f64,
     /// The extracted fields and their validation, when the pipeline has an
     /// `extract` section and extraction ran; written as the typed columns of

@@ -12,6 +12,7 @@ use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
+use super::field_types::field_columns_schema;
 use super::rows::{DocumentRow, LineRow, PageRow};
 use crate::extract::FieldSchema;
 
@@ -111,14 +112,14 @@ pub fn schemas() -> (SchemaRef, SchemaRef, SchemaRef) {
 }
 
 /// The `documents` schema with the typed columns of `fields` appended (see
-/// [`FieldSchema::columns`]); without `fields`, [`schemas`]`().0`.
+/// [`field_columns_schema`]); without `fields`, [`schemas`]`().0`.
 pub fn documents_schema_for(fields: Option<&FieldSchema>) -> SchemaRef {
     let base = schemas().0;
     match fields {
         None => base,
         Some(f) => {
             let mut all: Vec<FieldRef> = base.fields().iter().cloned().collect();
-            all.extend(f.columns().into_iter().map(Arc::new));
+            all.extend(field_columns_schema(f).into_iter().map(Arc::new));
             Arc::new(Schema::new(all))
         }
     }
@@ -154,7 +155,10 @@ const DOCUMENTS_DOCS: &[(&str, &str)] = &[
     ("time_render_ms", "Wall time in render, ms"),
     ("time_normalise_ms", "Wall time in normalise, ms"),
     ("time_ocr_ms", "Wall time in OCR, ms"),
-    ("time_total_ms", "Wall time from start to sink, ms"),
+    (
+        "time_total_ms",
+        "Wall time from ingest to assembly (before field extraction and writing), ms",
+    ),
 ];
 
 const PAGES_DOCS: &[(&str, &str)] = &[
@@ -298,7 +302,7 @@ pub fn fields_markdown(fields: &FieldSchema) -> String {
     use crate::extract::schema::{
         BBOX_SUFFIX, CONFIDENCE_SUFFIX, PAGE_SUFFIX, RECORD_ERRORS, RECORD_VALID,
     };
-    let columns = fields.columns();
+    let columns = field_columns_schema(fields);
     let describe = |c: &str| -> String {
         if let Some(f) = fields.field(c) {
             let what = f
@@ -534,6 +538,17 @@ mod tests {
             let documented: Vec<&str> = docs.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, documented);
         }
+    }
+
+    #[test]
+    fn field_names_are_refused_for_every_fixed_column() {
+        let (documents, _, _) = schemas();
+        let names: Vec<&str> = documents
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, crate::extract::schema::DOCUMENTS_COLUMNS);
     }
 
     #[test]
