@@ -66,7 +66,7 @@ pub struct WriterOptions {
     /// that much finished work at most.
     pub commit_every_secs: u64,
     /// The pipeline's field schema: `documents/` gets its typed columns
-    /// (see [`FieldSchema::columns`]), filled from [`DocumentRow::extracted`].
+    /// (see [`crate::output::field_columns_schema`]), filled from [`DocumentRow::extracted`].
     /// Default `None` (an OCR-only pipeline).
     pub fields: Option<Arc<FieldSchema>>,
 }
