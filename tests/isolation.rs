@@ -44,8 +44,8 @@ fn setup(name: &str, inputs: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// Runs an OCR pipeline over `dir/in` (recognition batches of 16, so the
-/// documents' crops share calls) with `fault` set, and reads back each
+/// Runs an OCR pipeline over `dir/in` (recognition batches of 16, formed
+/// once every page is detected, so the documents' crops share calls) with `fault` set, and reads back each
 /// document by file name.
 fn run_with(
     dir: &Path,
@@ -69,6 +69,9 @@ fn run_with(
     .unwrap();
     let mut cmd = docpipe();
     cmd.args(["run", yaml.to_str().unwrap(), "-q", "--overwrite"]);
+    // Recognition waits for every page before its first batch, so the
+    // documents' crops share calls.
+    cmd.env("DOCPIPE_TEST_REC_GATHER_MS", "20000");
     match fault {
         Some(f) => cmd.env("DOCPIPE_STAGE_FAULT", f),
         None => cmd.env_remove("DOCPIPE_STAGE_FAULT"),
@@ -122,7 +125,8 @@ fn only_the_bad_one_failed(fault: &str, class: &str, says: &str) {
     // against the whole URI.
     let kind = fault.split(':').next().unwrap();
     let dir = setup(&format!("isolation-{kind}"), &INPUTS);
-    let (code, clean) = run_with(&dir, None, "{}");
+    // One recognition session (threads: 2), so one group holds every page.
+    let (code, clean) = run_with(&dir, None, "{threads: 2}");
     assert_eq!(code, Some(0), "{clean:#?}");
     for (name, d) in &clean {
         assert_eq!(d.status, "ok", "{name}: {d:?}");
@@ -131,7 +135,7 @@ fn only_the_bad_one_failed(fault: &str, class: &str, says: &str) {
             "{name} has text in the clean run"
         );
     }
-    let (code, got) = run_with(&dir, Some(fault), "{}");
+    let (code, got) = run_with(&dir, Some(fault), "{threads: 2}");
     assert_eq!(code, Some(3));
     assert_eq!(got.len(), 3, "{got:#?}");
     for (name, d) in &got {

@@ -291,11 +291,29 @@ impl Recogniser {
         &mut self,
         crops: &[&RgbImage],
     ) -> Result<Vec<recognise::Decoded>, InferError> {
+        self.recognise_padded(crops, 0)
+    }
+
+    /// [`Recogniser::recognise`] with the batch padded to at least
+    /// `min_width` input pixels. A crop tried again on its own after its
+    /// batch failed is padded as it was in the batch, so it reads the same
+    /// as it would have there (the padding changes what the model reads at
+    /// a line's end, e.g. a word gap).
+    pub fn recognise_padded(
+        &mut self,
+        crops: &[&RgbImage],
+        min_width: u32,
+    ) -> Result<Vec<recognise::Decoded>, InferError> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
         let widths: Vec<u32> = crops.iter().map(|c| self.input_width(c)).collect();
-        let padded = widths.iter().copied().max().unwrap_or(REC_HEIGHT);
+        let padded = widths
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(REC_HEIGHT)
+            .max(min_width);
         let padded = recognise::bucket_width(padded, 32, self.max_width.max(32));
         let per = 3 * REC_HEIGHT as usize * padded as usize;
         let mut input = vec![0f32; crops.len() * per];

@@ -17,6 +17,32 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Test-only pacing switch: milliseconds a recognition worker waits for
+/// more pages before it forms a group (until the group is full or its
+/// input closes). Tests set it so that crops of several documents surely
+/// share a batch; it is never set in normal use.
+pub const GATHER_ENV: &str = "DOCPIPE_TEST_REC_GATHER_MS";
+
+fn gather_wait() -> Option<Duration> {
+    let ms: u64 = std::env::var(GATHER_ENV).ok()?.trim().parse().ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms.min(60_000)))
+}
+
+/// The next page waiting before `until`; `None` once it passes or the
+/// input closes.
+fn wait_for_next(jobs: &Receiver<CropJob>, until: Instant) -> Option<CropJob> {
+    loop {
+        match jobs.try_recv() {
+            Ok(j) => return Some(j),
+            Err(async_channel::TryRecvError::Closed) => return None,
+            Err(async_channel::TryRecvError::Empty) if Instant::now() >= until => return None,
+            Err(async_channel::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 /// What recognition needs from the pipeline.
 #[derive(Clone, Copy, Debug)]
 pub struct RecogniseSettings {
@@ -66,17 +92,23 @@ pub fn recognise(
     let mut rec: Option<Recogniser> = None;
     let mut busy = Duration::ZERO;
     let mut max_batch = 0usize;
+    let gather = gather_wait();
     while let Ok(first) = jobs.recv_blocking() {
         // Take every page already waiting, up to a few batches' worth of crops.
         let mut group = vec![first];
         let mut n: usize = group[0].result.as_ref().map(|c| c.0.len()).unwrap_or(0);
+        let gather_until = gather.map(|d| Instant::now() + d);
         while n < batch * 4 {
-            match jobs.try_recv() {
-                Ok(j) => {
+            let next = match gather_until {
+                Some(until) => wait_for_next(&jobs, until),
+                None => jobs.try_recv().ok(),
+            };
+            match next {
+                Some(j) => {
                     n += j.result.as_ref().map(|c| c.0.len()).unwrap_or(0);
                     group.push(j);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if rec.is_none() && n > 0 {
@@ -224,7 +256,9 @@ impl Calls<'_> {
         if live.is_empty() {
             return;
         }
-        match self.call(&live) {
+        // Crops tried alone keep the batch's padding (its widest input).
+        let widest = live.iter().map(|i| i.2).max().unwrap_or(0);
+        match self.call(&live, widest) {
             Ok(decoded) => {
                 for ((gi, ci, _), d) in live.iter().zip(decoded) {
                     texts.insert((*gi, *ci), d);
@@ -239,7 +273,7 @@ impl Calls<'_> {
                     if failed.contains_key(&item.0) {
                         continue;
                     }
-                    match self.call(std::slice::from_ref(item)) {
+                    match self.call(std::slice::from_ref(item), widest) {
                         Ok(mut d) => {
                             if let Some(d) = d.pop() {
                                 texts.insert((item.0, item.1), d);
@@ -257,9 +291,10 @@ impl Calls<'_> {
         }
     }
 
-    /// One model call on `items`, a panic caught as the call's error. Its
+    /// One model call on `items`, padded to at least `pad_to` input pixels,
+    /// a panic caught as the call's error. Its
     /// time is charged to the crops' documents, a share each.
-    fn call(&mut self, items: &[Item]) -> Result<Vec<(String, f32)>, PageFailure> {
+    fn call(&mut self, items: &[Item], pad_to: u32) -> Result<Vec<(String, f32)>, PageFailure> {
         let group = self.group;
         let images: Vec<&RgbImage> = items
             .iter()
@@ -287,7 +322,8 @@ impl Calls<'_> {
                     "test fault: recognition fails on this crop ({STAGE_FAULT_ENV})"
                 ));
             }
-            rec.recognise(&images).map_err(|e| e.to_string())
+            rec.recognise_padded(&images, pad_to)
+                .map_err(|e| e.to_string())
         }));
         let share = t.elapsed() / u32::try_from(items.len().max(1)).unwrap_or(u32::MAX);
         for (gi, _, _) in items {
