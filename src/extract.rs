@@ -7,6 +7,7 @@
 //!   text-layer lines and their positions ([`LayoutEngine`]), with the typed
 //!   value parsers of [`parse`].
 //! - [`merge`]: per-page records of one document merged into one.
+//! - [`adapters`]: engines' output turned into a document's validated record.
 //! - [`validate`]: a [`Record`] validated against the user's schema.
 //!
 //! Every engine returns a [`Record`]: field name to [`FieldValue`] (value,
@@ -14,6 +15,7 @@
 //! [`Extracted`] (record + [`ValidationError`]s) which the `documents/`
 //! table stores as typed columns.
 
+pub mod adapters;
 pub mod layout;
 pub mod merge;
 pub mod parse;
