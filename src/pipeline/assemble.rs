@@ -1,11 +1,18 @@
 //! The assembler: collects pages into documents, decides each document's
-//! status from its pages, and hands each finished one on.
+//! status from its pages, and hands each finished one on. With a VLM, a
+//! document is finished once every page has both its text and its VLM
+//! outcome; its pages' records are merged into its record here.
 
-use super::items::{now_us, FinishedDoc, Msg, PageDone};
+use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, VlmDone};
+use super::write::attach;
+use crate::config::OnInvalid;
+use crate::extract::adapters;
+use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
 use crate::output::{DocStatus, DocumentRow, PageSource};
 use async_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What every document row of a run carries.
 #[derive(Clone, Debug)]
@@ -16,6 +23,14 @@ pub struct RowStamp {
     pub model_ids: Vec<String>,
 }
 
+/// What the assembler needs to give documents their VLM record.
+#[derive(Clone)]
+pub struct VlmFields {
+    pub schema: Arc<FieldSchema>,
+    /// `extract.on_invalid`.
+    pub on_invalid: OnInvalid,
+}
+
 struct DocState {
     doc: DocRef,
     mime: &'static str,
@@ -23,11 +38,22 @@ struct DocState {
     started_at_us: i64,
     ingest_ms: f64,
     pages: BTreeMap<u32, PageDone>,
+    /// The pages' VLM outcomes; `None` without a VLM.
+    vlm: Option<BTreeMap<u32, VlmDone>>,
 }
 
-/// Collects pages into documents and hands each finished one on.
+impl DocState {
+    fn complete(&self) -> bool {
+        let n = self.expected as usize;
+        self.pages.len() >= n && self.vlm.as_ref().is_none_or(|v| v.len() >= n)
+    }
+}
+
+/// Collects pages into documents and hands each finished one on. `vlm`
+/// is `Some` when a VLM stage sends every page's outcome.
 pub fn assemble(
     stamp: &RowStamp,
+    vlm: Option<&VlmFields>,
     results: Receiver<Msg>,
     out: Sender<FinishedDoc>,
 ) -> anyhow::Result<()> {
@@ -53,6 +79,7 @@ pub fn assemble(
                         started_at_us,
                         ingest_ms,
                         pages: BTreeMap::new(),
+                        vlm: vlm.map(|_| BTreeMap::new()),
                     },
                 );
                 None
@@ -79,8 +106,6 @@ pub fn assemble(
                     },
                     pages: Vec::new(),
                     lines: Vec::new(),
-                    path: doc.path.clone(),
-                    kind: doc.kind,
                 })
             }
             Msg::Page(done) => {
@@ -88,7 +113,7 @@ pub fn assemble(
                 let complete = match open.get_mut(&id) {
                     Some(state) => {
                         state.pages.insert(done.page.page_index as u32, *done);
-                        state.pages.len() as u32 >= state.expected
+                        state.complete()
                     }
                     None if failed.contains(&id) => false,
                     None => {
@@ -97,7 +122,32 @@ pub fn assemble(
                     }
                 };
                 if complete {
-                    open.remove(&id).map(|s| finish_doc(stamp, s))
+                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
+                } else {
+                    None
+                }
+            }
+            Msg::Vlm(done) => {
+                let id = done.doc_id.clone();
+                let complete = match open.get_mut(&id) {
+                    Some(state) => match state.vlm.as_mut() {
+                        Some(v) => {
+                            v.insert(done.page, *done);
+                            state.complete()
+                        }
+                        None => {
+                            tracing::error!(doc = %id, "a VLM outcome in a run without a VLM");
+                            false
+                        }
+                    },
+                    None if failed.contains(&id) => false,
+                    None => {
+                        tracing::error!(doc = %id, "page for a document that was not started");
+                        false
+                    }
+                };
+                if complete {
+                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
                 } else {
                     None
                 }
@@ -111,7 +161,7 @@ pub fn assemble(
     }
     // Documents still open here lost pages to a stage that stopped early.
     for (_, state) in open.drain() {
-        if out.send_blocking(finish_doc(stamp, state)).is_err() {
+        if out.send_blocking(finish_doc(stamp, vlm, state)).is_err() {
             break;
         }
     }
@@ -150,7 +200,8 @@ fn document_row(
     }
 }
 
-fn finish_doc(stamp: &RowStamp, state: DocState) -> FinishedDoc {
+fn finish_doc(stamp: &RowStamp, fields: Option<&VlmFields>, mut state: DocState) -> FinishedDoc {
+    let vlm = state.vlm.take();
     let mut row = document_row(
         stamp,
         &state.doc,
@@ -202,11 +253,63 @@ fn finish_doc(stamp: &RowStamp, state: DocState) -> FinishedDoc {
         );
         row.error_message = Some(page_errors.join("; "));
     }
-    FinishedDoc {
+    let mut doc = FinishedDoc {
         doc: row,
         pages,
         lines,
-        path: state.doc.path.clone(),
-        kind: state.doc.kind,
+    };
+    if let (Some(fields), Some(vlm)) = (fields, vlm) {
+        vlm_record(&mut doc, vlm, fields);
+    }
+    doc
+}
+
+/// Gives a document the record of its pages' VLM outcomes: each page's
+/// record grounded on that page's lines, merged, validated. A page whose
+/// text failed is already the document's error and is left out; a page
+/// whose generation failed makes an `ok` document `partial` (class
+/// `extract_failed`, or the page's own: `internal` for a panic, `timeout`),
+/// and `failed` when no page gave a record. Documents without a failed
+/// page are as if nothing had failed anywhere.
+fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &VlmFields) {
+    d.doc.time_render_ms += vlm.values().map(|v| v.render_ms).sum::<f64>();
+    if d.doc.status == DocStatus::Failed {
+        return;
+    }
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut class: Option<&'static str> = None;
+    for p in d.pages.iter().filter(|p| p.error.is_none()) {
+        let index = p.page_index.max(0) as u32;
+        match vlm.remove(&index).map(|v| v.result) {
+            Some(Ok(rec)) => {
+                let lines = page_lines(p, d.lines.iter());
+                records.push(adapters::vlm_page_record(&rec, &lines));
+            }
+            Some(Err(f)) => {
+                errors.push(format!("page {}: {}", index + 1, f.message));
+                class = class.or(f.class);
+            }
+            None => errors.push(format!("page {}: no VLM outcome came back", index + 1)),
+        }
+    }
+    if !errors.is_empty() {
+        let message = format!("field extraction failed: {}", errors.join("; "));
+        let row = &mut d.doc;
+        if row.status == DocStatus::Ok {
+            row.status = DocStatus::Partial;
+            row.error_class = Some(class.unwrap_or("extract_failed").to_string());
+        }
+        if records.is_empty() {
+            row.status = DocStatus::Failed;
+        }
+        row.error_message = Some(match row.error_message.take() {
+            Some(before) => format!("{before}; {message}"),
+            None => message,
+        });
+    }
+    if !records.is_empty() {
+        let extracted = adapters::vlm_document(records, &fields.schema);
+        attach(&mut d.doc, extracted, fields.on_invalid);
     }
 }
