@@ -313,3 +313,207 @@ fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &Vlm
         attach(&mut d.doc, extracted, fields.on_invalid);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::vlm::PageRecord;
+    use crate::ingest::Kind;
+    use crate::pdf::{LayerLine, TextLayer};
+    use crate::pipeline::items::{DocBudget, PageFailure, PageMeta};
+    use crate::pipeline::rows::{page_error, text_layer_page};
+    use crate::types::BBox;
+    use std::time::Duration;
+
+    fn doc(id: &str) -> DocRef {
+        DocRef {
+            id: id.into(),
+            uri: format!("file:///in/{id}.pdf"),
+            path: format!("/in/{id}.pdf").into(),
+            sha256: "00".into(),
+            bytes: 1,
+            kind: Kind::Pdf,
+        }
+    }
+
+    fn meta(id: &str, index: u32) -> PageMeta {
+        PageMeta {
+            doc_id: id.into(),
+            index,
+            dpi: Some(72.0),
+            size_pt: None,
+            rotation: 0,
+            to_points: None,
+            render_ms: 0.0,
+            uri: Arc::from(id),
+            budget: DocBudget::new(Duration::from_secs(60)),
+        }
+    }
+
+    /// A text-layer page with one line, "ACME LTD".
+    fn page(id: &str, index: u32) -> Msg {
+        let layer = TextLayer {
+            lines: vec![LayerLine {
+                text: "ACME LTD".into(),
+                bbox_px: BBox {
+                    x0: 1.0,
+                    y0: 2.0,
+                    x1: 30.0,
+                    y1: 12.0,
+                },
+                bbox_pt: BBox::default(),
+            }],
+            readable_chars: 8,
+            unmapped_chars: 0,
+        };
+        Msg::Page(Box::new(text_layer_page(
+            &meta(id, index),
+            (100, 100),
+            layer,
+            true,
+        )))
+    }
+
+    fn vlm(id: &str, index: u32, result: Result<&str, PageFailure>) -> Msg {
+        Msg::Vlm(Box::new(VlmDone {
+            doc_id: id.into(),
+            page: index,
+            result: result.map(|vendor| PageRecord {
+                value: serde_json::json!({ "vendor": vendor }),
+                text: String::new(),
+                field_confidence: BTreeMap::from([("vendor".to_string(), 0.5)]),
+                tokens: 3,
+            }),
+            render_ms: 1.0,
+        }))
+    }
+
+    /// Runs the assembler over `msgs` (each document announced with
+    /// `pages` pages first) and returns the finished documents by id.
+    fn assembled(docs: &[(&str, u32)], msgs: Vec<Msg>) -> BTreeMap<String, FinishedDoc> {
+        let schema = FieldSchema::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {"vendor": {"type": "string"}},
+            "required": ["vendor"]
+        }))
+        .unwrap();
+        let fields = VlmFields {
+            schema: Arc::new(schema),
+            on_invalid: OnInvalid::Keep,
+        };
+        let stamp = RowStamp {
+            pipeline: "t".into(),
+            config_hash: "h".into(),
+            model_ids: Vec::new(),
+        };
+        let (tx, rx) = async_channel::unbounded();
+        let (out_tx, out_rx) = async_channel::unbounded();
+        for (id, pages) in docs {
+            let start = Msg::Start {
+                doc: doc(id),
+                pages: *pages,
+                started_at_us: 0,
+                ingest_ms: 0.0,
+                mime: "application/pdf",
+            };
+            tx.send_blocking(start).unwrap();
+        }
+        for m in msgs {
+            tx.send_blocking(m).unwrap();
+        }
+        drop(tx);
+        assemble(&stamp, Some(&fields), rx, out_tx).unwrap();
+        let mut got = BTreeMap::new();
+        while let Ok(d) = out_rx.try_recv() {
+            got.insert(d.doc.doc_id.clone(), d);
+        }
+        got
+    }
+
+    #[test]
+    fn a_failed_vlm_page_fails_only_its_document() {
+        let failed = || PageFailure::error("the call failed".into());
+        let msgs = vec![
+            page("ok", 0),
+            vlm("ok", 0, Ok("ACME LTD")),
+            // The record may come before the text.
+            vlm("ok", 1, Ok("Acme Ltd")),
+            page("ok", 1),
+            page("half", 0),
+            page("half", 1),
+            vlm("half", 0, Err(failed())),
+            vlm("half", 1, Ok("ACME LTD")),
+            page("none", 0),
+            vlm("none", 0, Err(failed())),
+            page("panic", 0),
+            page("panic", 1),
+            vlm("panic", 0, Ok("ACME LTD")),
+            vlm(
+                "panic",
+                1,
+                Err(PageFailure::panic("VLM generation", &"boom")),
+            ),
+            // Its text failed: its VLM failure adds nothing.
+            Msg::Page(Box::new(page_error(
+                &meta("textfail", 0),
+                (0, 0),
+                None,
+                "broken page".into(),
+            ))),
+            vlm("textfail", 0, Err(failed())),
+            page("textfail", 1),
+            vlm("textfail", 1, Ok("ACME LTD")),
+        ];
+        let docs = [
+            ("ok", 2),
+            ("half", 2),
+            ("none", 1),
+            ("panic", 2),
+            ("textfail", 2),
+        ];
+        let got = assembled(&docs, msgs);
+        assert_eq!(got.len(), 5);
+        let ok = &got["ok"].doc;
+        assert_eq!(
+            (ok.status, ok.error_class.as_deref()),
+            (DocStatus::Ok, None)
+        );
+        let x = ok.extracted.as_ref().unwrap();
+        assert!(x.valid());
+        let vendor = &x.record.fields["vendor"];
+        // Grounded on the page's line.
+        assert_eq!(vendor.bbox.map(|b| b.x1), Some(30.0));
+        assert_eq!(ok.time_render_ms, 2.0);
+
+        let half = &got["half"].doc;
+        assert_eq!(half.status, DocStatus::Partial);
+        assert_eq!(half.error_class.as_deref(), Some("extract_failed"));
+        let m = half.error_message.as_deref().unwrap_or_default();
+        assert_eq!(m, "field extraction failed: page 1: the call failed");
+        assert_eq!(
+            half.extracted.as_ref().unwrap().record.fields["vendor"].page,
+            Some(1)
+        );
+
+        let none = &got["none"].doc;
+        assert_eq!(none.status, DocStatus::Failed);
+        assert_eq!(none.error_class.as_deref(), Some("extract_failed"));
+        assert!(none.extracted.is_none());
+
+        let panic = &got["panic"].doc;
+        assert_eq!(panic.status, DocStatus::Partial);
+        assert_eq!(panic.error_class.as_deref(), Some("internal"));
+        let m = panic.error_message.as_deref().unwrap_or_default();
+        assert!(
+            m.contains("page 2: internal error in VLM generation: boom"),
+            "{m}"
+        );
+
+        let textfail = &got["textfail"].doc;
+        assert_eq!(textfail.status, DocStatus::Partial);
+        assert_eq!(textfail.error_class.as_deref(), Some("some_pages_failed"));
+        let m = textfail.error_message.as_deref().unwrap_or_default();
+        assert_eq!(m, "page 1: broken page");
+        assert!(textfail.extracted.is_some());
+    }
+}
