@@ -4,7 +4,8 @@
 //! layer is usable (or any page when OCR is off) becomes a
 //! [`RenderEvent::TextPage`], other pages are rendered into a
 //! [`RenderEvent::Image`] with the affine that maps its pixels to PDF points,
-//! and a page that cannot be read becomes a [`RenderEvent::PageError`]. The
+//! and a page that cannot be read becomes a [`RenderEvent::PageError`];
+//! with a VLM, every page also gives its [`RenderEvent::VlmImage`]. The
 //! same function runs in the pipeline's own process (tests, library use) and
 //! inside a render worker process ([`crate::worker`]), which serialises the
 //! events to its parent; the pipeline turns them into its messages in one
@@ -111,7 +112,9 @@ impl DocFailure {
 }
 
 /// One step of reading a document. Every page gives exactly one of
-/// `TextPage`, `Image` or `PageError`, in page order, after one `Start`.
+/// `TextPage`, `Image` or `PageError`, in page order, after one `Start`;
+/// with a VLM resolution ([`render_pdf_for`]) each is followed by the
+/// page's `VlmImage`.
 /// `ms` is the time spent on that page, milliseconds; the first page's also
 /// holds the time to open the document.
 #[derive(Debug)]
