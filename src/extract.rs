@@ -9,6 +9,7 @@
 //!   `x-docpipe` hints of [`layout::hints`], with the typed value parsers of
 //!   [`parse`].
 //! - [`merge`]: per-page records of one document merged into one.
+//! - [`adapters`]: engines' output turned into a document's validated record.
 //! - [`validate`]: a [`Record`] validated against the user's schema.
 //!
 //! Every engine returns a [`Record`]: field name to [`FieldValue`] (value,
@@ -19,8 +20,11 @@
 //! Files import downwards only: `error`, `parse` and `record` import no other
 //! file of `extract`; `layout/hints` imports `error`; `field` imports
 //! `layout/hints` and `parse`; `schema` imports those; `validate`, `merge` and
-//! `layout` import the ones below them. Nothing here imports `output`.
+//! `layout` import the ones below them; `adapters` (an engine's output turned
+//! into a document's record) imports from the whole module and nothing
+//! imports it. Nothing here imports `output` or `pipeline`.
 
+pub mod adapters;
 mod error;
 mod field;
 pub mod layout;

@@ -30,8 +30,32 @@ pub enum PdfError {
 
 static PDFIUM: OnceLock<Result<Pdfium, PdfError>> = OnceLock::new();
 
+/// Test-only switch: when set (to anything), [`library`] refuses to bind
+/// PDFium in any process but a render worker. Tests set it to show that a
+/// run reads its PDFs only in the workers; it is never set in normal use.
+pub const WORKERS_ONLY_ENV: &str = "DOCPIPE_TEST_PDFIUM_IN_WORKERS_ONLY";
+
+static RENDER_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as a render worker (for [`WORKERS_ONLY_ENV`]).
+pub fn mark_render_worker() {
+    RENDER_WORKER.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The refusal of [`WORKERS_ONLY_ENV`], when it applies to this process.
+fn refused(lib: &Path) -> Option<PdfError> {
+    let in_worker = RENDER_WORKER.load(std::sync::atomic::Ordering::SeqCst);
+    (!in_worker && std::env::var_os(WORKERS_ONLY_ENV).is_some()).then(|| PdfError::Library {
+        path: lib.display().to_string(),
+        message: format!("refused outside a render worker ({WORKERS_ONLY_ENV} is set)"),
+    })
+}
+
 /// Binds PDFium from `lib` the first time; later calls return the same binding.
 pub fn library(lib: &Path) -> Result<&'static Pdfium, PdfError> {
+    if let Some(e) = refused(lib) {
+        return Err(e);
+    }
     let bound = PDFIUM.get_or_init(|| {
         Pdfium::bind_to_library(lib)
             .map(Pdfium::new)

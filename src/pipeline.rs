@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! list ─▶ ingest ─▶ render/decode ─▶ detect ─▶ recognise ─▶ assemble ─▶ sink
-//!                        └──── text-layer pages ─────────────┘
+//!                        ├──── text-layer pages ─────────────┤
+//!                        └──── VLM page images ─▶ vlm ───────┘
 //! ```
 //!
 //! Every channel is bounded, so a slow stage blocks the ones before it and
@@ -13,7 +14,6 @@
 
 mod assemble;
 mod detect;
-pub mod extractors;
 pub mod faults;
 mod ingest;
 mod items;
@@ -24,9 +24,11 @@ mod recognise;
 mod render;
 mod rows;
 mod shared_pdf;
+mod vlm;
 pub mod write;
 
-use crate::config::Pipeline;
+use crate::config::{OnInvalid, Pipeline};
+use crate::extract::FieldSchema;
 use crate::ingest::{DocRef, SourceFile};
 use crate::journal::FileStat;
 use crate::ocr::engine::{Detector, Recogniser};
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use crate::output::DocSink;
+pub use vlm::{VlmFactory, VlmStats, VLM_DPI};
 
 /// Decides, once a file has been read and hashed, whether the run processes
 /// it. A run journal skips documents already done (see
@@ -60,12 +63,32 @@ pub type RecogniserFactory = Arc<dyn Fn() -> anyhow::Result<Recogniser> + Send +
 pub type ExtractorFactory =
     Arc<dyn Fn() -> anyhow::Result<Box<dyn write::DocExtractor>> + Send + Sync>;
 
+/// How a run fills in extracted fields.
+pub enum Extractor {
+    /// On finished documents, in the write stage (the layout engine).
+    Documents(ExtractorFactory),
+    /// A vision-language model in its own stage, fed page images by the
+    /// render stage.
+    Vlm(VlmResources),
+}
+
+/// What the VLM stage needs.
+pub struct VlmResources {
+    /// Builds the engine, once per run, on the stage's thread.
+    pub engine: VlmFactory,
+    pub schema: Arc<FieldSchema>,
+    /// `extract.on_invalid`.
+    pub on_invalid: OnInvalid,
+    /// Most pages in one generation call (`extract.batch_size`).
+    pub batch_size: usize,
+}
+
 /// What a run needs besides the pipeline file.
 pub struct Resources {
     /// PDFium shared library; `None` makes every PDF a failed row.
     pub pdfium: Option<PathBuf>,
     /// Fills in extracted fields; `None` for OCR-only pipelines.
-    pub extractor: Option<ExtractorFactory>,
+    pub extractor: Option<Extractor>,
     /// OCR models; `None` is allowed only with `ocr.mode: never` (pages
     /// that need OCR then fail).
     pub detector: Option<DetectorFactory>,
@@ -348,6 +371,20 @@ pub async fn run<S: DocSink + 'static>(
     let (crop_tx, crop_rx) = async_channel::bounded(caps.crops);
     let (res_tx, res_rx) = async_channel::bounded(caps.results);
     let (fin_tx, fin_rx) = async_channel::bounded(caps.finished);
+    let (doc_extractor, vlm_res) = match resources.extractor {
+        Some(Extractor::Documents(f)) => (Some(f), None),
+        Some(Extractor::Vlm(v)) => (None, Some(v)),
+        None => (None, None),
+    };
+    // Room for a full batch, so the model's next call can take one while
+    // it works on this one.
+    let (vlm_tx, vlm_rx) = match &vlm_res {
+        Some(v) => {
+            let (tx, rx) = async_channel::bounded(v.batch_size.max(caps.pages).max(1));
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let sampling_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         use metrics::Probe;
@@ -358,7 +395,14 @@ pub async fn run<S: DocSink + 'static>(
             Probe::new("crops", "detect", "recognise", &crop_rx),
             Probe::new("results", "recognise", "assemble", &res_rx),
             Probe::new("finished", "assemble", "extract", &fin_rx),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            vlm_rx
+                .as_ref()
+                .map(|rx| Probe::new("vlm_pages", "render", "extract", rx)),
+        )
+        .collect();
         tokio::spawn(metrics::sample(probes, sampling_done.clone()))
     };
 
@@ -406,10 +450,26 @@ pub async fn run<S: DocSink + 'static>(
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
     let renderer = opts.renderer.clone();
-    let settings = render::RenderStage::from_pipeline(pipeline);
+    let settings = render::RenderStage {
+        vlm_dpi: vlm_tx.as_ref().map(|_| VLM_DPI),
+        ..render::RenderStage::from_pipeline(pipeline)
+    };
     let render = tokio::task::spawn_blocking(move || {
-        render::render(settings, pdfium, renderer, doc_rx, page_tx, r)
+        render::render(settings, pdfium, renderer, doc_rx, page_tx, vlm_tx, r)
     });
+    let vlm_fields = vlm_res.as_ref().map(|v| assemble::VlmFields {
+        schema: v.schema.clone(),
+        on_invalid: v.on_invalid,
+    });
+    let vlm_stage = match (vlm_res, vlm_rx) {
+        (Some(v), Some(rx)) => {
+            let r = res_tx.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                vlm::vlm_stage(&v.engine, v.batch_size, rx, r)
+            }))
+        }
+        _ => None,
+    };
 
     let models = resources.detector.clone();
     let r = res_tx.clone();
@@ -426,11 +486,12 @@ pub async fn run<S: DocSink + 'static>(
     let recog = tokio::task::spawn_blocking(move || {
         recognise::recognise_pool(&settings, &p, models, layout.rec_workers, crop_rx, res_tx)
     });
-    let assemble = tokio::task::spawn_blocking(move || assemble::assemble(&stamp, res_rx, fin_tx));
+    let assemble = tokio::task::spawn_blocking(move || {
+        assemble::assemble(&stamp, vlm_fields.as_ref(), res_rx, fin_tx)
+    });
     let p = progress.clone();
-    let extractor = resources.extractor.clone();
     let writer = tokio::task::spawn_blocking(move || {
-        let x = extractor.map(|f| f()).transpose()?;
+        let x = doc_extractor.map(|f| f()).transpose()?;
         write::write(&p, fin_rx, sink, x)
     });
 
@@ -439,8 +500,16 @@ pub async fn run<S: DocSink + 'static>(
     let (render_busy, render_threads) = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
+    let vlm_stats = match vlm_stage {
+        Some(h) => Some(h.await??),
+        None => None,
+    };
     assemble.await??;
-    let (mut summary, sink, extract_busy, write_busy) = writer.await??;
+    let (mut summary, sink, mut extract_busy, write_busy) = writer.await??;
+    if let Some(v) = &vlm_stats {
+        extract_busy += v.busy;
+        summary.extract_report = Some(v.report());
+    }
     sampling_done.store(true, Ordering::Relaxed);
     let queues = sampler.await.unwrap_or_default();
     progress.finish();

@@ -4,7 +4,8 @@
 //! layer is usable (or any page when OCR is off) becomes a
 //! [`RenderEvent::TextPage`], other pages are rendered into a
 //! [`RenderEvent::Image`] with the affine that maps its pixels to PDF points,
-//! and a page that cannot be read becomes a [`RenderEvent::PageError`]. The
+//! and a page that cannot be read becomes a [`RenderEvent::PageError`];
+//! with a VLM, every page also gives its [`RenderEvent::VlmImage`]. The
 //! same function runs in the pipeline's own process (tests, library use) and
 //! inside a render worker process ([`crate::worker`]), which serialises the
 //! events to its parent; the pipeline turns them into its messages in one
@@ -111,7 +112,9 @@ impl DocFailure {
 }
 
 /// One step of reading a document. Every page gives exactly one of
-/// `TextPage`, `Image` or `PageError`, in page order, after one `Start`.
+/// `TextPage`, `Image` or `PageError`, in page order, after one `Start`;
+/// with a VLM resolution ([`render_pdf_for`]) each is followed by the
+/// page's `VlmImage`.
 /// `ms` is the time spent on that page, milliseconds; the first page's also
 /// holds the time to open the document.
 #[derive(Debug)]
@@ -143,6 +146,15 @@ pub enum RenderEvent {
         message: String,
         ms: f64,
     },
+    /// The page's image for a vision-language model, rendered at the VLM's
+    /// resolution (only when one was asked for): one per page, right after
+    /// the page's `TextPage`, `Image` or `PageError`, text-layer pages
+    /// included. `Err` says why the page has no such image.
+    VlmImage {
+        index: u32,
+        image: Result<RgbImage, String>,
+        ms: f64,
+    },
 }
 
 /// Reads a PDF from memory with the PDFium library at `lib`, handing each
@@ -155,6 +167,21 @@ pub fn render_pdf(
     lib: &Path,
     data: &[u8],
     settings: &RenderSettings,
+    emit: &mut dyn FnMut(RenderEvent) -> bool,
+) -> Result<bool, DocFailure> {
+    render_pdf_for(lib, data, settings, None, emit)
+}
+
+/// [`render_pdf`], and with `vlm_dpi` also each page's image for a
+/// vision-language model at that resolution (dots per inch), as a
+/// [`RenderEvent::VlmImage`] after the page's own event. The two images of
+/// a page are made one after the other, and each is handed to `emit` as
+/// soon as it is made: no more than one page is held.
+pub fn render_pdf_for(
+    lib: &Path,
+    data: &[u8],
+    settings: &RenderSettings,
+    vlm_dpi: Option<f32>,
     emit: &mut dyn FnMut(RenderEvent) -> bool,
 ) -> Result<bool, DocFailure> {
     let pdfium =
@@ -195,14 +222,25 @@ pub fn render_pdf(
         let page = match doc.page_at(index) {
             Ok(p) => p,
             Err(e) => {
+                let message = e.to_string();
                 let ev = RenderEvent::PageError {
                     index,
                     info: None,
-                    message: e.to_string(),
+                    message: message.clone(),
                     ms: took(),
                 };
                 if !emit(ev) {
                     return Ok(false);
+                }
+                if vlm_dpi.is_some() {
+                    let ev = RenderEvent::VlmImage {
+                        index,
+                        image: Err(message),
+                        ms: 0.0,
+                    };
+                    if !emit(ev) {
+                        return Ok(false);
+                    }
                 }
                 continue;
             }
@@ -244,20 +282,36 @@ pub fn render_pdf(
         if !emit(ev) {
             return Ok(false);
         }
+        if let Some(vlm_dpi) = vlm_dpi {
+            let t = Instant::now();
+            let image = page
+                .render(vlm_dpi, settings.max_image_pixels)
+                .map(|r| r.image)
+                .map_err(|e| e.to_string());
+            let ev = RenderEvent::VlmImage {
+                index,
+                image,
+                ms: ms_since(t),
+            };
+            if !emit(ev) {
+                return Ok(false);
+            }
+        }
     }
     Ok(true)
 }
 
-/// [`render_pdf`] with a panic turned into an `internal` failure, so a bug
+/// [`render_pdf_for`] with a panic turned into an `internal` failure, so a bug
 /// tripped by one hostile file does not take its process down.
 pub fn render_pdf_guarded(
     lib: &Path,
     data: &[u8],
     settings: &RenderSettings,
+    vlm_dpi: Option<f32>,
     emit: &mut dyn FnMut(RenderEvent) -> bool,
 ) -> Result<bool, DocFailure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        render_pdf(lib, data, settings, emit)
+        render_pdf_for(lib, data, settings, vlm_dpi, emit)
     }))
     .unwrap_or_else(|panic| Err(panic_failure(panic.as_ref())))
 }

@@ -10,10 +10,9 @@ use crate::ocr::detect::DetParams;
 use crate::ocr::engine::{Detector, DetectorSettings, Recogniser};
 use crate::ocr::model::{self, Accel, OrtModel};
 use crate::ocr::recognise;
-use crate::pipeline::extractors::{LayoutExtractor, VlmExtractor};
-use crate::pipeline::write::DocExtractor;
-use crate::pipeline::ExtractorFactory;
+use crate::pipeline::write::{DocExtractor, LayoutExtractor};
 use crate::pipeline::{thread_split, Resources};
+use crate::pipeline::{Extractor, ExtractorFactory, VlmFactory, VlmResources};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,14 +69,8 @@ pub fn prepare(
         },
     };
     if let (Some(cfg), Some(fields)) = (&pipeline.extract, fields) {
-        let (factory, ids) = extractor(
-            pipeline,
-            cfg,
-            fields,
-            resources.pdfium.clone(),
-            accel.unwrap_or(Accel::Cpu),
-        )?;
-        resources.extractor = Some(factory);
+        let (x, ids) = extractor(pipeline, cfg, fields, accel.unwrap_or(Accel::Cpu))?;
+        resources.extractor = Some(x);
         resources.model_ids.extend(ids);
     }
     Ok(resources)
@@ -114,15 +107,14 @@ pub fn field_schema(pipeline: &Pipeline) -> anyhow::Result<Option<Arc<FieldSchem
 #[error("{0}")]
 pub struct SchemaFileError(pub String);
 
-/// The extractor factory of an `extract` section, and the model ids it adds
-/// to the `documents` table.
+/// The extractor of an `extract` section, and the model ids it adds to the
+/// `documents` table.
 fn extractor(
     pipeline: &Pipeline,
     cfg: &ExtractConfig,
     fields: Arc<FieldSchema>,
-    pdfium: Option<PathBuf>,
     accel: Accel,
-) -> anyhow::Result<(ExtractorFactory, Vec<String>)> {
+) -> anyhow::Result<(Extractor, Vec<String>)> {
     let on_invalid = cfg.on_invalid;
     match (cfg.engine, &cfg.model) {
         (ExtractEngine::Vlm, Some(model)) => {
@@ -138,27 +130,24 @@ fn extractor(
                 accel,
             };
             let dir = model.clone();
-            let max_pixels = pipeline.limits.max_image_pixels;
-            let batch = cfg.batch_size.max(1);
             let id = format!(
                 "vlm:{}",
                 dir.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             );
-            let factory: ExtractorFactory = Arc::new(move || {
-                let engine = VlmEngine::load(&dir, fields.raw(), opts)
-                    .with_context(|| format!("cannot load the VLM in {}", dir.display()))?;
-                Ok(Box::new(VlmExtractor::new(
-                    fields.clone(),
-                    engine,
-                    on_invalid,
-                    batch,
-                    pdfium.clone(),
-                    max_pixels,
-                )) as Box<dyn DocExtractor>)
+            let schema = fields.clone();
+            let engine: VlmFactory = Arc::new(move || {
+                VlmEngine::load(&dir, schema.raw(), opts)
+                    .with_context(|| format!("cannot load the VLM in {}", dir.display()))
             });
-            Ok((factory, vec![id]))
+            let vlm = VlmResources {
+                engine,
+                schema: fields,
+                on_invalid,
+                batch_size: cfg.batch_size.max(1),
+            };
+            Ok((Extractor::Vlm(vlm), vec![id]))
         }
         (ExtractEngine::Vlm, None) => {
             anyhow::bail!("extract.engine `vlm` needs extract.model")
@@ -168,7 +157,7 @@ fn extractor(
                 Ok(Box::new(LayoutExtractor::new(fields.clone(), on_invalid))
                     as Box<dyn DocExtractor>)
             });
-            Ok((factory, vec!["layout".into()]))
+            Ok((Extractor::Documents(factory), vec!["layout".into()]))
         }
     }
 }

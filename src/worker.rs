@@ -199,6 +199,21 @@ impl Worker {
         settings: &RenderSettings,
         emit: &mut dyn FnMut(RenderEvent) -> bool,
     ) -> Outcome {
+        self.render_for(doc_id, data, settings, None, emit)
+    }
+
+    /// [`Worker::render`], and with `vlm_dpi` also each page's image for a
+    /// VLM at that resolution ([`RenderEvent::VlmImage`], see
+    /// [`crate::render::render_pdf_for`]), under the same time and memory
+    /// limits.
+    pub fn render_for(
+        &mut self,
+        doc_id: &str,
+        data: &[u8],
+        settings: &RenderSettings,
+        vlm_dpi: Option<f32>,
+        emit: &mut dyn FnMut(RenderEvent) -> bool,
+    ) -> Outcome {
         let Some(stdin) = self.stdin.as_mut() else {
             return Outcome::Lost(DocFailure::new(
                 ErrorClass::Crashed,
@@ -213,6 +228,7 @@ impl Worker {
         let request = Request::Render {
             doc_id: doc_id.to_string(),
             settings: settings.clone(),
+            vlm_dpi,
         };
         std::thread::scope(|s| {
             // The request goes out on its own thread, so a worker that stops

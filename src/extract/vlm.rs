@@ -206,13 +206,52 @@ impl VlmEngine {
     }
 
     /// One record per page image; pages are processed in batches of
-    /// `opts.batch_size`.
+    /// `opts.batch_size`. The first page that gives no record (its image
+    /// or its output) is the error; see [`VlmEngine::extract_pages`] for
+    /// one result per page.
     pub fn extract(&mut self, pages: &[&image::RgbImage]) -> Result<Vec<PageRecord>, VlmError> {
-        let gens = self.generate(pages, true)?;
-        gens.into_iter()
+        self.extract_pages(pages)?.into_iter().collect()
+    }
+
+    /// One result per page image, in order: a page whose image cannot be
+    /// prepared ([`VlmError::Image`]) or whose output is not a record
+    /// ([`VlmError::Output`]) fails alone, and the other pages are still
+    /// generated, in batches of `opts.batch_size`. The outer `Err` is a
+    /// model call that failed (every page of the call is without a record).
+    pub fn extract_pages(
+        &mut self,
+        pages: &[&image::RgbImage],
+    ) -> Result<Vec<Result<PageRecord, VlmError>>, VlmError> {
+        let mut out: Vec<Option<Result<PageRecord, VlmError>>> =
+            (0..pages.len()).map(|_| None).collect();
+        let mut ready: Vec<(usize, Vec<f32>)> = Vec::with_capacity(pages.len());
+        for (page, img) in pages.iter().enumerate() {
+            let mut pixels = Vec::new();
+            match preprocess::push_pixels(img, &self.models.manifest.image, &mut pixels) {
+                Ok(()) => ready.push((page, pixels)),
+                Err(message) => out[page] = Some(Err(VlmError::Image { page, message })),
+            }
+        }
+        let batch = self.opts.batch_size.max(1);
+        for chunk in ready.chunks(batch) {
+            let pixels: Vec<f32> = chunk.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            let gens = self.generate_batch(pixels, chunk.len(), true)?;
+            for ((page, _), g) in chunk.iter().zip(gens) {
+                out[*page] = Some(to_record(&self.grammar, *page, g));
+            }
+        }
+        Ok(out
+            .into_iter()
             .enumerate()
-            .map(|(page, g)| to_record(&self.grammar, page, g))
-            .collect()
+            .map(|(page, r)| {
+                r.unwrap_or_else(|| {
+                    Err(VlmError::Output {
+                        page,
+                        message: "the model gave no output for this page".into(),
+                    })
+                })
+            })
+            .collect())
     }
 
     /// Lower level, for tests and the bench: generated token ids per page,

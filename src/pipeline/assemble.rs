@@ -1,11 +1,18 @@
 //! The assembler: collects pages into documents, decides each document's
-//! status from its pages, and hands each finished one on.
+//! status from its pages, and hands each finished one on. With a VLM, a
+//! document is finished once every page has both its text and its VLM
+//! outcome; its pages' records are merged into its record here.
 
-use super::items::{now_us, FinishedDoc, Msg, PageDone};
+use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, VlmDone};
+use super::write::attach;
+use crate::config::OnInvalid;
+use crate::extract::adapters;
+use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
 use crate::output::{DocStatus, DocumentRow, PageSource};
 use async_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What every document row of a run carries.
 #[derive(Clone, Debug)]
@@ -16,6 +23,14 @@ pub struct RowStamp {
     pub model_ids: Vec<String>,
 }
 
+/// What the assembler needs to give documents their VLM record.
+#[derive(Clone)]
+pub struct VlmFields {
+    pub schema: Arc<FieldSchema>,
+    /// `extract.on_invalid`.
+    pub on_invalid: OnInvalid,
+}
+
 struct DocState {
     doc: DocRef,
     mime: &'static str,
@@ -23,11 +38,22 @@ struct DocState {
     started_at_us: i64,
     ingest_ms: f64,
     pages: BTreeMap<u32, PageDone>,
+    /// The pages' VLM outcomes; `None` without a VLM.
+    vlm: Option<BTreeMap<u32, VlmDone>>,
 }
 
-/// Collects pages into documents and hands each finished one on.
+impl DocState {
+    fn complete(&self) -> bool {
+        let n = self.expected as usize;
+        self.pages.len() >= n && self.vlm.as_ref().is_none_or(|v| v.len() >= n)
+    }
+}
+
+/// Collects pages into documents and hands each finished one on. `vlm`
+/// is `Some` when a VLM stage sends every page's outcome.
 pub fn assemble(
     stamp: &RowStamp,
+    vlm: Option<&VlmFields>,
     results: Receiver<Msg>,
     out: Sender<FinishedDoc>,
 ) -> anyhow::Result<()> {
@@ -53,6 +79,7 @@ pub fn assemble(
                         started_at_us,
                         ingest_ms,
                         pages: BTreeMap::new(),
+                        vlm: vlm.map(|_| BTreeMap::new()),
                     },
                 );
                 None
@@ -79,8 +106,6 @@ pub fn assemble(
                     },
                     pages: Vec::new(),
                     lines: Vec::new(),
-                    path: doc.path.clone(),
-                    kind: doc.kind,
                 })
             }
             Msg::Page(done) => {
@@ -88,7 +113,7 @@ pub fn assemble(
                 let complete = match open.get_mut(&id) {
                     Some(state) => {
                         state.pages.insert(done.page.page_index as u32, *done);
-                        state.pages.len() as u32 >= state.expected
+                        state.complete()
                     }
                     None if failed.contains(&id) => false,
                     None => {
@@ -97,7 +122,32 @@ pub fn assemble(
                     }
                 };
                 if complete {
-                    open.remove(&id).map(|s| finish_doc(stamp, s))
+                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
+                } else {
+                    None
+                }
+            }
+            Msg::Vlm(done) => {
+                let id = done.doc_id.clone();
+                let complete = match open.get_mut(&id) {
+                    Some(state) => match state.vlm.as_mut() {
+                        Some(v) => {
+                            v.insert(done.page, *done);
+                            state.complete()
+                        }
+                        None => {
+                            tracing::error!(doc = %id, "a VLM outcome in a run without a VLM");
+                            false
+                        }
+                    },
+                    None if failed.contains(&id) => false,
+                    None => {
+                        tracing::error!(doc = %id, "page for a document that was not started");
+                        false
+                    }
+                };
+                if complete {
+                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
                 } else {
                     None
                 }
@@ -111,7 +161,7 @@ pub fn assemble(
     }
     // Documents still open here lost pages to a stage that stopped early.
     for (_, state) in open.drain() {
-        if out.send_blocking(finish_doc(stamp, state)).is_err() {
+        if out.send_blocking(finish_doc(stamp, vlm, state)).is_err() {
             break;
         }
     }
@@ -150,7 +200,8 @@ fn document_row(
     }
 }
 
-fn finish_doc(stamp: &RowStamp, state: DocState) -> FinishedDoc {
+fn finish_doc(stamp: &RowStamp, fields: Option<&VlmFields>, mut state: DocState) -> FinishedDoc {
+    let vlm = state.vlm.take();
     let mut row = document_row(
         stamp,
         &state.doc,
@@ -202,11 +253,267 @@ fn finish_doc(stamp: &RowStamp, state: DocState) -> FinishedDoc {
         );
         row.error_message = Some(page_errors.join("; "));
     }
-    FinishedDoc {
+    let mut doc = FinishedDoc {
         doc: row,
         pages,
         lines,
-        path: state.doc.path.clone(),
-        kind: state.doc.kind,
+    };
+    if let (Some(fields), Some(vlm)) = (fields, vlm) {
+        vlm_record(&mut doc, vlm, fields);
+    }
+    doc
+}
+
+/// Gives a document the record of its pages' VLM outcomes: each page's
+/// record grounded on that page's lines, merged, validated. A page whose
+/// text failed is already the document's error and is left out; a page
+/// whose generation failed makes an `ok` document `partial` (class
+/// `extract_failed`, or the page's own: `internal` for a panic, `timeout`),
+/// and `failed` when no page gave a record. Documents without a failed
+/// page are as if nothing had failed anywhere.
+fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &VlmFields) {
+    d.doc.time_render_ms += vlm.values().map(|v| v.render_ms).sum::<f64>();
+    if d.doc.status == DocStatus::Failed {
+        return;
+    }
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut class: Option<&'static str> = None;
+    for p in d.pages.iter().filter(|p| p.error.is_none()) {
+        let index = p.page_index.max(0) as u32;
+        match vlm.remove(&index).map(|v| v.result) {
+            Some(Ok(rec)) => {
+                let lines = page_lines(p, d.lines.iter());
+                records.push(adapters::vlm_page_record(&rec, &lines));
+            }
+            Some(Err(f)) => {
+                errors.push(format!("page {}: {}", index + 1, f.message));
+                class = class.or(f.class);
+            }
+            None => errors.push(format!("page {}: no VLM outcome came back", index + 1)),
+        }
+    }
+    if !errors.is_empty() {
+        let message = format!("field extraction failed: {}", errors.join("; "));
+        let row = &mut d.doc;
+        if row.status == DocStatus::Ok {
+            row.status = DocStatus::Partial;
+            row.error_class = Some(class.unwrap_or("extract_failed").to_string());
+        }
+        if records.is_empty() {
+            row.status = DocStatus::Failed;
+        }
+        row.error_message = Some(match row.error_message.take() {
+            Some(before) => format!("{before}; {message}"),
+            None => message,
+        });
+    }
+    if !records.is_empty() {
+        let extracted = adapters::vlm_document(records, &fields.schema);
+        attach(&mut d.doc, extracted, fields.on_invalid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::vlm::PageRecord;
+    use crate::ingest::Kind;
+    use crate::pdf::{LayerLine, TextLayer};
+    use crate::pipeline::items::{DocBudget, PageFailure, PageMeta};
+    use crate::pipeline::rows::{page_error, text_layer_page};
+    use crate::types::BBox;
+    use std::time::Duration;
+
+    fn doc(id: &str) -> DocRef {
+        DocRef {
+            id: id.into(),
+            uri: format!("file:///in/{id}.pdf"),
+            path: format!("/in/{id}.pdf").into(),
+            sha256: "00".into(),
+            bytes: 1,
+            kind: Kind::Pdf,
+        }
+    }
+
+    fn meta(id: &str, index: u32) -> PageMeta {
+        PageMeta {
+            doc_id: id.into(),
+            index,
+            dpi: Some(72.0),
+            size_pt: None,
+            rotation: 0,
+            to_points: None,
+            render_ms: 0.0,
+            uri: Arc::from(id),
+            budget: DocBudget::new(Duration::from_secs(60)),
+        }
+    }
+
+    /// A text-layer page with one line, "ACME LTD".
+    fn page(id: &str, index: u32) -> Msg {
+        let layer = TextLayer {
+            lines: vec![LayerLine {
+                text: "ACME LTD".into(),
+                bbox_px: BBox {
+                    x0: 1.0,
+                    y0: 2.0,
+                    x1: 30.0,
+                    y1: 12.0,
+                },
+                bbox_pt: BBox::default(),
+            }],
+            readable_chars: 8,
+            unmapped_chars: 0,
+        };
+        Msg::Page(Box::new(text_layer_page(
+            &meta(id, index),
+            (100, 100),
+            layer,
+            true,
+        )))
+    }
+
+    fn vlm(id: &str, index: u32, result: Result<&str, PageFailure>) -> Msg {
+        Msg::Vlm(Box::new(VlmDone {
+            doc_id: id.into(),
+            page: index,
+            result: result.map(|vendor| PageRecord {
+                value: serde_json::json!({ "vendor": vendor }),
+                text: String::new(),
+                field_confidence: BTreeMap::from([("vendor".to_string(), 0.5)]),
+                tokens: 3,
+            }),
+            render_ms: 1.0,
+        }))
+    }
+
+    /// Runs the assembler over `msgs` (each document announced with
+    /// `pages` pages first) and returns the finished documents by id.
+    fn assembled(docs: &[(&str, u32)], msgs: Vec<Msg>) -> BTreeMap<String, FinishedDoc> {
+        let schema = FieldSchema::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {"vendor": {"type": "string"}},
+            "required": ["vendor"]
+        }))
+        .unwrap();
+        let fields = VlmFields {
+            schema: Arc::new(schema),
+            on_invalid: OnInvalid::Keep,
+        };
+        let stamp = RowStamp {
+            pipeline: "t".into(),
+            config_hash: "h".into(),
+            model_ids: Vec::new(),
+        };
+        let (tx, rx) = async_channel::unbounded();
+        let (out_tx, out_rx) = async_channel::unbounded();
+        for (id, pages) in docs {
+            let start = Msg::Start {
+                doc: doc(id),
+                pages: *pages,
+                started_at_us: 0,
+                ingest_ms: 0.0,
+                mime: "application/pdf",
+            };
+            tx.send_blocking(start).unwrap();
+        }
+        for m in msgs {
+            tx.send_blocking(m).unwrap();
+        }
+        drop(tx);
+        assemble(&stamp, Some(&fields), rx, out_tx).unwrap();
+        let mut got = BTreeMap::new();
+        while let Ok(d) = out_rx.try_recv() {
+            got.insert(d.doc.doc_id.clone(), d);
+        }
+        got
+    }
+
+    #[test]
+    fn a_failed_vlm_page_fails_only_its_document() {
+        let failed = || PageFailure::error("the call failed".into());
+        let msgs = vec![
+            page("ok", 0),
+            vlm("ok", 0, Ok("ACME LTD")),
+            // The record may come before the text.
+            vlm("ok", 1, Ok("Acme Ltd")),
+            page("ok", 1),
+            page("half", 0),
+            page("half", 1),
+            vlm("half", 0, Err(failed())),
+            vlm("half", 1, Ok("ACME LTD")),
+            page("none", 0),
+            vlm("none", 0, Err(failed())),
+            page("panic", 0),
+            page("panic", 1),
+            vlm("panic", 0, Ok("ACME LTD")),
+            vlm(
+                "panic",
+                1,
+                Err(PageFailure::panic("VLM generation", &"boom")),
+            ),
+            // Its text failed: its VLM failure adds nothing.
+            Msg::Page(Box::new(page_error(
+                &meta("textfail", 0),
+                (0, 0),
+                None,
+                "broken page".into(),
+            ))),
+            vlm("textfail", 0, Err(failed())),
+            page("textfail", 1),
+            vlm("textfail", 1, Ok("ACME LTD")),
+        ];
+        let docs = [
+            ("ok", 2),
+            ("half", 2),
+            ("none", 1),
+            ("panic", 2),
+            ("textfail", 2),
+        ];
+        let got = assembled(&docs, msgs);
+        assert_eq!(got.len(), 5);
+        let ok = &got["ok"].doc;
+        assert_eq!(
+            (ok.status, ok.error_class.as_deref()),
+            (DocStatus::Ok, None)
+        );
+        let x = ok.extracted.as_ref().unwrap();
+        assert!(x.valid());
+        let vendor = &x.record.fields["vendor"];
+        // Grounded on the page's line.
+        assert_eq!(vendor.bbox.map(|b| b.x1), Some(30.0));
+        assert_eq!(ok.time_render_ms, 2.0);
+
+        let half = &got["half"].doc;
+        assert_eq!(half.status, DocStatus::Partial);
+        assert_eq!(half.error_class.as_deref(), Some("extract_failed"));
+        let m = half.error_message.as_deref().unwrap_or_default();
+        assert_eq!(m, "field extraction failed: page 1: the call failed");
+        assert_eq!(
+            half.extracted.as_ref().unwrap().record.fields["vendor"].page,
+            Some(1)
+        );
+
+        let none = &got["none"].doc;
+        assert_eq!(none.status, DocStatus::Failed);
+        assert_eq!(none.error_class.as_deref(), Some("extract_failed"));
+        assert!(none.extracted.is_none());
+
+        let panic = &got["panic"].doc;
+        assert_eq!(panic.status, DocStatus::Partial);
+        assert_eq!(panic.error_class.as_deref(), Some("internal"));
+        let m = panic.error_message.as_deref().unwrap_or_default();
+        assert!(
+            m.contains("page 2: internal error in VLM generation: boom"),
+            "{m}"
+        );
+
+        let textfail = &got["textfail"].doc;
+        assert_eq!(textfail.status, DocStatus::Partial);
+        assert_eq!(textfail.error_class.as_deref(), Some("some_pages_failed"));
+        let m = textfail.error_message.as_deref().unwrap_or_default();
+        assert_eq!(m, "page 1: broken page");
+        assert!(textfail.extracted.is_some());
     }
 }

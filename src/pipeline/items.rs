@@ -1,11 +1,13 @@
 //! The work items that travel between the stages, and the clocks they carry.
 
-use crate::ingest::{DocRef, Kind};
+use crate::extract::vlm::PageRecord;
+use crate::extract::{Line, PageLines};
+use crate::ingest::DocRef;
 use crate::ocr::engine::Crop;
 use crate::output::{DocumentRow, LineRow, PageRow};
 use crate::pdf::Affine;
+use crate::types::BBox;
 use image::RgbImage;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,6 +109,26 @@ pub struct PageJob {
     pub image: RgbImage,
 }
 
+/// A page's image on its way to the VLM stage, made by the render stage
+/// (for PDFs in the render workers); `Err` says why the page has none.
+pub struct VlmPage {
+    pub meta: PageMeta,
+    pub image: Result<RgbImage, String>,
+    /// Time spent making the image, milliseconds.
+    pub render_ms: f64,
+}
+
+/// A page's VLM outcome, on its way to the assembler.
+pub struct VlmDone {
+    pub doc_id: String,
+    pub page: u32,
+    /// The page's record, or why it has none (`class` `None` for a failed
+    /// generation, `internal` for a panic, `timeout` for a spent budget).
+    pub result: Result<PageRecord, PageFailure>,
+    /// Time spent making the page's image, milliseconds.
+    pub render_ms: f64,
+}
+
 /// A page's text regions on their way to recognition.
 pub struct CropJob {
     pub meta: PageMeta,
@@ -186,6 +208,9 @@ pub enum Msg {
         ingest_ms: f64,
     },
     Page(Box<PageDone>),
+    /// A page's VLM outcome (pipelines with `extract.engine: vlm`, whose
+    /// documents finish when every page has both its text and this).
+    Vlm(Box<VlmDone>),
 }
 
 pub fn now_us() -> i64 {
@@ -204,7 +229,36 @@ pub struct FinishedDoc {
     pub doc: DocumentRow,
     pub pages: Vec<PageRow>,
     pub lines: Vec<LineRow>,
-    /// Where the input can be read again (the VLM engine needs page images).
-    pub path: PathBuf,
-    pub kind: Kind,
+}
+
+impl FinishedDoc {
+    /// The document's lines grouped by page, as the extractors want them.
+    pub fn page_lines(&self) -> Vec<PageLines> {
+        self.pages
+            .iter()
+            .map(|p| page_lines(p, self.lines.iter()))
+            .collect()
+    }
+}
+
+/// Page `p`'s lines among `lines`, as the extractors want them.
+pub fn page_lines<'a>(p: &PageRow, lines: impl Iterator<Item = &'a LineRow>) -> PageLines {
+    PageLines {
+        page: p.page_index.max(0) as u32,
+        width: p.width_px as f32,
+        height: p.height_px as f32,
+        lines: lines
+            .filter(|l| l.page_index == p.page_index)
+            .map(|l| Line {
+                text: l.text.clone(),
+                bbox: BBox {
+                    x0: l.x0,
+                    y0: l.y0,
+                    x1: l.x1,
+                    y1: l.y1,
+                },
+                confidence: l.confidence,
+            })
+            .collect(),
+    }
 }

@@ -1,12 +1,15 @@
 //! The render stage: PDFs through PDFium (in worker processes, or in this
 //! process for tests and library use), images through the pure-Rust
 //! decoders. Text-layer pages go straight to the assembler, page images on
-//! to detection.
+//! to detection. With a VLM, every page's image for it goes to the VLM
+//! stage as well, one page at a time: for PDFs the worker renders it next
+//! to the page's own event, so the main process never opens PDFium and
+//! never reads a file a second time.
 
 mod pdf;
 mod raster;
 
-use super::items::{DocJob, Msg, PageJob};
+use super::items::{DocJob, Msg, PageJob, VlmPage};
 use super::shared_pdf::{SharedPdf, Sharing, FIRST_PART};
 use super::Renderer;
 use crate::config::{OcrMode, Pipeline};
@@ -35,6 +38,9 @@ pub struct RenderStage {
     /// What each PDF request asks of PDFium.
     pub pdf: RenderSettings,
     pub raster: RasterSettings,
+    /// With a VLM: the resolution its page images are rendered at, dots per
+    /// inch ([`super::vlm::VLM_DPI`]); `None`: no VLM images.
+    pub vlm_dpi: Option<f32>,
 }
 
 impl RenderStage {
@@ -49,6 +55,7 @@ impl RenderStage {
                 max_image_pixels: p.limits.max_image_pixels,
                 ocr: p.ocr.mode != OcrMode::Never,
             },
+            vlm_dpi: None,
         }
     }
 }
@@ -92,6 +99,7 @@ pub fn render(
     renderer: Renderer,
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
+    vlm: Option<Sender<VlmPage>>,
     results: Sender<Msg>,
 ) -> (Duration, usize) {
     let threads = worker::pool_size(settings.workers);
@@ -114,18 +122,29 @@ pub fn render(
     let busy = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (plan, docs, pages, results) =
-                (&plan, docs.clone(), pages.clone(), results.clone());
+            let (plan, docs, pages, vlm, results) = (
+                &plan,
+                docs.clone(),
+                pages.clone(),
+                vlm.clone(),
+                results.clone(),
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("render-{i}"))
-                .spawn_scoped(s, move || render_thread(plan, docs, pages, results));
+                .spawn_scoped(s, move || render_thread(plan, docs, pages, vlm, results));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => tracing::warn!("cannot start render thread {i}: {e}"),
             }
         }
         if handles.is_empty() {
-            return render_thread(&plan, docs.clone(), pages.clone(), results.clone());
+            return render_thread(
+                &plan,
+                docs.clone(),
+                pages.clone(),
+                vlm.clone(),
+                results.clone(),
+            );
         }
         handles
             .into_iter()
@@ -145,6 +164,7 @@ fn render_thread(
     plan: &RenderPlan,
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
+    vlm: Option<Sender<VlmPage>>,
     results: Sender<Msg>,
 ) -> Duration {
     let mut worker: Option<Worker> = None;
@@ -153,6 +173,7 @@ fn render_thread(
     let mut closed = false;
     let out = Outputs {
         pages: &pages,
+        vlm: vlm.as_ref(),
         results: &results,
         waited: &waited,
     };
@@ -236,6 +257,8 @@ fn render_thread(
 /// waiting for room downstream (detection's slowness, not its own work).
 struct Outputs<'a> {
     pages: &'a Sender<PageJob>,
+    /// The VLM stage's queue, with a VLM.
+    vlm: Option<&'a Sender<VlmPage>>,
     results: &'a Sender<Msg>,
     waited: &'a Cell<Duration>,
 }
@@ -246,6 +269,24 @@ impl Outputs<'_> {
     fn page(&self, job: PageJob) -> bool {
         let t = Instant::now();
         let sent = self.pages.send_blocking(job).is_ok();
+        self.waited.set(self.waited.get() + t.elapsed());
+        sent
+    }
+
+    /// Whether pages' images go to a VLM stage.
+    fn wants_vlm(&self) -> bool {
+        self.vlm.is_some()
+    }
+
+    /// Sends a page's VLM image on (and drops it without a VLM), adding
+    /// the time spent waiting for room to `waited`. False when the
+    /// pipeline is closing.
+    fn vlm_page(&self, page: VlmPage) -> bool {
+        let Some(vlm) = self.vlm else {
+            return true;
+        };
+        let t = Instant::now();
+        let sent = vlm.send_blocking(page).is_ok();
         self.waited.set(self.waited.get() + t.elapsed());
         sent
     }

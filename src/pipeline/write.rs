@@ -1,14 +1,20 @@
 //! The last stage: field extraction on finished documents (batched across
 //! documents), then the sink. Counting for the summary happens here, on what
-//! is actually written.
+//! is actually written. The layout extractor runs here; a VLM reads its
+//! pages in its own stage ([`super::vlm`]) and its records are in the
+//! documents by the time they get here.
 
 pub use super::items::FinishedDoc;
 use super::progress::Progress;
 use super::{DocSink, RunSummary};
-use crate::output::{DocStatus, PageSource};
+use crate::config::OnInvalid;
+use crate::extract::adapters::{self, LayoutFields};
+use crate::extract::{Extracted, FieldSchema};
+use crate::output::{DocStatus, DocumentRow, PageSource};
 use async_channel::Receiver;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Fills in the extracted fields of documents (and their status, when an
@@ -23,6 +29,44 @@ pub trait DocExtractor: Send {
     /// One line for the end-of-run summary (e.g. a model's tokens/s).
     fn report(&self) -> Option<String> {
         None
+    }
+}
+
+/// Attaches a validated record to its document, and fails the document
+/// when the pipeline says an invalid record should.
+pub fn attach(doc: &mut DocumentRow, extracted: Extracted, on_invalid: OnInvalid) {
+    if !extracted.valid() && on_invalid == OnInvalid::Fail && doc.status != DocStatus::Failed {
+        doc.status = DocStatus::Failed;
+        doc.error_class = Some("invalid_record".into());
+        doc.error_message = Some(adapters::invalid_message(&extracted));
+    }
+    doc.extracted = Some(extracted);
+}
+
+/// Finds fields from lines and their positions ([`LayoutFields`]).
+pub struct LayoutExtractor {
+    fields: LayoutFields,
+    on_invalid: OnInvalid,
+}
+
+impl LayoutExtractor {
+    pub fn new(schema: Arc<FieldSchema>, on_invalid: OnInvalid) -> Self {
+        Self {
+            fields: LayoutFields::new(schema),
+            on_invalid,
+        }
+    }
+}
+
+impl DocExtractor for LayoutExtractor {
+    fn extract(&mut self, docs: &mut [FinishedDoc]) {
+        for d in docs {
+            if d.doc.status == DocStatus::Failed {
+                continue;
+            }
+            let extracted = self.fields.extract(&d.page_lines());
+            attach(&mut d.doc, extracted, self.on_invalid);
+        }
     }
 }
 

@@ -125,6 +125,7 @@ pub fn serve(pdfium: &Path) -> Result<(), ProtocolError> {
         .map(|s| parse_faults(&s))
         .unwrap_or_default();
     watch_parent();
+    crate::pdf::mark_render_worker();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -143,7 +144,11 @@ pub fn serve(pdfium: &Path) -> Result<(), ProtocolError> {
             Err(ProtocolError::Closed) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let Request::Render { doc_id, settings } = request;
+        let Request::Render {
+            doc_id,
+            settings,
+            vlm_dpi,
+        } = request;
         let _span = tracing::debug_span!("worker", doc = %doc_id).entered();
         if let Some(f) = fault_for(&faults, &data) {
             let later_part = settings.pages.is_some_and(|(first, _)| first > 0);
@@ -168,7 +173,7 @@ pub fn serve(pdfium: &Path) -> Result<(), ProtocolError> {
                 }
             }
         };
-        let outcome = render::render_pdf_guarded(pdfium, &data, &settings, &mut emit);
+        let outcome = render::render_pdf_guarded(pdfium, &data, &settings, vlm_dpi, &mut emit);
         if let Some(e) = broken {
             return Err(e);
         }

@@ -22,7 +22,9 @@ use std::io::{Read, Write};
 
 /// Protocol version, sent in [`Reply::Ready`]; a worker of another version
 /// is refused.
-pub const VERSION: u32 = 1;
+/// Version 2 added page images for a VLM (`Request::Render::vlm_dpi`,
+/// [`Reply::VlmImage`]).
+pub const VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"DPW1";
 /// Largest header accepted, bytes (a text layer of a dense page is well under
 /// a megabyte).
@@ -50,6 +52,10 @@ pub enum Request {
     Render {
         doc_id: String,
         settings: RenderSettings,
+        /// Also send each page's image for a VLM at this resolution, dots
+        /// per inch (see [`crate::render::render_pdf_for`]); `None`: none.
+        #[serde(default)]
+        vlm_dpi: Option<f32>,
     },
 }
 
@@ -86,6 +92,15 @@ pub enum Reply {
         index: u32,
         info: Option<WirePageInfo>,
         message: String,
+        ms: f64,
+    },
+    /// A page's image for a VLM: the payload holds `width * height * 3`
+    /// bytes of RGB8, or nothing when `error` says why there is no image.
+    VlmImage {
+        index: u32,
+        width: u32,
+        height: u32,
+        error: Option<String>,
         ms: f64,
     },
     /// Every page of the document was sent.
@@ -256,7 +271,39 @@ pub fn event_to_reply(ev: RenderEvent) -> (Reply, Vec<u8>) {
             },
             Vec::new(),
         ),
+        RenderEvent::VlmImage { index, image, ms } => match image {
+            Ok(image) => (
+                Reply::VlmImage {
+                    index,
+                    width: image.width(),
+                    height: image.height(),
+                    error: None,
+                    ms,
+                },
+                image.into_raw(),
+            ),
+            Err(message) => (
+                Reply::VlmImage {
+                    index,
+                    width: 0,
+                    height: 0,
+                    error: Some(message),
+                    ms,
+                },
+                Vec::new(),
+            ),
+        },
     }
+}
+
+/// The RGB8 image of a payload, refused when its size does not match.
+fn rgb(index: u32, width: u32, height: u32, payload: Vec<u8>) -> Result<RgbImage, ProtocolError> {
+    let got = payload.len();
+    RgbImage::from_raw(width, height, payload).ok_or_else(|| {
+        ProtocolError::Bad(format!(
+            "page {index}: {got} bytes of pixels for a {width}x{height} RGB image"
+        ))
+    })
 }
 
 /// The render event a reply carries; `Ok(None)` for the replies that are not
@@ -287,21 +334,27 @@ pub fn reply_to_event(
             height,
             to_points,
             ms,
-        } => {
-            let got = payload.len();
-            let image = RgbImage::from_raw(width, height, payload).ok_or_else(|| {
-                ProtocolError::Bad(format!(
-                    "page {index}: {got} bytes of pixels for a {width}x{height} RGB image"
-                ))
-            })?;
-            RenderEvent::Image {
-                index,
-                info: info.into(),
-                image,
-                to_points: Affine(to_points),
-                ms,
-            }
-        }
+        } => RenderEvent::Image {
+            index,
+            info: info.into(),
+            image: rgb(index, width, height, payload)?,
+            to_points: Affine(to_points),
+            ms,
+        },
+        Reply::VlmImage {
+            index,
+            width,
+            height,
+            error,
+            ms,
+        } => RenderEvent::VlmImage {
+            index,
+            image: match error {
+                Some(message) => Err(message),
+                None => Ok(rgb(index, width, height, payload)?),
+            },
+            ms,
+        },
         Reply::PageError {
             index,
             info,
@@ -496,6 +549,45 @@ mod tests {
     }
 
     #[test]
+    fn vlm_images_and_their_errors_cross_the_wire() {
+        let mut image = RgbImage::new(4, 3);
+        image.put_pixel(3, 2, image::Rgb([9, 8, 7]));
+        for sent in [Ok(image), Err("cannot render: out of memory".to_string())] {
+            let (reply, payload) = event_to_reply(RenderEvent::VlmImage {
+                index: 2,
+                image: sent.clone(),
+                ms: 0.25,
+            });
+            let (reply, payload) = roundtrip(&reply, &payload);
+            match reply_to_event(reply, payload).unwrap() {
+                Some(RenderEvent::VlmImage { index, image, ms }) => {
+                    assert_eq!((index, ms), (2, 0.25));
+                    assert_eq!(image, sent);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let short = Reply::VlmImage {
+            index: 0,
+            width: 2,
+            height: 2,
+            error: None,
+            ms: 0.0,
+        };
+        assert!(matches!(
+            reply_to_event(short, vec![0; 11]),
+            Err(ProtocolError::Bad(_))
+        ));
+    }
+
+    #[test]
+    fn a_version_1_request_reads_without_vlm_images() {
+        let json = r#"{"type":"render","doc_id":"d","settings":{"dpi":200.0,"read_text_layer":true,"render_for_ocr":true,"min_text_layer_chars":8,"max_pages":10,"max_image_pixels":100}}"#;
+        let req: Request = serde_json::from_str(json).unwrap();
+        assert!(matches!(req, Request::Render { vlm_dpi: None, .. }));
+    }
+
+    #[test]
     fn a_short_image_payload_is_refused() {
         let reply = Reply::Image {
             index: 0,
@@ -525,6 +617,7 @@ mod tests {
         let req = Request::Render {
             doc_id: "abc".into(),
             settings,
+            vlm_dpi: Some(150.0),
         };
         assert_eq!(roundtrip(&req, b"%PDF-1.7"), (req, b"%PDF-1.7".to_vec()));
         for reply in [

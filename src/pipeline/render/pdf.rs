@@ -3,7 +3,7 @@
 
 use super::{send_failed, Outputs, RenderPlan};
 use crate::pdf::PageInfo;
-use crate::pipeline::items::{DocJob, Msg, PageJob, PageMeta};
+use crate::pipeline::items::{DocJob, Msg, PageJob, PageMeta, VlmPage};
 use crate::pipeline::rows::{page_error, text_layer_page};
 use crate::pipeline::shared_pdf::SharedPdf;
 use crate::render::{self, DocFailure, ErrorClass, RenderEvent, RenderSettings};
@@ -79,10 +79,13 @@ fn read_pdf(
     out: &mut PdfPages,
     reading: usize,
 ) -> Result<bool, DocFailure> {
+    let vlm_dpi = plan.settings.vlm_dpi.filter(|_| out.out.wants_vlm());
     match (&plan.spec, plan.lib.as_deref()) {
-        (Some(spec), _) => pdf_in_worker(worker, spec, settings, out, reading),
+        (Some(spec), _) => pdf_in_worker(worker, spec, settings, vlm_dpi, out, reading),
         (None, Some(lib)) => {
-            render::render_pdf_guarded(lib, &out.job.data, settings, &mut |ev| out.emit(ev))
+            render::render_pdf_guarded(lib, &out.job.data, settings, vlm_dpi, &mut |ev| {
+                out.emit(ev)
+            })
         }
         (None, None) => Err(DocFailure::new(
             ErrorClass::Render,
@@ -97,6 +100,7 @@ fn pdf_in_worker(
     slot: &mut Option<Worker>,
     spec: &WorkerSpec,
     settings: &RenderSettings,
+    vlm_dpi: Option<f32>,
     out: &mut PdfPages,
     reading: usize,
 ) -> Result<bool, DocFailure> {
@@ -110,7 +114,8 @@ fn pdf_in_worker(
         reading,
         "render worker took a document ({reading} being read)"
     );
-    match w.render(&out.job.doc.id, &out.job.data, settings, &mut |ev| {
+    let job = out.job;
+    match w.render_for(&job.doc.id, &job.data, settings, vlm_dpi, &mut |ev| {
         out.emit(ev)
     }) {
         Outcome::Done => Ok(true),
@@ -183,6 +188,16 @@ impl PdfPages<'_> {
                 let (meta, size_px) = self.meta(index, info, ms);
                 let done = page_error(&meta, size_px, None, message);
                 self.out.result(Msg::Page(Box::new(done)))
+            }
+            RenderEvent::VlmImage { index, image, ms } => {
+                let meta = self.job.page_meta(index);
+                meta.budget
+                    .charge(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+                self.out.vlm_page(VlmPage {
+                    meta,
+                    image,
+                    render_ms: ms,
+                })
             }
         }
     }

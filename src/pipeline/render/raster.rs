@@ -4,7 +4,7 @@
 use super::Outputs;
 use crate::decode;
 use crate::pdf;
-use crate::pipeline::items::{ms, DocJob, Msg, PageJob};
+use crate::pipeline::items::{ms, DocJob, Msg, PageJob, VlmPage};
 use crate::pipeline::rows::{page_error, text_layer_page};
 use std::time::{Duration, Instant};
 
@@ -64,31 +64,61 @@ pub(super) fn decode_raster(
                 meta.rotation = page.rotation;
                 meta.dpi = page.dpi;
                 meta.render_ms = took;
-                if !p.ocr {
-                    let dims = page.image.dimensions();
-                    let done = text_layer_page(&meta, dims, pdf::TextLayer::default(), false);
-                    if !out.result(Msg::Page(Box::new(done))) {
+                // The decoded page serves the VLM as it is (the models
+                // resize to their own input).
+                let dims = page.image.dimensions();
+                let (ocr_image, vlm_image) = match (p.ocr, out.wants_vlm()) {
+                    (true, true) => (Some(page.image.clone()), Some(page.image)),
+                    (true, false) => (Some(page.image), None),
+                    (false, true) => (None, Some(page.image)),
+                    (false, false) => (None, None),
+                };
+                let vlm_meta = vlm_image.as_ref().map(|_| meta.clone());
+                let sent = match ocr_image {
+                    Some(image) => out.page(PageJob { meta, image }),
+                    None => {
+                        let done = text_layer_page(&meta, dims, pdf::TextLayer::default(), false);
+                        out.result(Msg::Page(Box::new(done)))
+                    }
+                };
+                if !sent {
+                    return Ok(false);
+                }
+                if let (Some(meta), Some(image)) = (vlm_meta, vlm_image) {
+                    if !out.vlm_page(vlm_page(meta, Ok(image))) {
                         return Ok(false);
                     }
-                } else if !out.page(PageJob {
-                    meta,
-                    image: page.image,
-                }) {
-                    return Ok(false);
                 }
             }
             Err(e) => {
                 meta.render_ms = ms(t.elapsed());
+                let message = e.to_string();
                 if !out.result(Msg::Page(Box::new(page_error(
                     &meta,
                     (0, 0),
                     None,
-                    e.to_string(),
+                    message.clone(),
                 )))) {
+                    return Ok(false);
+                }
+                if out.wants_vlm() && !out.vlm_page(vlm_page(meta, Err(message))) {
                     return Ok(false);
                 }
             }
         }
     }
     Ok(true)
+}
+
+/// A decoded page's VLM image (made with the page, so it took no time of
+/// its own).
+fn vlm_page(
+    meta: crate::pipeline::items::PageMeta,
+    image: Result<image::RgbImage, String>,
+) -> VlmPage {
+    VlmPage {
+        meta,
+        image,
+        render_ms: 0.0,
+    }
 }
