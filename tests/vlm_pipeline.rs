@@ -131,30 +131,29 @@ fn mixed_inputs() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-#[test]
-fn a_failed_vlm_page_fails_only_its_document() {
+/// The faulted document failed with `class`, its pages' messages saying
+/// `says`; every other document is as in the clean run.
+fn only_the_faulted_document_failed(fault: &str, class: &str, says: &str) {
     let inputs = mixed_inputs();
-    let clean_dir = tmp("vlm-fault-clean");
+    let kind = fault.split(':').next().unwrap();
+    let clean_dir = tmp(&format!("vlm-fault-clean-{kind}"));
     let o = run_with(&setup(&clean_dir, &inputs, "workers: 2"), &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     let clean = rows(&clean_dir.join("out"));
 
-    let dir = tmp("vlm-fault");
-    let o = run_with(
-        &setup(&dir, &inputs, "workers: 2"),
-        &[(STAGE_FAULT, "vlm-error:VLMFAULT")],
-    );
+    let dir = tmp(&format!("vlm-fault-{kind}"));
+    let o = run_with(&setup(&dir, &inputs, "workers: 2"), &[(STAGE_FAULT, fault)]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let got = rows(&dir.join("out"));
     assert_eq!(got.len(), inputs.len(), "{got:?}");
     // Both of its pages failed: the document failed, for its extraction.
     let bad = one(&got, "c-VLMFAULT-scan-pages.tiff");
     assert_eq!(bad.status, "failed", "{bad:?}");
-    assert_eq!(bad.class.as_deref(), Some("extract_failed"), "{bad:?}");
+    assert_eq!(bad.class.as_deref(), Some(class), "{bad:?}");
     let m = bad.message.unwrap_or_default();
-    assert!(m.contains("page 1: test fault"), "{m}");
-    assert!(m.contains("page 2: test fault"), "{m}");
+    assert!(m.contains(&format!("page 1: {says}")), "{m}");
+    assert!(m.contains(&format!("page 2: {says}")), "{m}");
     assert!(bad.record.iter().all(Option::is_none), "{:?}", bad.record);
     // Every other document is as in the clean run: ok, the same record.
     for (name, _) in inputs.iter().filter(|(n, _)| !n.contains("VLMFAULT")) {
@@ -168,7 +167,21 @@ fn a_failed_vlm_page_fails_only_its_document() {
         stderr.contains("documents: 6 (5 ok, 0 partial, 1 failed)"),
         "{stderr}"
     );
-    assert!(stderr.contains("extract_failed 1"), "{stderr}");
+    assert!(stderr.contains(&format!("{class} 1")), "{stderr}");
+}
+
+#[test]
+fn a_failed_vlm_page_fails_only_its_document() {
+    only_the_faulted_document_failed("vlm-error:VLMFAULT", "extract_failed", "test fault");
+}
+
+#[test]
+fn a_vlm_page_that_panics_fails_only_its_document() {
+    only_the_faulted_document_failed(
+        "vlm-panic:VLMFAULT",
+        "internal",
+        "internal error in VLM generation: test fault",
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //!   returns an error;
 //! - `rec-panic`: such a call panics;
 //! - `vlm-error`: a VLM generation call that holds the page returns an
-//!   error.
+//!   error;
+//! - `vlm-panic`: such a call panics.
 //!
 //! It is never set in normal use; tests set it to show that one bad item
 //! fails only itself.
@@ -25,6 +26,7 @@ pub enum StageFault {
     RecError,
     RecPanic,
     VlmError,
+    VlmPanic,
 }
 
 fn parse(spec: &str) -> Vec<(StageFault, String)> {
@@ -36,6 +38,7 @@ fn parse(spec: &str) -> Vec<(StageFault, String)> {
                 "rec-error" => StageFault::RecError,
                 "rec-panic" => StageFault::RecPanic,
                 "vlm-error" => StageFault::VlmError,
+                "vlm-panic" => StageFault::VlmPanic,
                 _ => return None,
             };
             (!needle.is_empty()).then(|| (kind, needle.to_string()))

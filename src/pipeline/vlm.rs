@@ -175,12 +175,18 @@ impl Calls<'_> {
             .iter()
             .filter_map(|&i| batch[i].image.as_ref().ok())
             .collect();
-        let fault = items
-            .iter()
-            .any(|&i| faults::hits(StageFault::VlmError, &batch[i].meta.uri));
+        let hit = |kind| {
+            items
+                .iter()
+                .any(|&i| faults::hits(kind, &batch[i].meta.uri))
+        };
+        let (fault, panics) = (hit(StageFault::VlmError), hit(StageFault::VlmPanic));
         let t = Instant::now();
         let engine = &mut *self.engine;
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if panics {
+                panic!("test fault: VLM generation panics on this page ({STAGE_FAULT_ENV})");
+            }
             if fault {
                 return Err(format!(
                     "test fault: VLM generation fails on this page ({STAGE_FAULT_ENV})"
