@@ -5,6 +5,7 @@
 //! documents by the time they get here.
 
 pub use super::items::FinishedDoc;
+use super::items::PageFailure;
 use super::progress::Progress;
 use super::{DocSink, RunSummary};
 use crate::config::OnInvalid;
@@ -13,6 +14,7 @@ use crate::extract::{Extracted, FieldSchema};
 use crate::output::{DocStatus, DocumentRow, PageSource};
 use async_channel::Receiver;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,8 +66,19 @@ impl DocExtractor for LayoutExtractor {
             if d.doc.status == DocStatus::Failed {
                 continue;
             }
-            let extracted = self.fields.extract(&d.page_lines());
-            attach(&mut d.doc, extracted, self.on_invalid);
+            // A bug a document trips in the layout engine costs that
+            // document its record, not the run.
+            let fields = &self.fields;
+            let lines = d.page_lines();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| fields.extract(&lines))) {
+                Ok(extracted) => attach(&mut d.doc, extracted, self.on_invalid),
+                Err(panic) => {
+                    let f = PageFailure::panic("field extraction", panic.as_ref());
+                    d.doc.status = DocStatus::Partial;
+                    d.doc.error_class = f.class.map(str::to_string);
+                    d.doc.error_message = Some(f.message);
+                }
+            }
         }
     }
 }
