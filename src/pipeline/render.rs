@@ -197,10 +197,18 @@ fn render_thread(
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
+        // Counted as opening from before the document is taken: a thread
+        // that finds the input closed must not leave while another holds a
+        // PDF it has taken but not yet shared.
+        plan.sharing.opening();
         let Ok(job) = docs.recv_blocking() else {
+            plan.sharing.opened();
             closed = true;
             continue;
         };
+        if job.doc.kind != Kind::Pdf {
+            plan.sharing.opened();
+        }
         let t = Instant::now();
         waited.set(Duration::ZERO);
         let _span =
@@ -214,7 +222,6 @@ fn render_thread(
                     pages: sharing.then_some((0, FIRST_PART)),
                     ..plan.settings.pdf.clone()
                 };
-                plan.sharing.opening();
                 let read = pdf::read_first_part(plan, &mut worker, &job, &settings, &out, reading);
                 let read = match read {
                     Ok((go_on, Some(count))) if go_on && sharing && count > FIRST_PART => {

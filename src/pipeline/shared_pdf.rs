@@ -110,12 +110,15 @@ impl<J> Sharing<J> {
         list.push(Arc::new(pdf));
     }
 
-    /// A thread starts reading a PDF's first part.
+    /// A thread is about to take a document that may be a PDF to share
+    /// (call it before taking one from the queue, so that no other thread
+    /// sees "nothing left" in between).
     pub fn opening(&self) {
         self.opening.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// ... and is done with it (after [`Sharing::share`], if it shared it).
+    /// ... and has shared it ([`Sharing::share`]), or found it is not to be
+    /// shared, or found the queue closed.
     pub fn opened(&self) {
         self.opening.fetch_sub(1, Ordering::SeqCst);
     }
