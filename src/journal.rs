@@ -23,13 +23,14 @@
 //! `_journal/lock` is held (an exclusive file lock) while a run writes, so
 //! two runs cannot write to one output at once.
 
+mod done;
 mod record;
 mod sink;
 mod state;
 
 pub use record::{read_records, DocEntry, ReadInfo, Record};
 pub use sink::{failure_rows, stage_of, JournaledSink};
-pub use state::{doc_id_of_uri, doc_key, same_content, Entry, FailedInput, State, Status};
+pub use state::{doc_id_of_uri, doc_key, Entry, FailedInput, State, Status};
 
 use crate::ingest::{DocRef, SourceFile};
 use crate::output::{
@@ -110,11 +111,14 @@ pub enum Mode {
     RetryFailed,
 }
 
-/// The files a run will read, and what it skips.
-#[derive(Clone, Debug, Default)]
+/// What a resumed run reads of its listing and what it skips, counted in
+/// one pass over the listing ([`Journal::plan`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Files to read, in listing order.
-    pub todo: Vec<SourceFile>,
+    /// Files listed.
+    pub listed: u64,
+    /// Of those, files to read (not already done).
+    pub todo: u64,
     /// Listed files already done under this config (skipped unread).
     pub done: u64,
     /// Of `done`, those whose latest state is failed or partial.
@@ -342,7 +346,7 @@ impl Journal {
         }
         let mut lost = Vec::new();
         for (stem, tables) in inner.state.parts() {
-            let missing: Vec<&String> = tables
+            let missing: Vec<String> = tables
                 .iter()
                 .filter(|t| {
                     !self
@@ -351,13 +355,10 @@ impl Journal {
                         .join(format!("{stem}.parquet"))
                         .is_file()
                 })
+                .cloned()
                 .collect();
             if !missing.is_empty() {
-                lost.push((
-                    stem.clone(),
-                    tables.clone(),
-                    missing.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                ));
+                lost.push((stem, tables, missing));
             }
         }
         lost.sort();
@@ -386,45 +387,75 @@ impl Journal {
         Ok(report)
     }
 
-    /// Decides which of the listed `files` a run under `config` reads.
-    /// `Resume`: every file not already done (same size and mtime as
-    /// recorded; a changed file is read and its hash decides, in
-    /// [`admit`](Self::admit)). `RetryFailed`: ignores `files` and returns
-    /// the recorded paths of the documents whose latest state is failed or
-    /// partial.
-    pub fn plan(&self, files: Vec<SourceFile>, config: &str, mode: Mode) -> Plan {
-        let inner = self.lock_inner();
+    /// The latest state under `config` of a listed file that a resumed run
+    /// skips unread: one recorded with its current size and mtime. `None`:
+    /// the run reads it (and [`admit`](Self::admit) decides by its hash).
+    pub fn done_entry(&self, file: &SourceFile, config: &str) -> Option<Entry> {
+        let id = doc_id_of_uri(&file.uri);
+        let entry = self.lock_inner().state.get(&id, config)?;
+        // A file never recorded is not stat'ed.
+        entry.unchanged(FileStat::of(&file.path)).then_some(entry)
+    }
+
+    /// Counts, in one streaming pass over a listing, what a resumed run
+    /// under `config` reads and skips ([`done_entry`](Self::done_entry)).
+    /// Holds no file; stops at the listing's first error.
+    pub fn plan<E>(
+        &self,
+        files: impl IntoIterator<Item = Result<SourceFile, E>>,
+        config: &str,
+    ) -> Result<Plan, E> {
         let mut plan = Plan::default();
-        if mode == Mode::RetryFailed {
-            plan.todo = inner
-                .state
-                .failed_inputs(config)
-                .into_iter()
-                .map(|f| SourceFile {
-                    path: f.path,
-                    uri: f.uri,
-                })
-                .collect();
-            return plan;
-        }
         for f in files {
-            let id = doc_id_of_uri(&f.uri);
-            let unchanged = inner.state.get(&id, config).filter(|e| {
-                e.mtime_ns.is_some()
-                    && FileStat::of(&f.path)
-                        .is_some_and(|s| s.size == e.size && s.mtime_ns == e.mtime_ns)
-            });
-            match unchanged {
+            let f = f?;
+            plan.listed += 1;
+            match self.done_entry(&f, config) {
                 Some(e) => {
                     plan.done += 1;
                     if e.status.retried() {
                         plan.done_failed += 1;
                     }
                 }
-                None => plan.todo.push(f),
+                None => plan.todo += 1,
             }
         }
-        plan
+        Ok(plan)
+    }
+
+    /// The files of a listing that a resumed run under `config` reads (the
+    /// `todo` of [`plan`](Self::plan)), filtered lazily as the listing is
+    /// walked. Errors of the listing pass through.
+    pub fn todo<I, E>(
+        self: &Arc<Self>,
+        files: I,
+        config: &str,
+    ) -> impl Iterator<Item = Result<SourceFile, E>> + Send + 'static
+    where
+        I: IntoIterator<Item = Result<SourceFile, E>>,
+        I::IntoIter: Send + 'static,
+        E: Send + 'static,
+    {
+        let journal = self.clone();
+        let config = config.to_string();
+        files.into_iter().filter(move |f| match f {
+            Ok(f) => journal.done_entry(f, &config).is_none(),
+            Err(_) => true,
+        })
+    }
+
+    /// What a `--retry-failed` run under `config` reads: the recorded paths
+    /// of the documents whose latest state is failed or partial, sorted by
+    /// path. (These are few; the listing is not walked.)
+    pub fn retry_inputs(&self, config: &str) -> Vec<SourceFile> {
+        self.lock_inner()
+            .state
+            .failed_inputs(config)
+            .into_iter()
+            .map(|f| SourceFile {
+                path: f.path,
+                uri: f.uri,
+            })
+            .collect()
     }
 
     /// Appends the `run` record; from now on commits are recorded as this run's.
@@ -474,7 +505,7 @@ impl Journal {
 
     /// Latest committed state of `doc_id` under `config`.
     pub fn latest(&self, doc_id: &str, config: &str) -> Option<Entry> {
-        self.lock_inner().state.get(doc_id, config).cloned()
+        self.lock_inner().state.get(doc_id, config)
     }
 
     /// Called once a file is read and hashed, with its stat from just
@@ -483,15 +514,11 @@ impl Journal {
     /// An admitted document gets its attempt number here.
     pub fn admit(&self, doc: &DocRef, stat: Option<FileStat>) -> bool {
         let mut inner = self.lock_inner();
-        let prev = inner.state.get(&doc.id, &inner.config).cloned();
-        if inner.mode == Mode::Resume {
-            if let Some(p) = &prev {
-                let same = same_content(p.sha256, &doc.sha256)
-                    && (p.sha256.is_some() || p.size == doc.bytes);
-                if same {
-                    return false;
-                }
-            }
+        let prev = inner.state.get(&doc.id, &inner.config);
+        if inner.mode == Mode::Resume
+            && prev.is_some_and(|p| p.same_content(&doc.sha256, doc.bytes))
+        {
+            return false;
         }
         let attempt = prev.map_or(1, |p| p.attempt.saturating_add(1));
         inner.in_flight.insert(

@@ -158,6 +158,8 @@ impl JournaledSink {
     }
 
     /// Stops the ticker and closes the writer, committing the open part.
+    /// The summary's `committed` holds only the parts committed since the
+    /// last document was written (the journal has them all).
     pub fn close(mut self) -> Result<WriteSummary, OutputError> {
         self.stop_ticker();
         let writer = self.shared.writer().take();
@@ -216,6 +218,9 @@ impl DocSink for JournaledSink {
             anyhow::bail!("output writer already closed");
         };
         w.write_document_with_failures(doc, pages, lines, failures)?;
+        // The journal records each commit through its hook; the writer's own
+        // list of committed parts (every document id) would grow with the run.
+        drop(w.take_committed());
         Ok(())
     }
 }
