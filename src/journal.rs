@@ -235,6 +235,7 @@ pub fn clear(output: &Path) -> Result<(), JournalError> {
 
 /// Replays the journal file into a [`State`], cutting a torn last line.
 fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut lost: HashSet<String> = HashSet::new();
     if path.exists() {
         let f = File::open(path).map_err(io_err(path))?;
@@ -245,13 +246,23 @@ fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
         })
         .map_err(io_err(path))?;
     }
-    let mut state = State::default();
+    let mut state = State::new(dir);
+    let mut failed: Option<io::Error> = None;
     let info = if path.exists() {
         let f = File::open(path).map_err(io_err(path))?;
-        read_records(f, None, |r| state.apply(&r, &lost)).map_err(io_err(path))?
+        read_records(f, None, |r| {
+            if failed.is_none() {
+                failed = state.apply(&r, &lost).err();
+            }
+        })
+        .map_err(io_err(path))?
     } else {
         ReadInfo::default()
     };
+    if let Some(e) = failed {
+        return Err(io_err(path)(e));
+    }
+    state.compact().map_err(io_err(path))?;
     Ok((state, info))
 }
 
@@ -552,6 +563,8 @@ impl Journal {
 
     fn record_part(&self, part: &SealedPart<'_>) -> Result<(), JournalError> {
         let mut inner = self.lock_inner();
+        // A lookup that failed answered "not done": commit nothing more.
+        inner.state.check().map_err(io_err(&self.path))?;
         let mut docs = Vec::with_capacity(part.docs.len());
         for d in part.docs {
             let f = inner.in_flight.remove(&d.uri);
@@ -595,7 +608,10 @@ impl Journal {
             docs,
         };
         append(&mut inner.file, &self.path, &rec)?;
-        inner.state.apply(&rec, &HashSet::new());
+        inner
+            .state
+            .apply(&rec, &HashSet::new())
+            .map_err(io_err(&self.path))?;
         inner.committed_docs += part.docs.len() as u64;
         Ok(())
     }

@@ -1,10 +1,9 @@
 //! The journal replayed into memory: the latest committed state of every
 //! (input, config hash), and which parts are committed with which tables.
 //!
-//! Kept compact because it holds one entry per input of the archive: a
-//! 32-byte [`done::Slot`](super::done::Slot) (no strings; see
-//! [`super::done`]), and a few bytes per committed part. Only inputs whose
-//! latest state is failed or partial keep their URI and path (for
+//! Flat in the number of inputs: the entries are 32-byte slots kept on disk
+//! ([`super::done`]), a committed part takes a few bytes. Only inputs whose
+//! latest state is failed or partial keep their URI and path in memory (for
 //! `--retry-failed`).
 
 use super::done::{stat_digest, DoneSet, Slot};
@@ -13,7 +12,9 @@ use super::FileStat;
 use crate::output::TABLES;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Latest state of one document id under one config hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,9 +209,41 @@ pub struct State {
     /// Records applied, by type: parts, documents.
     pub parts_seen: u64,
     pub docs_seen: u64,
+    /// The first error of the done-set's files, met by a lookup.
+    error: OnceLock<String>,
 }
 
 impl State {
+    /// An empty state whose done-set files go to `dir` (the journal's
+    /// folder). `State::default()` puts them in the system's temporary
+    /// folder.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            done: DoneSet::new(dir),
+            ..Self::default()
+        }
+    }
+
+    /// The first I/O error a lookup met (it then answered "not done"), if
+    /// any: a commit fails on it.
+    pub fn check(&self) -> io::Result<()> {
+        match self.error.get() {
+            Some(e) => Err(io::Error::other(format!("the journal's done-set: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: &io::Error) {
+        if self.error.set(e.to_string()).is_ok() {
+            tracing::error!(error = %e, "reading the journal's done-set failed");
+        }
+    }
+
+    /// Merges the done-set's files into one (after a replay).
+    pub fn compact(&mut self) -> io::Result<()> {
+        self.done.compact()
+    }
+
     fn config_index(&mut self, config: &str) -> u16 {
         if let Some(i) = self.find_config(config) {
             return i;
@@ -230,29 +263,31 @@ impl State {
             .and_then(|i| u16::try_from(i).ok())
     }
 
-    /// Applies one record; parts in `lost` are ignored.
-    pub fn apply(&mut self, r: &Record, lost: &HashSet<String>) {
+    /// Applies one record; parts in `lost` are ignored. Fails when the
+    /// done-set cannot write its files.
+    pub fn apply(&mut self, r: &Record, lost: &HashSet<String>) -> io::Result<()> {
         if let Record::Run { run, .. } = r {
             self.runs.insert(run.clone());
-            return;
+            return Ok(());
         }
         let Record::Part {
             part, tables, docs, ..
         } = r
         else {
-            return;
+            return Ok(());
         };
         if lost.contains(part) {
-            return;
+            return Ok(());
         }
         self.parts.insert(part, tables);
         self.parts_seen += 1;
         for d in docs {
-            self.apply_doc(d);
+            self.apply_doc(d)?;
         }
+        Ok(())
     }
 
-    fn apply_doc(&mut self, d: &DocEntry) {
+    fn apply_doc(&mut self, d: &DocEntry) -> io::Result<()> {
         let cfg = self.config_index(&d.config);
         let key = doc_key(&d.doc_id);
         let status = Status::parse(&d.status);
@@ -267,7 +302,7 @@ impl State {
             attempt: d.attempt,
             cfg,
             flags: status.bits() | unread,
-        });
+        })?;
         if status.retried() {
             self.failed.insert(
                 (key, cfg),
@@ -280,15 +315,20 @@ impl State {
             self.failed.remove(&(key, cfg));
         }
         self.docs_seen += 1;
+        Ok(())
     }
 
     /// Latest committed state of `doc_id` under `config`.
     pub fn get(&self, doc_id: &str, config: &str) -> Option<Entry> {
         let cfg = self.find_config(config)?;
-        self.done.get(doc_key(doc_id), cfg).map(|s| Entry {
-            status: Status::from_bits(s.flags),
-            attempt: s.attempt,
-            slot: *s,
+        let slot = self.done.get(doc_key(doc_id), cfg).unwrap_or_else(|e| {
+            self.fail(&e);
+            None
+        })?;
+        Some(Entry {
+            status: Status::from_bits(slot.flags),
+            attempt: slot.attempt,
+            slot,
         })
     }
 
@@ -325,8 +365,13 @@ impl State {
 
     /// Number of documents with a committed state under `config`.
     pub fn documents(&self, config: &str) -> usize {
-        self.find_config(config)
-            .map_or(0, |cfg| self.done.count(cfg))
+        let Some(cfg) = self.find_config(config) else {
+            return 0;
+        };
+        self.done.count(cfg).unwrap_or_else(|e| {
+            self.fail(&e);
+            0
+        })
     }
 }
 
@@ -366,10 +411,12 @@ mod tests {
         let id = doc_id_of_uri("file:///in/a");
         let mut s = State::default();
         let none = HashSet::new();
-        s.apply(&part("p0", vec![doc(&id, &sha1, "failed", 1)]), &none);
+        s.apply(&part("p0", vec![doc(&id, &sha1, "failed", 1)]), &none)
+            .unwrap();
         assert_eq!(s.failed_inputs("c1").len(), 1);
         assert_eq!(s.get(&id, "c1").unwrap().status, Status::Failed);
-        s.apply(&part("p1", vec![doc(&id, &sha2, "ok", 2)]), &none);
+        s.apply(&part("p1", vec![doc(&id, &sha2, "ok", 2)]), &none)
+            .unwrap();
         let e = s.get(&id, "c1").unwrap();
         assert_eq!((e.status, e.attempt), (Status::Ok, 2));
         assert!(e.same_content(&sha2, 10));
@@ -384,7 +431,8 @@ mod tests {
     fn lost_parts_are_ignored() {
         let mut s = State::default();
         let lost: HashSet<String> = ["p0".to_string()].into();
-        s.apply(&part("p0", vec![doc("x", "", "ok", 1)]), &lost);
+        s.apply(&part("p0", vec![doc("x", "", "ok", 1)]), &lost)
+            .unwrap();
         assert!(s.get("x", "c1").is_none());
         assert!(!s.committed("p0", "documents"));
     }
@@ -443,7 +491,8 @@ mod tests {
             s.apply(
                 &part("p", vec![doc("x", &c.stored, "ok", 1)]),
                 &HashSet::new(),
-            );
+            )
+            .unwrap();
             let e = s.get("x", "c1").unwrap();
             assert_eq!(
                 e.same_content(&c.sha, c.bytes),
@@ -462,7 +511,8 @@ mod tests {
     fn unchanged_needs_the_recorded_size_and_mtime() {
         let mut s = State::default();
         let mut d = doc("x", "", "ok", 1);
-        s.apply(&part("p", vec![d.clone()]), &HashSet::new());
+        s.apply(&part("p", vec![d.clone()]), &HashSet::new())
+            .unwrap();
         let e = s.get("x", "c1").unwrap();
         let stat = |size, mtime_ns| Some(FileStat { size, mtime_ns });
         assert!(e.unchanged(stat(10, Some(7))));
@@ -472,7 +522,7 @@ mod tests {
         assert!(!e.unchanged(None));
         // no mtime recorded: never unchanged
         d.mtime_ns = None;
-        s.apply(&part("p2", vec![d]), &HashSet::new());
+        s.apply(&part("p2", vec![d]), &HashSet::new()).unwrap();
         assert!(!s.get("x", "c1").unwrap().unchanged(stat(10, Some(7))));
     }
 
@@ -491,11 +541,15 @@ mod tests {
         s.apply(
             &rec("part-1764-ab-00007", tables(&["documents", "failures"])),
             &none,
-        );
-        s.apply(&rec("part-1764-ab-123456", tables(&["pages"])), &none);
+        )
+        .unwrap();
+        s.apply(&rec("part-1764-ab-123456", tables(&["pages"])), &none)
+            .unwrap();
         // not the writer's form, or an unknown table: spelled out
-        s.apply(&rec("part-x-7", tables(&["documents"])), &none);
-        s.apply(&rec("part-y-00001", tables(&["extra"])), &none);
+        s.apply(&rec("part-x-7", tables(&["documents"])), &none)
+            .unwrap();
+        s.apply(&rec("part-y-00001", tables(&["extra"])), &none)
+            .unwrap();
         assert!(s.committed("part-1764-ab-00007", "failures"));
         assert!(!s.committed("part-1764-ab-00007", "pages"));
         assert!(s.committed("part-1764-ab-123456", "pages"));
