@@ -5,6 +5,7 @@ mod list;
 pub use list::{walk, Walk};
 
 use crate::config::{InputConfig, LimitsConfig};
+use crate::storage::ReadError;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -132,8 +133,9 @@ pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>
         bytes: 0,
         kind: Kind::Unknown,
     };
-    let size = match std::fs::metadata(&file.path) {
-        Ok(m) => m.len(),
+    let storage = crate::storage::for_path(&file.path);
+    let size = match storage.stat(&file.path) {
+        Ok(m) => m.size,
         Err(e) => return (doc, Err(e.into())),
     };
     doc.bytes = size;
@@ -146,14 +148,19 @@ pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>
             }),
         );
     }
-    match std::fs::read(&file.path) {
+    match storage.read(&file.path, limits.max_file_bytes) {
         Ok(data) => {
             doc.bytes = data.len() as u64;
             doc.sha256 = hex::encode(Sha256::digest(&data));
             doc.kind = sniff(&data);
             (doc, Ok(data))
         }
-        Err(e) => (doc, Err(e.into())),
+        // It grew past the limit since the stat.
+        Err(ReadError::TooLarge { size, limit }) => {
+            doc.bytes = size;
+            (doc, Err(IngestError::TooLarge { size, limit }))
+        }
+        Err(ReadError::Io(e)) => (doc, Err(e.into())),
     }
 }
 

@@ -36,10 +36,11 @@ use crate::ingest::{DocRef, SourceFile};
 use crate::output::{
     micros_since_epoch, recover_parts, CommitHook, OutputError, SealedPart, TABLES,
 };
+use crate::storage::Log;
 use fs4::fs_std::FileExt;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -88,15 +89,10 @@ pub struct FileStat {
 impl FileStat {
     /// `None` when the file cannot be stat'ed (it is then read and fails).
     pub fn of(path: &Path) -> Option<Self> {
-        let m = fs::metadata(path).ok()?;
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_nanos()).ok());
+        let m = crate::storage::for_path(path).stat(path).ok()?;
         Some(Self {
-            size: m.len(),
-            mtime_ns,
+            size: m.size,
+            mtime_ns: m.mtime_ns,
         })
     }
 }
@@ -155,7 +151,7 @@ struct InFlight {
 }
 
 struct Inner {
-    file: File,
+    file: Box<dyn Log>,
     state: State,
     in_flight: HashMap<String, InFlight>,
     run: String,
@@ -236,9 +232,9 @@ pub fn clear(output: &Path) -> Result<(), JournalError> {
 /// Replays the journal file into a [`State`], cutting a torn last line.
 fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let storage = crate::storage::for_path(path);
     let mut lost: HashSet<String> = HashSet::new();
-    if path.exists() {
-        let f = File::open(path).map_err(io_err(path))?;
+    if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
         read_records(f, Some("{\"type\":\"lost\""), |r| {
             if let Record::Lost { part, .. } = r {
                 lost.insert(part);
@@ -248,8 +244,7 @@ fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
     }
     let mut state = State::new(dir);
     let mut failed: Option<io::Error> = None;
-    let info = if path.exists() {
-        let f = File::open(path).map_err(io_err(path))?;
+    let info = if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
         read_records(f, None, |r| {
             if failed.is_none() {
                 failed = state.apply(&r, &lost).err();
@@ -274,10 +269,8 @@ impl Journal {
         let lock = lock(output)?;
         let path = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
         let (state, info) = load(&path)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let mut file = crate::storage::for_path(&path)
+            .open_log(&path)
             .map_err(io_err(&path))?;
         if info.good_len < info.file_len {
             tracing::warn!(
@@ -285,11 +278,9 @@ impl Journal {
                 cut = info.file_len - info.good_len,
                 "cutting a torn last record (a crash during an append)"
             );
-            file.set_len(info.good_len).map_err(io_err(&path))?;
-            file.sync_all().map_err(io_err(&path))?;
+            file.truncate(info.good_len).map_err(io_err(&path))?;
         } else if info.missing_newline {
-            file.write_all(b"\n").map_err(io_err(&path))?;
-            file.sync_all().map_err(io_err(&path))?;
+            file.append(b"\n").map_err(io_err(&path))?;
         }
         if !info.bad_lines.is_empty() {
             tracing::warn!(
@@ -641,25 +632,20 @@ fn output_to_journal(e: OutputError) -> JournalError {
     }
 }
 
-/// One record as one line, written with a single `write_all` and fsynced.
-fn append(file: &mut File, path: &Path, rec: &Record) -> Result<(), JournalError> {
+/// One record as one line, appended with a single write, durably.
+fn append(file: &mut Box<dyn Log>, path: &Path, rec: &Record) -> Result<(), JournalError> {
     let mut line = serde_json::to_vec(rec).map_err(|e| JournalError::Io {
         path: path.to_path_buf(),
         source: io::Error::other(e),
     })?;
     line.push(b'\n');
-    file.write_all(&line).map_err(io_err(path))?;
-    file.sync_data().map_err(io_err(path))
+    file.append(&line).map_err(io_err(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::storage::for_path(dir)
+        .sync_folder(dir)
+        .map_err(io_err(dir))
 }
 
 #[cfg(test)]

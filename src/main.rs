@@ -348,7 +348,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     (pipeline::Listing::counted(files, n), Plan::default())
                 }
                 Mode::Resume => {
-                    let plan = journal.plan(docpipe::ingest::walk(&p.input)?, &config)?;
+                    let storage = docpipe::storage::for_input(&p.input);
+                    let plan = journal.plan(storage.list(&p.input)?, &config)?;
                     if plan.done > 0 {
                         say!(
                             "resuming: {} of {} document(s) already done, skipped; {} to do",
@@ -358,7 +359,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                         );
                     }
                     let todo = journal
-                        .todo(docpipe::ingest::walk(&p.input)?, &config)
+                        .todo(storage.list(&p.input)?, &config)
                         .map(|f| f.map_err(anyhow::Error::from));
                     (pipeline::Listing::counted(Box::new(todo), plan.todo), plan)
                 }

@@ -295,7 +295,7 @@ fn count_in_background(input: crate::config::InputConfig, progress: Arc<Progress
     let spawned = std::thread::Builder::new()
         .name("docpipe-count".into())
         .spawn(move || {
-            if let Ok(walk) = crate::ingest::walk(&input) {
+            if let Ok(walk) = crate::storage::for_input(&input).list(&input) {
                 let n = walk.map_while(Result::ok).count();
                 progress.set_total(n as u64);
             }
@@ -382,7 +382,7 @@ pub async fn run<S: DocSink + 'static>(
     let (files, total): (Files, Option<u64>) = match opts.files {
         Some(l) => (l.files, l.total),
         None => {
-            let walk = crate::ingest::walk(&pipeline.input)?;
+            let walk = crate::storage::for_input(&pipeline.input).list(&pipeline.input)?;
             count_in_background(pipeline.input.clone(), progress.clone());
             (Box::new(walk.map(|f| f.map_err(anyhow::Error::from))), None)
         }
