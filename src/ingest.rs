@@ -1,7 +1,11 @@
 //! Ingest: list the input, identify each file by its content, hash it.
 
+mod list;
+
+pub use list::{walk, Walk};
+
 use crate::config::{InputConfig, LimitsConfig};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use crate::storage::ReadError;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -82,46 +86,10 @@ pub enum ListError {
     Walk { path: PathBuf, message: String },
 }
 
-/// Lists every file under the input paths that the include globs match and
-/// the exclude globs do not, sorted by path so that runs are repeatable.
-/// Globs match the path relative to the input folder it was found under.
+/// Lists every file of `input` into a `Vec`, in [`walk`]'s order. For small
+/// inputs and tests; a run walks the listing lazily instead.
 pub fn list(input: &InputConfig) -> Result<Vec<SourceFile>, ListError> {
-    let include = build(&input.include)?;
-    let exclude = build(&input.exclude)?;
-    let mut out = Vec::new();
-    for root in &input.paths {
-        if !root.exists() {
-            return Err(ListError::Missing(root.clone()));
-        }
-        if root.is_file() {
-            out.push(source(root));
-            continue;
-        }
-        for entry in walkdir::WalkDir::new(root).follow_links(true) {
-            let entry = entry.map_err(|e| ListError::Walk {
-                path: root.clone(),
-                message: e.to_string(),
-            })?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            if include.is_match(rel) && !exclude.is_match(rel) {
-                out.push(source(entry.path()));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    Ok(out)
-}
-
-fn build(globs: &[String]) -> Result<GlobSet, globset::Error> {
-    let mut b = GlobSetBuilder::new();
-    for g in globs {
-        b.add(Glob::new(g)?);
-    }
-    b.build()
+    walk(input)?.collect()
 }
 
 fn source(path: &Path) -> SourceFile {
@@ -165,8 +133,9 @@ pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>
         bytes: 0,
         kind: Kind::Unknown,
     };
-    let size = match std::fs::metadata(&file.path) {
-        Ok(m) => m.len(),
+    let storage = crate::storage::for_path(&file.path);
+    let size = match storage.stat(&file.path) {
+        Ok(m) => m.size,
         Err(e) => return (doc, Err(e.into())),
     };
     doc.bytes = size;
@@ -179,14 +148,19 @@ pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>
             }),
         );
     }
-    match std::fs::read(&file.path) {
+    match storage.read(&file.path, limits.max_file_bytes) {
         Ok(data) => {
             doc.bytes = data.len() as u64;
             doc.sha256 = hex::encode(Sha256::digest(&data));
             doc.kind = sniff(&data);
             (doc, Ok(data))
         }
-        Err(e) => (doc, Err(e.into())),
+        // It grew past the limit since the stat.
+        Err(ReadError::TooLarge { size, limit }) => {
+            doc.bytes = size;
+            (doc, Err(IngestError::TooLarge { size, limit }))
+        }
+        Err(ReadError::Io(e)) => (doc, Err(e.into())),
     }
 }
 

@@ -23,22 +23,24 @@
 //! `_journal/lock` is held (an exclusive file lock) while a run writes, so
 //! two runs cannot write to one output at once.
 
+mod done;
 mod record;
 mod sink;
 mod state;
 
 pub use record::{read_records, DocEntry, ReadInfo, Record};
 pub use sink::{failure_rows, stage_of, JournaledSink};
-pub use state::{doc_id_of_uri, doc_key, same_content, Entry, FailedInput, State, Status};
+pub use state::{doc_id_of_uri, doc_key, Entry, FailedInput, State, Status};
 
 use crate::ingest::{DocRef, SourceFile};
 use crate::output::{
     micros_since_epoch, recover_parts, CommitHook, OutputError, SealedPart, TABLES,
 };
+use crate::storage::Log;
 use fs4::fs_std::FileExt;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -87,15 +89,10 @@ pub struct FileStat {
 impl FileStat {
     /// `None` when the file cannot be stat'ed (it is then read and fails).
     pub fn of(path: &Path) -> Option<Self> {
-        let m = fs::metadata(path).ok()?;
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_nanos()).ok());
+        let m = crate::storage::for_path(path).stat(path).ok()?;
         Some(Self {
-            size: m.len(),
-            mtime_ns,
+            size: m.size,
+            mtime_ns: m.mtime_ns,
         })
     }
 }
@@ -110,11 +107,14 @@ pub enum Mode {
     RetryFailed,
 }
 
-/// The files a run will read, and what it skips.
-#[derive(Clone, Debug, Default)]
+/// What a resumed run reads of its listing and what it skips, counted in
+/// one pass over the listing ([`Journal::plan`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Files to read, in listing order.
-    pub todo: Vec<SourceFile>,
+    /// Files listed.
+    pub listed: u64,
+    /// Of those, files to read (not already done).
+    pub todo: u64,
     /// Listed files already done under this config (skipped unread).
     pub done: u64,
     /// Of `done`, those whose latest state is failed or partial.
@@ -151,7 +151,7 @@ struct InFlight {
 }
 
 struct Inner {
-    file: File,
+    file: Box<dyn Log>,
     state: State,
     in_flight: HashMap<String, InFlight>,
     run: String,
@@ -231,9 +231,10 @@ pub fn clear(output: &Path) -> Result<(), JournalError> {
 
 /// Replays the journal file into a [`State`], cutting a torn last line.
 fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let storage = crate::storage::for_path(path);
     let mut lost: HashSet<String> = HashSet::new();
-    if path.exists() {
-        let f = File::open(path).map_err(io_err(path))?;
+    if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
         read_records(f, Some("{\"type\":\"lost\""), |r| {
             if let Record::Lost { part, .. } = r {
                 lost.insert(part);
@@ -241,13 +242,22 @@ fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
         })
         .map_err(io_err(path))?;
     }
-    let mut state = State::default();
-    let info = if path.exists() {
-        let f = File::open(path).map_err(io_err(path))?;
-        read_records(f, None, |r| state.apply(&r, &lost)).map_err(io_err(path))?
+    let mut state = State::new(dir);
+    let mut failed: Option<io::Error> = None;
+    let info = if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
+        read_records(f, None, |r| {
+            if failed.is_none() {
+                failed = state.apply(&r, &lost).err();
+            }
+        })
+        .map_err(io_err(path))?
     } else {
         ReadInfo::default()
     };
+    if let Some(e) = failed {
+        return Err(io_err(path)(e));
+    }
+    state.compact().map_err(io_err(path))?;
     Ok((state, info))
 }
 
@@ -259,10 +269,8 @@ impl Journal {
         let lock = lock(output)?;
         let path = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
         let (state, info) = load(&path)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let mut file = crate::storage::for_path(&path)
+            .open_log(&path)
             .map_err(io_err(&path))?;
         if info.good_len < info.file_len {
             tracing::warn!(
@@ -270,11 +278,9 @@ impl Journal {
                 cut = info.file_len - info.good_len,
                 "cutting a torn last record (a crash during an append)"
             );
-            file.set_len(info.good_len).map_err(io_err(&path))?;
-            file.sync_all().map_err(io_err(&path))?;
+            file.truncate(info.good_len).map_err(io_err(&path))?;
         } else if info.missing_newline {
-            file.write_all(b"\n").map_err(io_err(&path))?;
-            file.sync_all().map_err(io_err(&path))?;
+            file.append(b"\n").map_err(io_err(&path))?;
         }
         if !info.bad_lines.is_empty() {
             tracing::warn!(
@@ -342,7 +348,7 @@ impl Journal {
         }
         let mut lost = Vec::new();
         for (stem, tables) in inner.state.parts() {
-            let missing: Vec<&String> = tables
+            let missing: Vec<String> = tables
                 .iter()
                 .filter(|t| {
                     !self
@@ -351,13 +357,10 @@ impl Journal {
                         .join(format!("{stem}.parquet"))
                         .is_file()
                 })
+                .cloned()
                 .collect();
             if !missing.is_empty() {
-                lost.push((
-                    stem.clone(),
-                    tables.clone(),
-                    missing.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                ));
+                lost.push((stem, tables, missing));
             }
         }
         lost.sort();
@@ -386,45 +389,75 @@ impl Journal {
         Ok(report)
     }
 
-    /// Decides which of the listed `files` a run under `config` reads.
-    /// `Resume`: every file not already done (same size and mtime as
-    /// recorded; a changed file is read and its hash decides, in
-    /// [`admit`](Self::admit)). `RetryFailed`: ignores `files` and returns
-    /// the recorded paths of the documents whose latest state is failed or
-    /// partial.
-    pub fn plan(&self, files: Vec<SourceFile>, config: &str, mode: Mode) -> Plan {
-        let inner = self.lock_inner();
+    /// The latest state under `config` of a listed file that a resumed run
+    /// skips unread: one recorded with its current size and mtime. `None`:
+    /// the run reads it (and [`admit`](Self::admit) decides by its hash).
+    pub fn done_entry(&self, file: &SourceFile, config: &str) -> Option<Entry> {
+        let id = doc_id_of_uri(&file.uri);
+        let entry = self.lock_inner().state.get(&id, config)?;
+        // A file never recorded is not stat'ed.
+        entry.unchanged(FileStat::of(&file.path)).then_some(entry)
+    }
+
+    /// Counts, in one streaming pass over a listing, what a resumed run
+    /// under `config` reads and skips ([`done_entry`](Self::done_entry)).
+    /// Holds no file; stops at the listing's first error.
+    pub fn plan<E>(
+        &self,
+        files: impl IntoIterator<Item = Result<SourceFile, E>>,
+        config: &str,
+    ) -> Result<Plan, E> {
         let mut plan = Plan::default();
-        if mode == Mode::RetryFailed {
-            plan.todo = inner
-                .state
-                .failed_inputs(config)
-                .into_iter()
-                .map(|f| SourceFile {
-                    path: f.path,
-                    uri: f.uri,
-                })
-                .collect();
-            return plan;
-        }
         for f in files {
-            let id = doc_id_of_uri(&f.uri);
-            let unchanged = inner.state.get(&id, config).filter(|e| {
-                e.mtime_ns.is_some()
-                    && FileStat::of(&f.path)
-                        .is_some_and(|s| s.size == e.size && s.mtime_ns == e.mtime_ns)
-            });
-            match unchanged {
+            let f = f?;
+            plan.listed += 1;
+            match self.done_entry(&f, config) {
                 Some(e) => {
                     plan.done += 1;
                     if e.status.retried() {
                         plan.done_failed += 1;
                     }
                 }
-                None => plan.todo.push(f),
+                None => plan.todo += 1,
             }
         }
-        plan
+        Ok(plan)
+    }
+
+    /// The files of a listing that a resumed run under `config` reads (the
+    /// `todo` of [`plan`](Self::plan)), filtered lazily as the listing is
+    /// walked. Errors of the listing pass through.
+    pub fn todo<I, E>(
+        self: &Arc<Self>,
+        files: I,
+        config: &str,
+    ) -> impl Iterator<Item = Result<SourceFile, E>> + Send + 'static
+    where
+        I: IntoIterator<Item = Result<SourceFile, E>>,
+        I::IntoIter: Send + 'static,
+        E: Send + 'static,
+    {
+        let journal = self.clone();
+        let config = config.to_string();
+        files.into_iter().filter(move |f| match f {
+            Ok(f) => journal.done_entry(f, &config).is_none(),
+            Err(_) => true,
+        })
+    }
+
+    /// What a `--retry-failed` run under `config` reads: the recorded paths
+    /// of the documents whose latest state is failed or partial, sorted by
+    /// path. (These are few; the listing is not walked.)
+    pub fn retry_inputs(&self, config: &str) -> Vec<SourceFile> {
+        self.lock_inner()
+            .state
+            .failed_inputs(config)
+            .into_iter()
+            .map(|f| SourceFile {
+                path: f.path,
+                uri: f.uri,
+            })
+            .collect()
     }
 
     /// Appends the `run` record; from now on commits are recorded as this run's.
@@ -474,7 +507,7 @@ impl Journal {
 
     /// Latest committed state of `doc_id` under `config`.
     pub fn latest(&self, doc_id: &str, config: &str) -> Option<Entry> {
-        self.lock_inner().state.get(doc_id, config).cloned()
+        self.lock_inner().state.get(doc_id, config)
     }
 
     /// Called once a file is read and hashed, with its stat from just
@@ -483,15 +516,11 @@ impl Journal {
     /// An admitted document gets its attempt number here.
     pub fn admit(&self, doc: &DocRef, stat: Option<FileStat>) -> bool {
         let mut inner = self.lock_inner();
-        let prev = inner.state.get(&doc.id, &inner.config).cloned();
-        if inner.mode == Mode::Resume {
-            if let Some(p) = &prev {
-                let same = same_content(p.sha256, &doc.sha256)
-                    && (p.sha256.is_some() || p.size == doc.bytes);
-                if same {
-                    return false;
-                }
-            }
+        let prev = inner.state.get(&doc.id, &inner.config);
+        if inner.mode == Mode::Resume
+            && prev.is_some_and(|p| p.same_content(&doc.sha256, doc.bytes))
+        {
+            return false;
         }
         let attempt = prev.map_or(1, |p| p.attempt.saturating_add(1));
         inner.in_flight.insert(
@@ -525,6 +554,8 @@ impl Journal {
 
     fn record_part(&self, part: &SealedPart<'_>) -> Result<(), JournalError> {
         let mut inner = self.lock_inner();
+        // A lookup that failed answered "not done": commit nothing more.
+        inner.state.check().map_err(io_err(&self.path))?;
         let mut docs = Vec::with_capacity(part.docs.len());
         for d in part.docs {
             let f = inner.in_flight.remove(&d.uri);
@@ -568,7 +599,10 @@ impl Journal {
             docs,
         };
         append(&mut inner.file, &self.path, &rec)?;
-        inner.state.apply(&rec, &HashSet::new());
+        inner
+            .state
+            .apply(&rec, &HashSet::new())
+            .map_err(io_err(&self.path))?;
         inner.committed_docs += part.docs.len() as u64;
         Ok(())
     }
@@ -598,25 +632,20 @@ fn output_to_journal(e: OutputError) -> JournalError {
     }
 }
 
-/// One record as one line, written with a single `write_all` and fsynced.
-fn append(file: &mut File, path: &Path, rec: &Record) -> Result<(), JournalError> {
+/// One record as one line, appended with a single write, durably.
+fn append(file: &mut Box<dyn Log>, path: &Path, rec: &Record) -> Result<(), JournalError> {
     let mut line = serde_json::to_vec(rec).map_err(|e| JournalError::Io {
         path: path.to_path_buf(),
         source: io::Error::other(e),
     })?;
     line.push(b'\n');
-    file.write_all(&line).map_err(io_err(path))?;
-    file.sync_data().map_err(io_err(path))
+    file.append(&line).map_err(io_err(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::storage::for_path(dir)
+        .sync_folder(dir)
+        .map_err(io_err(dir))
 }
 
 #[cfg(test)]

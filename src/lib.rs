@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod render;
 pub mod resources;
 pub mod show;
+pub mod storage;
 pub mod types;
 pub mod worker;

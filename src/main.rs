@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use docpipe::config::{ConfigError, Pipeline};
 use docpipe::fetch::Cache;
-use docpipe::journal::{self, Journal, JournalError, JournaledSink, Mode};
+use docpipe::journal::{self, Journal, JournalError, JournaledSink, Mode, Plan};
 use docpipe::output::{OutputWriter, WriterOptions};
 use docpipe::pipeline::{self, RunOptions};
 use std::path::{Path, PathBuf};
@@ -333,26 +333,37 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             } else {
                 Mode::Resume
             };
-            let listed = if retry_failed {
-                Vec::new()
-            } else {
-                docpipe::ingest::list(&p.input)?
+            // The listing is streamed, never held: a first pass counts what is
+            // done (for this line and the progress total), and the run walks
+            // it again, skipping the same files.
+            let (files, plan) = match mode {
+                Mode::RetryFailed => {
+                    let retry = journal.retry_inputs(&config);
+                    say!(
+                        "retrying {} document(s) whose latest state is failed or partial",
+                        retry.len()
+                    );
+                    let n = retry.len() as u64;
+                    let files: pipeline::Files = Box::new(retry.into_iter().map(Ok));
+                    (pipeline::Listing::counted(files, n), Plan::default())
+                }
+                Mode::Resume => {
+                    let storage = docpipe::storage::for_input(&p.input);
+                    let plan = journal.plan(storage.list(&p.input)?, &config)?;
+                    if plan.done > 0 {
+                        say!(
+                            "resuming: {} of {} document(s) already done, skipped; {} to do",
+                            plan.done,
+                            plan.listed,
+                            plan.todo
+                        );
+                    }
+                    let todo = journal
+                        .todo(storage.list(&p.input)?, &config)
+                        .map(|f| f.map_err(anyhow::Error::from));
+                    (pipeline::Listing::counted(Box::new(todo), plan.todo), plan)
+                }
             };
-            let n_listed = listed.len();
-            let plan = journal.plan(listed, &config, mode);
-            match mode {
-                Mode::RetryFailed => say!(
-                    "retrying {} document(s) whose latest state is failed or partial",
-                    plan.todo.len()
-                ),
-                Mode::Resume if plan.done > 0 => say!(
-                    "resuming: {} of {} document(s) already done, skipped; {} to do",
-                    plan.done,
-                    n_listed,
-                    plan.todo.len()
-                ),
-                Mode::Resume => {}
-            }
             if plan.done_failed > 0 {
                 say!(
                     "{} of the skipped document(s) failed earlier; add --retry-failed to try them again",
@@ -382,7 +393,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 .context("cannot find the docpipe binary to start render workers")?;
             let opts = RunOptions {
                 quiet,
-                files: Some(plan.todo),
+                files: Some(files),
                 admission: Some(journal.clone()),
                 stop: Some(stop_rx),
                 renderer: pipeline::Renderer::Workers { program },

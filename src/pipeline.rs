@@ -32,6 +32,7 @@ use crate::extract::FieldSchema;
 use crate::ingest::{DocRef, SourceFile};
 use crate::journal::FileStat;
 use crate::ocr::engine::{Detector, Recogniser};
+use anyhow::Context;
 use progress::{Counters, Progress};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -241,6 +242,29 @@ pub enum Renderer {
     Workers { program: PathBuf },
 }
 
+/// A run's input files, produced lazily in listing order.
+pub type Files = Box<dyn Iterator<Item = anyhow::Result<SourceFile>> + Send>;
+
+/// The files a run reads, as a stream, never collected (so memory does not
+/// grow with their number).
+pub struct Listing {
+    pub files: Files,
+    /// How many files `files` yields, where the caller knows it (e.g. from a
+    /// journal's [`crate::journal::Plan`]): the progress total. `None`
+    /// leaves the total unknown (no ETA) until the stream ends.
+    pub total: Option<u64>,
+}
+
+impl Listing {
+    /// A stream whose length is known.
+    pub fn counted(files: Files, total: u64) -> Self {
+        Self {
+            files,
+            total: Some(total),
+        }
+    }
+}
+
 pub struct RunOptions {
     pub quiet: bool,
     /// How PDFs are rendered; images are decoded in this process either way.
@@ -248,9 +272,11 @@ pub struct RunOptions {
     pub capacities: Capacities,
     /// Counters shared with the caller (tests watch `files_listed`).
     pub counters: Arc<Counters>,
-    /// The files to read, in order; `None` lists `pipeline.input`. A run
-    /// journal passes the files of its [`crate::journal::Plan`].
-    pub files: Option<Vec<SourceFile>>,
+    /// The files to read, in order; `None` walks `pipeline.input` lazily
+    /// ([`crate::ingest::walk`]) and counts it for the progress total in a
+    /// second streaming pass on a background thread. A run journal passes
+    /// the listing filtered by its [`crate::journal::Plan`].
+    pub files: Option<Listing>,
     /// Asked about each file once it is read and hashed; `None` admits all.
     pub admission: Option<Arc<dyn Admission>>,
     /// Graceful drain: once it reads `true`, the lister stops and ingest
@@ -273,16 +299,26 @@ impl Default for RunOptions {
     }
 }
 
+/// Counts the files of `input` on a background thread (a second lazy walk:
+/// no file is held) and sets the progress total when done. Best effort: a
+/// listing error is the run's lister's to report.
+fn count_in_background(input: crate::config::InputConfig, progress: Arc<Progress>) {
+    let spawned = std::thread::Builder::new()
+        .name("docpipe-count".into())
+        .spawn(move || {
+            if let Ok(walk) = crate::storage::for_input(&input).list(&input) {
+                let n = walk.map_while(Result::ok).count();
+                progress.set_total(n as u64);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot count the input; the progress has no total");
+    }
+}
+
 /// Whether `stop` has been set.
 fn is_stopped(stop: &Option<watch::Receiver<bool>>) -> bool {
     stop.as_ref().is_some_and(|s| *s.borrow())
-}
-
-/// Resolves once `stop` reads `true`; never if its sender is gone unset.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Threads for the detection and recognition models, from `runtime.threads`.
@@ -353,12 +389,18 @@ pub async fn run<S: DocSink + 'static>(
     opts: RunOptions,
 ) -> anyhow::Result<(RunSummary, S)> {
     let started = Instant::now();
-    let files = match opts.files {
-        Some(f) => f,
-        None => crate::ingest::list(&pipeline.input)?,
-    };
     let progress = Arc::new(Progress::new(opts.counters.clone(), opts.quiet));
-    progress.set_total(files.len() as u64);
+    let (files, total): (Files, Option<u64>) = match opts.files {
+        Some(l) => (l.files, l.total),
+        None => {
+            let walk = crate::storage::for_input(&pipeline.input).list(&pipeline.input)?;
+            count_in_background(pipeline.input.clone(), progress.clone());
+            (Box::new(walk.map(|f| f.map_err(anyhow::Error::from))), None)
+        }
+    };
+    if let Some(n) = total {
+        progress.set_total(n);
+    }
     let stamp = assemble::RowStamp {
         pipeline: pipeline.name.clone(),
         config_hash: pipeline.config_hash(),
@@ -407,25 +449,22 @@ pub async fn run<S: DocSink + 'static>(
     };
 
     let counters = opts.counters.clone();
-    let mut stop = opts.stop.clone();
-    let lister = tokio::spawn(async move {
+    let stop = opts.stop.clone();
+    // Walking folders is file-system work: on a blocking thread. Once `stop`
+    // is set it sends nothing more; a send blocked on a full channel ends
+    // when ingest, stopping, drops its end.
+    let lister = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for f in files {
             if is_stopped(&stop) {
                 break;
             }
-            let sent = match stop.as_mut() {
-                Some(s) => tokio::select! {
-                    biased;
-                    _ = stopped(s) => break,
-                    r = file_tx.send(f) => r,
-                },
-                None => file_tx.send(f).await,
-            };
-            if sent.is_err() {
+            let f = f.context("listing the input")?;
+            if file_tx.send_blocking(f).is_err() {
                 break;
             }
             counters.files_listed.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
     });
 
     let p = progress.clone();
@@ -495,7 +534,8 @@ pub async fn run<S: DocSink + 'static>(
         write::write(&p, fin_rx, sink, x)
     });
 
-    lister.await?;
+    // A listing error stops the run, once what was listed is finished.
+    let listed = lister.await?;
     let (ingest_busy, skipped) = ingest.await?;
     let (render_busy, render_threads) = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
@@ -506,6 +546,7 @@ pub async fn run<S: DocSink + 'static>(
     };
     assemble.await??;
     let (mut summary, sink, mut extract_busy, write_busy) = writer.await??;
+    listed?;
     if let Some(v) = &vlm_stats {
         extract_busy += v.busy;
         summary.extract_report = Some(v.report());

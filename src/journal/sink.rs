@@ -3,11 +3,11 @@
 //! part when it gets old even while no document arrives.
 
 use super::Journal;
+use crate::output::DocSink;
 use crate::output::{
     micros_since_epoch, truncate_message, DocStatus, DocumentRow, FailureRow, LineRow, OutputError,
     OutputWriter, PageRow, WriteSummary, MAX_MESSAGE_BYTES,
 };
-use crate::pipeline::DocSink;
 use std::io;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -158,6 +158,8 @@ impl JournaledSink {
     }
 
     /// Stops the ticker and closes the writer, committing the open part.
+    /// The summary's `committed` holds only the parts committed since the
+    /// last document was written (the journal has them all).
     pub fn close(mut self) -> Result<WriteSummary, OutputError> {
         self.stop_ticker();
         let writer = self.shared.writer().take();
@@ -216,6 +218,9 @@ impl DocSink for JournaledSink {
             anyhow::bail!("output writer already closed");
         };
         w.write_document_with_failures(doc, pages, lines, failures)?;
+        // The journal records each commit through its hook; the writer's own
+        // list of committed parts (every document id) would grow with the run.
+        drop(w.take_committed());
         Ok(())
     }
 }

@@ -1,25 +1,52 @@
 //! The journal replayed into memory: the latest committed state of every
 //! (input, config hash), and which parts are committed with which tables.
 //!
-//! Kept compact (about 100 bytes per input) because it holds one entry per
-//! input of the archive: the key is the 64-bit document id and an interned
-//! config hash, the content hash is stored as bytes. Only inputs whose latest
-//! state is failed or partial keep their URI and path (for `--retry-failed`).
+//! Flat in the number of inputs: the entries are 32-byte slots kept on disk
+//! ([`super::done`]), a committed part takes a few bytes. Only inputs whose
+//! latest state is failed or partial keep their URI and path in memory (for
+//! `--retry-failed`).
 
+use super::done::{stat_digest, DoneSet, Slot};
 use super::record::{DocEntry, Record};
+use super::FileStat;
+use crate::output::TABLES;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Latest state of one document id under one config hash.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Content hash; `None` when the file could not be read.
-    pub sha256: Option<[u8; 32]>,
     pub status: Status,
     pub attempt: u32,
-    pub size: u64,
-    pub mtime_ns: Option<i64>,
+    slot: Slot,
+}
+
+impl Entry {
+    /// Whether a file with this stat is the one recorded: same size and
+    /// mtime (as their 64-bit digest), and an mtime was recorded at all.
+    pub fn unchanged(&self, stat: Option<FileStat>) -> bool {
+        match stat {
+            Some(FileStat {
+                size,
+                mtime_ns: Some(m),
+            }) => self.slot.stat != 0 && self.slot.stat == stat_digest(size, m),
+            _ => false,
+        }
+    }
+
+    /// Whether a file read as `hex_sha` (empty: it could not be read) of
+    /// `bytes` bytes has the recorded content: the same hash (its first 8
+    /// bytes), or unread both times at the same size.
+    pub fn same_content(&self, hex_sha: &str, bytes: u64) -> bool {
+        let unread = self.slot.flags & Slot::UNREAD != 0;
+        match sha_prefix(hex_sha) {
+            Some(p) => !unread && self.slot.content == p,
+            None => unread && hex_sha.is_empty() && self.slot.content == bytes,
+        }
+    }
 }
 
 /// A document's committed status.
@@ -43,6 +70,22 @@ impl Status {
     /// rows in `failures/`.
     pub fn retried(self) -> bool {
         matches!(self, Status::Partial | Status::Failed)
+    }
+
+    fn bits(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Partial => 1,
+            Status::Failed => 2,
+        }
+    }
+
+    fn from_bits(b: u8) -> Self {
+        match b & 0b11 {
+            0 => Status::Ok,
+            1 => Status::Partial,
+            _ => Status::Failed,
+        }
     }
 }
 
@@ -73,105 +116,220 @@ pub fn doc_id_of_uri(uri: &str) -> String {
     hex::encode(&Sha256::digest(uri.as_bytes())[..8])
 }
 
-fn sha_bytes(hex_sha: &str) -> Option<[u8; 32]> {
-    let v = hex::decode(hex_sha).ok()?;
-    v.try_into().ok()
+/// The first 8 bytes (big-endian) of a hex SHA-256; `None` unless it is one.
+fn sha_prefix(hex_sha: &str) -> Option<u64> {
+    if hex_sha.len() != 64 || !hex_sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(&hex_sha[..16], 16).ok()
 }
 
-/// Whether a committed content hash equals `hex_sha` (both unknown counts
-/// as equal: a file that could not be read either time).
-pub fn same_content(stored: Option<[u8; 32]>, hex_sha: &str) -> bool {
-    match (stored, sha_bytes(hex_sha)) {
-        (Some(a), Some(b)) => a == b,
-        (None, None) => hex_sha.is_empty(),
-        _ => false,
+/// Committed parts. Stems of the writer's form, `part-<run>-<NNNNN>`, with
+/// tables among [`TABLES`], are kept as (interned run, number) and a bit
+/// per table; any other is spelled out.
+#[derive(Default)]
+struct Parts {
+    prefixes: HashMap<String, u32>,
+    names: Vec<String>,
+    compact: HashMap<(u32, u32), u8>,
+    other: HashMap<String, Vec<String>>,
+}
+
+/// `(run, number)` of a stem the writer's `part_stem` gives.
+fn parse_stem(stem: &str) -> Option<(&str, u32)> {
+    let (prefix, digits) = stem.strip_prefix("part-")?.rsplit_once('-')?;
+    if prefix.is_empty() || digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = digits.parse().ok()?;
+    (format!("{n:05}") == digits).then_some((prefix, n))
+}
+
+fn table_mask(tables: &[String]) -> Option<u8> {
+    tables.iter().try_fold(0u8, |m, t| {
+        TABLES.iter().position(|x| x == t).map(|i| m | 1 << i)
+    })
+}
+
+impl Parts {
+    fn insert(&mut self, stem: &str, tables: &[String]) {
+        if let (Some((prefix, n)), Some(mask)) = (parse_stem(stem), table_mask(tables)) {
+            let next = self.names.len() as u32;
+            let run = *self.prefixes.entry(prefix.to_string()).or_insert(next);
+            if run == next {
+                self.names.push(prefix.to_string());
+            }
+            self.compact.insert((run, n), mask);
+        } else {
+            self.other.insert(stem.to_string(), tables.to_vec());
+        }
+    }
+
+    fn committed(&self, stem: &str, table: &str) -> bool {
+        if let Some((prefix, n)) = parse_stem(stem) {
+            let bit = TABLES.iter().position(|x| *x == table);
+            let found = self
+                .prefixes
+                .get(prefix)
+                .and_then(|r| self.compact.get(&(*r, n)));
+            if let (Some(mask), Some(bit)) = (found, bit) {
+                return mask & 1 << bit != 0;
+            }
+        }
+        self.other
+            .get(stem)
+            .is_some_and(|t| t.iter().any(|x| x == table))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+        let compact = self.compact.iter().map(|((run, n), mask)| {
+            let prefix = self.names.get(*run as usize).map_or("", String::as_str);
+            let tables = TABLES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & 1 << i != 0)
+                .map(|(_, t)| t.to_string())
+                .collect();
+            (crate::output::part_stem(prefix, *n), tables)
+        });
+        let other = self.other.iter().map(|(s, t)| (s.clone(), t.clone()));
+        compact.chain(other)
     }
 }
 
 #[derive(Default)]
 pub struct State {
     configs: Vec<String>,
-    latest: HashMap<(u64, u32), Entry>,
-    failed: HashMap<(u64, u32), FailedInput>,
-    /// Committed part stem -> its table folders.
-    parts: HashMap<String, Vec<String>>,
+    done: DoneSet,
+    failed: HashMap<(u64, u16), FailedInput>,
+    /// Committed parts and their table folders.
+    parts: Parts,
     /// Run ids (writer prefixes) that began in this journal.
     runs: HashSet<String>,
     /// Records applied, by type: parts, documents.
     pub parts_seen: u64,
     pub docs_seen: u64,
+    /// The first error of the done-set's files, met by a lookup.
+    error: OnceLock<String>,
 }
 
 impl State {
-    fn config_index(&mut self, config: &str) -> u32 {
-        if let Some(i) = self.configs.iter().position(|c| c == config) {
-            return i as u32;
+    /// An empty state whose done-set files go to `dir` (the journal's
+    /// folder). `State::default()` puts them in the system's temporary
+    /// folder.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            done: DoneSet::new(dir),
+            ..Self::default()
         }
-        self.configs.push(config.to_string());
-        (self.configs.len() - 1) as u32
     }
 
-    fn find_config(&self, config: &str) -> Option<u32> {
+    /// The first I/O error a lookup met (it then answered "not done"), if
+    /// any: a commit fails on it.
+    pub fn check(&self) -> io::Result<()> {
+        match self.error.get() {
+            Some(e) => Err(io::Error::other(format!("the journal's done-set: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: &io::Error) {
+        if self.error.set(e.to_string()).is_ok() {
+            tracing::error!(error = %e, "reading the journal's done-set failed");
+        }
+    }
+
+    /// Merges the done-set's files into one (after a replay).
+    pub fn compact(&mut self) -> io::Result<()> {
+        self.done.compact()
+    }
+
+    fn config_index(&mut self, config: &str) -> u16 {
+        if let Some(i) = self.find_config(config) {
+            return i;
+        }
+        // More than 65,535 config hashes in one journal share the last index.
+        let i = u16::try_from(self.configs.len()).unwrap_or(u16::MAX);
+        if i < u16::MAX {
+            self.configs.push(config.to_string());
+        }
+        i
+    }
+
+    fn find_config(&self, config: &str) -> Option<u16> {
         self.configs
             .iter()
             .position(|c| c == config)
-            .map(|i| i as u32)
+            .and_then(|i| u16::try_from(i).ok())
     }
 
-    /// Applies one record; parts in `lost` are ignored.
-    pub fn apply(&mut self, r: &Record, lost: &HashSet<String>) {
+    /// Applies one record; parts in `lost` are ignored. Fails when the
+    /// done-set cannot write its files.
+    pub fn apply(&mut self, r: &Record, lost: &HashSet<String>) -> io::Result<()> {
         if let Record::Run { run, .. } = r {
             self.runs.insert(run.clone());
-            return;
+            return Ok(());
         }
         let Record::Part {
             part, tables, docs, ..
         } = r
         else {
-            return;
+            return Ok(());
         };
         if lost.contains(part) {
-            return;
+            return Ok(());
         }
-        self.parts.insert(part.clone(), tables.clone());
+        self.parts.insert(part, tables);
         self.parts_seen += 1;
         for d in docs {
-            self.apply_doc(d);
+            self.apply_doc(d)?;
         }
+        Ok(())
     }
 
-    fn apply_doc(&mut self, d: &DocEntry) {
+    fn apply_doc(&mut self, d: &DocEntry) -> io::Result<()> {
         let cfg = self.config_index(&d.config);
-        let key = (doc_key(&d.doc_id), cfg);
+        let key = doc_key(&d.doc_id);
         let status = Status::parse(&d.status);
-        self.latest.insert(
+        let (content, unread) = match sha_prefix(&d.sha256) {
+            Some(p) => (p, 0),
+            None => (d.size, Slot::UNREAD),
+        };
+        self.done.put(Slot {
             key,
-            Entry {
-                sha256: sha_bytes(&d.sha256),
-                status,
-                attempt: d.attempt,
-                size: d.size,
-                mtime_ns: d.mtime_ns,
-            },
-        );
+            stat: d.mtime_ns.map_or(0, |m| stat_digest(d.size, m)),
+            content,
+            attempt: d.attempt,
+            cfg,
+            flags: status.bits() | unread,
+        })?;
         if status.retried() {
             self.failed.insert(
-                key,
+                (key, cfg),
                 FailedInput {
                     uri: d.uri.clone(),
                     path: PathBuf::from(&d.path),
                 },
             );
         } else {
-            self.failed.remove(&key);
+            self.failed.remove(&(key, cfg));
         }
         self.docs_seen += 1;
+        Ok(())
     }
 
     /// Latest committed state of `doc_id` under `config`.
-    pub fn get(&self, doc_id: &str, config: &str) -> Option<&Entry> {
+    pub fn get(&self, doc_id: &str, config: &str) -> Option<Entry> {
         let cfg = self.find_config(config)?;
-        self.latest.get(&(doc_key(doc_id), cfg))
+        let slot = self.done.get(doc_key(doc_id), cfg).unwrap_or_else(|e| {
+            self.fail(&e);
+            None
+        })?;
+        Some(Entry {
+            status: Status::from_bits(slot.flags),
+            attempt: slot.attempt,
+            slot,
+        })
     }
 
     /// Whether a run with this id (writer prefix) began in this journal.
@@ -181,13 +339,11 @@ impl State {
 
     /// Whether part `stem` is committed with a file in `table`.
     pub fn committed(&self, stem: &str, table: &str) -> bool {
-        self.parts
-            .get(stem)
-            .is_some_and(|t| t.iter().any(|x| x == table))
+        self.parts.committed(stem, table)
     }
 
-    /// Every committed part and its tables.
-    pub fn parts(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+    /// Every committed part (its stem) and its tables.
+    pub fn parts(&self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
         self.parts.iter()
     }
 
@@ -209,8 +365,12 @@ impl State {
 
     /// Number of documents with a committed state under `config`.
     pub fn documents(&self, config: &str) -> usize {
-        self.find_config(config).map_or(0, |cfg| {
-            self.latest.keys().filter(|(_, c)| *c == cfg).count()
+        let Some(cfg) = self.find_config(config) else {
+            return 0;
+        };
+        self.done.count(cfg).unwrap_or_else(|e| {
+            self.fail(&e);
+            0
         })
     }
 }
@@ -251,14 +411,16 @@ mod tests {
         let id = doc_id_of_uri("file:///in/a");
         let mut s = State::default();
         let none = HashSet::new();
-        s.apply(&part("p0", vec![doc(&id, &sha1, "failed", 1)]), &none);
+        s.apply(&part("p0", vec![doc(&id, &sha1, "failed", 1)]), &none)
+            .unwrap();
         assert_eq!(s.failed_inputs("c1").len(), 1);
         assert_eq!(s.get(&id, "c1").unwrap().status, Status::Failed);
-        s.apply(&part("p1", vec![doc(&id, &sha2, "ok", 2)]), &none);
+        s.apply(&part("p1", vec![doc(&id, &sha2, "ok", 2)]), &none)
+            .unwrap();
         let e = s.get(&id, "c1").unwrap();
         assert_eq!((e.status, e.attempt), (Status::Ok, 2));
-        assert!(same_content(e.sha256, &sha2));
-        assert!(!same_content(e.sha256, &sha1));
+        assert!(e.same_content(&sha2, 10));
+        assert!(!e.same_content(&sha1, 10));
         assert!(s.failed_inputs("c1").is_empty());
         assert!(s.get(&id, "other").is_none());
         assert!(s.committed("p1", "pages") && !s.committed("p1", "failures"));
@@ -269,7 +431,8 @@ mod tests {
     fn lost_parts_are_ignored() {
         let mut s = State::default();
         let lost: HashSet<String> = ["p0".to_string()].into();
-        s.apply(&part("p0", vec![doc("x", "", "ok", 1)]), &lost);
+        s.apply(&part("p0", vec![doc("x", "", "ok", 1)]), &lost)
+            .unwrap();
         assert!(s.get("x", "c1").is_none());
         assert!(!s.committed("p0", "documents"));
     }
@@ -277,31 +440,136 @@ mod tests {
     #[test]
     fn keys_and_content() {
         struct Case {
-            stored: Option<[u8; 32]>,
-            sha: &'static str,
+            /// Recorded content hash ("" unread) and size.
+            stored: String,
+            sha: String,
+            bytes: u64,
             same: bool,
         }
+        let a = "ab".repeat(32);
+        // Content is compared by the hash's first 8 bytes.
+        let b = format!("{}{}", "cd".repeat(8), "ab".repeat(24));
         for c in [
             Case {
-                stored: None,
-                sha: "",
+                stored: "".into(),
+                sha: "".into(),
+                bytes: 10,
                 same: true,
             },
             Case {
-                stored: None,
-                sha: "zz",
+                stored: "".into(),
+                sha: "".into(),
+                bytes: 11,
                 same: false,
             },
             Case {
-                stored: Some([0; 32]),
-                sha: "",
+                stored: "".into(),
+                sha: "zz".into(),
+                bytes: 10,
+                same: false,
+            },
+            Case {
+                stored: a.clone(),
+                sha: "".into(),
+                bytes: 10,
+                same: false,
+            },
+            Case {
+                stored: a.clone(),
+                sha: a.clone(),
+                bytes: 99,
+                same: true,
+            },
+            Case {
+                stored: a.clone(),
+                sha: b.clone(),
+                bytes: 10,
                 same: false,
             },
         ] {
-            assert_eq!(same_content(c.stored, c.sha), c.same, "{:?}", c.sha);
+            let mut s = State::default();
+            s.apply(
+                &part("p", vec![doc("x", &c.stored, "ok", 1)]),
+                &HashSet::new(),
+            )
+            .unwrap();
+            let e = s.get("x", "c1").unwrap();
+            assert_eq!(
+                e.same_content(&c.sha, c.bytes),
+                c.same,
+                "{:?} vs {:?}",
+                c.stored,
+                c.sha
+            );
         }
         assert_eq!(doc_key("00000000000000ff"), 255);
         assert_ne!(doc_key("not-hex"), doc_key("not-hex2"));
         assert_eq!(doc_id_of_uri("file:///a").len(), 16);
+    }
+
+    #[test]
+    fn unchanged_needs_the_recorded_size_and_mtime() {
+        let mut s = State::default();
+        let mut d = doc("x", "", "ok", 1);
+        s.apply(&part("p", vec![d.clone()]), &HashSet::new())
+            .unwrap();
+        let e = s.get("x", "c1").unwrap();
+        let stat = |size, mtime_ns| Some(FileStat { size, mtime_ns });
+        assert!(e.unchanged(stat(10, Some(7))));
+        assert!(!e.unchanged(stat(10, Some(8))));
+        assert!(!e.unchanged(stat(11, Some(7))));
+        assert!(!e.unchanged(stat(10, None)));
+        assert!(!e.unchanged(None));
+        // no mtime recorded: never unchanged
+        d.mtime_ns = None;
+        s.apply(&part("p2", vec![d]), &HashSet::new()).unwrap();
+        assert!(!s.get("x", "c1").unwrap().unchanged(stat(10, Some(7))));
+    }
+
+    #[test]
+    fn parts_are_kept_compact_and_listed_back() {
+        let mut s = State::default();
+        let none = HashSet::new();
+        let tables = |t: &[&str]| t.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let rec = |name: &str, t: Vec<String>| Record::Part {
+            run: "r".into(),
+            part: name.into(),
+            tables: t,
+            at_us: 0,
+            docs: vec![],
+        };
+        s.apply(
+            &rec("part-1764-ab-00007", tables(&["documents", "failures"])),
+            &none,
+        )
+        .unwrap();
+        s.apply(&rec("part-1764-ab-123456", tables(&["pages"])), &none)
+            .unwrap();
+        // not the writer's form, or an unknown table: spelled out
+        s.apply(&rec("part-x-7", tables(&["documents"])), &none)
+            .unwrap();
+        s.apply(&rec("part-y-00001", tables(&["extra"])), &none)
+            .unwrap();
+        assert!(s.committed("part-1764-ab-00007", "failures"));
+        assert!(!s.committed("part-1764-ab-00007", "pages"));
+        assert!(s.committed("part-1764-ab-123456", "pages"));
+        assert!(!s.committed("part-1764-ab-00008", "documents"));
+        assert!(s.committed("part-x-7", "documents"));
+        assert!(s.committed("part-y-00001", "extra"));
+        assert!(!s.committed("part-y-00001", "documents"));
+        let mut all: Vec<(String, Vec<String>)> = s.parts().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                (
+                    "part-1764-ab-00007".into(),
+                    tables(&["documents", "failures"])
+                ),
+                ("part-1764-ab-123456".into(), tables(&["pages"])),
+                ("part-x-7".into(), tables(&["documents"])),
+                ("part-y-00001".into(), tables(&["extra"])),
+            ]
+        );
     }
 }

@@ -126,14 +126,60 @@ fn commits_are_recorded_and_resume_skips_them() {
             uri: d.uri.clone(),
         })
         .collect();
-    let plan = j.plan(listed.clone(), "cfg", Mode::Resume);
-    assert_eq!((plan.todo.len(), plan.done, plan.done_failed), (0, 3, 1));
+    let ok = |v: &Vec<SourceFile>| v.clone().into_iter().map(Ok::<_, ()>);
+    let plan = j.plan(ok(&listed), "cfg").unwrap();
+    assert_eq!((plan.todo, plan.done, plan.done_failed), (0, 3, 1));
+    assert_eq!(plan.listed, 3);
     // another config does everything again
-    assert_eq!(j.plan(listed.clone(), "other", Mode::Resume).todo.len(), 3);
+    assert_eq!(j.plan(ok(&listed), "other").unwrap().todo, 3);
     // retry lists exactly the failed one, from its recorded path
-    let retry = j.plan(Vec::new(), "cfg", Mode::RetryFailed);
-    assert_eq!(retry.todo.len(), 1);
-    assert_eq!(retry.todo[0].path, b.path);
+    let retry = j.retry_inputs("cfg");
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].path, b.path);
+}
+
+#[test]
+fn the_todo_of_a_listing_is_filtered_as_it_is_walked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, input) = (tmp.path().join("out"), tmp.path().join("in"));
+    fs::create_dir_all(&input).unwrap();
+    let a = docref(&input, "a.pdf", b"aaa");
+    let b = docref(&input, "b.pdf", b"bbb");
+    let j = Arc::new(Journal::open(&out).unwrap());
+    write_run(&out, &j, "r1", &[(&a, DocStatus::Ok), (&b, DocStatus::Ok)]);
+    // b changes size, c is new: both are read again, a is skipped
+    let b2 = docref(&input, "b.pdf", b"bbbb");
+    let c = docref(&input, "c.pdf", b"ccc");
+    let src = |d: &DocRef| SourceFile {
+        path: d.path.clone(),
+        uri: d.uri.clone(),
+    };
+    let listing = || {
+        vec![
+            Ok(src(&a)),
+            Err("unreadable folder"),
+            Ok(src(&b2)),
+            Ok(src(&c)),
+        ]
+    };
+    let todo: Vec<Result<SourceFile, &str>> = j.todo(listing(), "cfg").collect();
+    assert_eq!(
+        todo,
+        vec![Err("unreadable folder"), Ok(src(&b2)), Ok(src(&c))]
+    );
+    // the counting pass stops at the listing's error
+    assert_eq!(j.plan(listing(), "cfg"), Err("unreadable folder"));
+    let ok: Vec<Result<SourceFile, &str>> = listing().into_iter().filter(|f| f.is_ok()).collect();
+    let plan = j.plan(ok, "cfg").unwrap();
+    assert_eq!(
+        plan,
+        Plan {
+            listed: 3,
+            todo: 2,
+            done: 1,
+            done_failed: 0
+        }
+    );
 }
 
 #[test]

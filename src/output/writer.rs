@@ -307,7 +307,9 @@ pub fn recover_parts(
             match (tmp, committed(&stem, table)) {
                 (true, true) => {
                     let to = table_dir.join(format!("{stem}.parquet"));
-                    fs::rename(&path, &to).map_err(io_err(&to))?;
+                    crate::storage::for_path(&to)
+                        .put_file(&path, &to)
+                        .map_err(io_err(&to))?;
                     out.renamed.push(to);
                 }
                 (true, false) => {
@@ -365,15 +367,9 @@ fn properties(opts: &WriterOptions, no_dict: &[&str]) -> Result<WriterProperties
 /// Sync a directory so that a rename in it is durable. Only meaningful (and
 /// only possible) on Unix.
 fn sync_dir(dir: &Path) -> Result<(), OutputError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::storage::for_path(dir)
+        .sync_folder(dir)
+        .map_err(io_err(dir))
 }
 
 struct OpenFile {
@@ -539,9 +535,12 @@ impl<R: RowSize> Table<R> {
     }
 }
 
-/// Rename a sealed file into place.
+/// Put a sealed file in place (a rename, on the local file system).
 fn publish(sealed: &SealedFile) -> Result<(), OutputError> {
-    fs::rename(&sealed.tmp, &sealed.file.path).map_err(io_err(&sealed.file.path))
+    let to = &sealed.file.path;
+    crate::storage::for_path(to)
+        .put_file(&sealed.tmp, to)
+        .map_err(io_err(to))
 }
 
 /// The Parquet sink: `documents/`, `pages/`, `lines/` and `failures/` under
