@@ -271,61 +271,9 @@ fn two_workers_read_two_pdfs_at_once() {
 }
 
 /// A PDF of `pages` US Letter pages, page i (from 1) reading
-/// "Page i of the long document" in Helvetica, in a real text layer.
+/// "Page i of the long document".
 fn long_pdf(pages: usize, needle: &str) -> Vec<u8> {
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    let mut object = |out: &mut Vec<u8>, body: String| {
-        offsets.push(out.len());
-        let n = offsets.len();
-        out.extend_from_slice(format!("{n} 0 obj\n{body}\nendobj\n").as_bytes());
-    };
-    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
-    object(&mut out, "<< /Type /Catalog /Pages 2 0 R >>".into());
-    object(
-        &mut out,
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {pages} >>",
-            kids.join(" ")
-        ),
-    );
-    object(
-        &mut out,
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
-    );
-    for i in 0..pages {
-        object(
-            &mut out,
-            format!(
-                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
-                 /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-                5 + 2 * i
-            ),
-        );
-        let text = format!(
-            "BT /F1 24 Tf 72 700 Td (Page {} of the long document) Tj ET",
-            i + 1
-        );
-        object(
-            &mut out,
-            format!("<< /Length {} >>\nstream\n{text}\nendstream", text.len()),
-        );
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
-    );
-    for o in &offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n%{needle}\n",
-            offsets.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    pdf_of_lines(pages, needle, |i| format!("Page {i} of the long document"))
 }
 
 /// Runs the text-only pipeline over `files` on two workers with the fault

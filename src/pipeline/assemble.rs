@@ -110,27 +110,18 @@ pub fn assemble(
             }
             Msg::Page(done) => {
                 let id = done.page.doc_id.clone();
-                let complete = match open.get_mut(&id) {
-                    Some(state) => {
-                        state.pages.insert(done.page.page_index as u32, *done);
-                        state.complete()
-                    }
-                    None if failed.contains(&id) => false,
-                    None => {
-                        tracing::error!(doc = %id, "page for a document that was not started");
-                        false
-                    }
-                };
-                if complete {
-                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
-                } else {
-                    None
-                }
+                let complete = open_doc(&mut open, &failed, &id).is_some_and(|state| {
+                    state.pages.insert(done.page.page_index as u32, *done);
+                    state.complete()
+                });
+                complete
+                    .then(|| open.remove(&id).map(|s| finish_doc(stamp, vlm, s)))
+                    .flatten()
             }
             Msg::Vlm(done) => {
                 let id = done.doc_id.clone();
-                let complete = match open.get_mut(&id) {
-                    Some(state) => match state.vlm.as_mut() {
+                let complete = open_doc(&mut open, &failed, &id).is_some_and(|state| {
+                    match state.vlm.as_mut() {
                         Some(v) => {
                             v.insert(done.page, *done);
                             state.complete()
@@ -139,18 +130,11 @@ pub fn assemble(
                             tracing::error!(doc = %id, "a VLM outcome in a run without a VLM");
                             false
                         }
-                    },
-                    None if failed.contains(&id) => false,
-                    None => {
-                        tracing::error!(doc = %id, "page for a document that was not started");
-                        false
                     }
-                };
-                if complete {
-                    open.remove(&id).map(|s| finish_doc(stamp, vlm, s))
-                } else {
-                    None
-                }
+                });
+                complete
+                    .then(|| open.remove(&id).map(|s| finish_doc(stamp, vlm, s)))
+                    .flatten()
             }
         };
         if let Some(doc) = finished {
@@ -166,6 +150,21 @@ pub fn assemble(
         }
     }
     Ok(())
+}
+
+/// The open document a message is about. `None` when there is none: it
+/// failed already (pages of other parts of a shared PDF still on the way
+/// are dropped quietly) or, a bug, it was never started.
+fn open_doc<'a>(
+    open: &'a mut HashMap<String, DocState>,
+    failed: &HashSet<String>,
+    id: &str,
+) -> Option<&'a mut DocState> {
+    let state = open.get_mut(id);
+    if state.is_none() && !failed.contains(id) {
+        tracing::error!(doc = %id, "a page for a document that was not started");
+    }
+    state
 }
 
 fn document_row(
