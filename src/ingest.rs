@@ -1,13 +1,11 @@
 //! Ingest: list the input, identify each file by its content, hash it.
 
-mod list;
-
-pub use list::{walk, Walk};
+pub use crate::storage::{walk, ListError, SourceFile, Walk};
 
 use crate::config::{InputConfig, LimitsConfig};
 use crate::storage::ReadError;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What a file holds, told from its first bytes (never its name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,36 +66,10 @@ pub fn sniff(head: &[u8]) -> Kind {
     }
 }
 
-/// A file found in the input, before it is read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceFile {
-    pub path: PathBuf,
-    /// `file://` URI of the absolute path.
-    pub uri: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ListError {
-    #[error("input path {0} does not exist")]
-    Missing(PathBuf),
-    #[error("bad glob: {0}")]
-    Glob(#[from] globset::Error),
-    #[error("cannot list {path}: {message}")]
-    Walk { path: PathBuf, message: String },
-}
-
 /// Lists every file of `input` into a `Vec`, in [`walk`]'s order. For small
 /// inputs and tests; a run walks the listing lazily instead.
 pub fn list(input: &InputConfig) -> Result<Vec<SourceFile>, ListError> {
     walk(input)?.collect()
-}
-
-fn source(path: &Path) -> SourceFile {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    SourceFile {
-        uri: format!("file://{}", abs.display()),
-        path: abs,
-    }
 }
 
 /// A document read into memory, identified and hashed.

@@ -8,14 +8,42 @@
 //! Paths are `Path`s: local paths today, object keys under a bucket later.
 
 mod local;
+mod walk;
 
 pub use local::Local;
+pub use walk::{walk, Walk};
 
 use crate::config::InputConfig;
-use crate::ingest::{ListError, SourceFile};
 use std::io::{self, Read};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A file found in the input, before it is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    /// `file://` URI of the absolute path.
+    pub uri: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("input path {0} does not exist")]
+    Missing(PathBuf),
+    #[error("bad glob: {0}")]
+    Glob(#[from] globset::Error),
+    #[error("cannot list {path}: {message}")]
+    Walk { path: PathBuf, message: String },
+}
+
+/// A listed input, named by its absolute path.
+pub(crate) fn source(path: &Path) -> SourceFile {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    SourceFile {
+        uri: format!("file://{}", abs.display()),
+        path: abs,
+    }
+}
 
 /// An object's size and modification time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +54,7 @@ pub struct ObjectMeta {
     pub mtime_ns: Option<i64>,
 }
 
-/// A listing, streamed in order (see [`crate::ingest::walk`]).
+/// A listing, streamed in order (see [`walk`]).
 pub type Objects = Box<dyn Iterator<Item = Result<SourceFile, ListError>> + Send>;
 
 /// Why a whole object could not be read.

@@ -1,8 +1,7 @@
 //! [`Storage`] on the local file system.
 
-use super::{Log, ObjectMeta, Objects, ReadError, Storage};
+use super::{ListError, Log, ObjectMeta, Objects, ReadError, Storage};
 use crate::config::InputConfig;
-use crate::ingest::ListError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -15,7 +14,7 @@ pub struct Local;
 
 impl Storage for Local {
     fn list(&self, input: &InputConfig) -> Result<Objects, ListError> {
-        Ok(Box::new(crate::ingest::walk(input)?))
+        Ok(Box::new(super::walk(input)?))
     }
 
     fn stat(&self, path: &Path) -> io::Result<ObjectMeta> {
