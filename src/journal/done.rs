@@ -211,6 +211,20 @@ impl Run {
 
 type Slots<'a> = Box<dyn Iterator<Item = io::Result<Slot>> + 'a>;
 
+/// Every run, oldest first, and then the `recent` entries (sorted by id),
+/// merged: the newest slot of each id.
+fn merge_all<'a>(
+    runs: &'a [Run],
+    recent: Vec<Slot>,
+) -> impl Iterator<Item = io::Result<Slot>> + 'a {
+    let mut sources: Vec<Slots<'a>> = runs
+        .iter()
+        .map(|r| Box::new(r.iter()) as Slots<'a>)
+        .collect();
+    sources.push(Box::new(recent.into_iter().map(Ok)));
+    merge(sources)
+}
+
 /// Merges sorted `sources`, oldest first: of slots with one id, the newest
 /// source's is kept.
 fn merge<'a>(sources: Vec<Slots<'a>>) -> impl Iterator<Item = io::Result<Slot>> + 'a {
@@ -320,13 +334,7 @@ impl DoneSet {
             return Ok(());
         }
         let recent = self.recent_sorted();
-        let mut sources: Vec<Slots<'_>> = self
-            .runs
-            .iter()
-            .map(|r| Box::new(r.iter()) as Slots<'_>)
-            .collect();
-        sources.push(Box::new(recent.into_iter().map(Ok)));
-        let merged = Run::write(&self.dir, merge(sources))?;
+        let merged = Run::write(&self.dir, merge_all(&self.runs, recent))?;
         self.runs = vec![merged];
         Ok(())
     }
@@ -335,14 +343,8 @@ impl DoneSet {
     pub fn count(&self, cfg: u16) -> io::Result<usize> {
         let mut recent: Vec<Slot> = self.recent.values().copied().collect();
         recent.sort_unstable_by_key(Slot::id);
-        let mut sources: Vec<Slots<'_>> = self
-            .runs
-            .iter()
-            .map(|r| Box::new(r.iter()) as Slots<'_>)
-            .collect();
-        sources.push(Box::new(recent.into_iter().map(Ok)));
         let mut n = 0;
-        for s in merge(sources) {
+        for s in merge_all(&self.runs, recent) {
             if s?.cfg == cfg {
                 n += 1;
             }
