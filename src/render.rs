@@ -318,15 +318,21 @@ pub fn render_pdf_guarded(
 
 /// The `internal` failure for a caught panic's payload.
 pub fn panic_failure(panic: &(dyn std::any::Any + Send)) -> DocFailure {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let what = panic_text(panic);
     DocFailure::new(
         ErrorClass::Internal,
         format!("internal error while reading the document: {what}"),
     )
+}
+
+/// A panic's message (`panic!` gives a `&str` or a `String`; empty for
+/// anything else).
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 fn ms_since(t: Instant) -> f64 {

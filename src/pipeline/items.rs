@@ -166,11 +166,7 @@ impl PageFailure {
 
     /// A panic in `what` (a bug a page tripped), with the panic's message.
     pub fn panic(what: &str, panic: &(dyn std::any::Any + Send)) -> Self {
-        let text = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let text = crate::render::panic_text(panic);
         Self {
             class: Some("internal"),
             message: format!("internal error in {what}: {text}"),
