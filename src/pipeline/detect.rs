@@ -112,7 +112,7 @@ fn detect_page(
 ) -> (Result<DetectedPage, PageFailure>, bool) {
     let budget = &job.meta.budget;
     if budget.exhausted() {
-        return (Err(PageFailure::timeout(budget)), false);
+        return (Err(PageFailure::timeout(budget, "OCR of this page")), false);
     }
     let stop = || budget.exhausted_after(started.elapsed());
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -123,7 +123,9 @@ fn detect_page(
     }));
     match caught {
         Ok(Ok(d)) => (Ok(d), false),
-        Ok(Err(InferError::Stopped)) => (Err(PageFailure::timeout(budget)), false),
+        Ok(Err(InferError::Stopped)) => {
+            (Err(PageFailure::timeout(budget, "OCR of this page")), false)
+        }
         Ok(Err(e)) => (Err(PageFailure::error(e.to_string())), false),
         Err(panic) => (
             Err(PageFailure::panic("text detection", panic.as_ref())),

@@ -156,11 +156,11 @@ impl PageFailure {
         }
     }
 
-    /// The page's OCR ran past its document's budget.
-    pub fn timeout(budget: &DocBudget) -> Self {
+    /// `what` (e.g. "OCR of this page") ran past its document's budget.
+    pub fn timeout(budget: &DocBudget, what: &str) -> Self {
         Self {
             class: Some("timeout"),
-            message: budget.message("OCR of this page"),
+            message: budget.message(what),
         }
     }
 

@@ -248,7 +248,7 @@ impl Calls<'_> {
             }
             let budget = &self.group[item.0].meta.budget;
             if budget.exhausted() {
-                failed.insert(item.0, PageFailure::timeout(budget));
+                failed.insert(item.0, PageFailure::timeout(budget, "OCR of this page"));
                 continue;
             }
             live.push(item);

@@ -127,10 +127,10 @@ impl Calls<'_> {
         for (i, p) in batch.iter().enumerate() {
             let failed = match &p.image {
                 Err(e) => Some(PageFailure::error(format!("no page image: {e}"))),
-                Ok(_) if p.meta.budget.exhausted() => Some(PageFailure {
-                    class: Some("timeout"),
-                    message: p.meta.budget.message("field extraction of this page"),
-                }),
+                Ok(_) if p.meta.budget.exhausted() => Some(PageFailure::timeout(
+                    &p.meta.budget,
+                    "field extraction of this page",
+                )),
                 Ok(_) => None,
             };
             if failed.is_none() {
