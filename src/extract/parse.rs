@@ -309,9 +309,37 @@ fn ordinal(t: &Tok) -> bool {
         && matches!(t.text.as_str(), "st" | "nd" | "rd" | "th" | "er")
 }
 
-/// Try a date starting at token `i`; returns the ISO date and the index of the
-/// last token used.
-fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
+/// How a document writes numeric dates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateOrder {
+    DayFirst,
+    MonthFirst,
+    Unknown,
+}
+
+/// A date as found at a token: its (day-first) ISO value, the last token
+/// used, the month-first reading when both are valid and differ, and what
+/// it tells of the document's order (`25/12/2018`: day first).
+struct Reading {
+    value: String,
+    last: usize,
+    month_first: Option<String>,
+    evidence: Option<DateOrder>,
+}
+
+impl Reading {
+    fn plain(value: String, last: usize) -> Self {
+        Self {
+            value,
+            last,
+            month_first: None,
+            evidence: None,
+        }
+    }
+}
+
+/// Try a date starting at token `i`.
+fn reading_at(t: &[Tok], i: usize) -> Option<Reading> {
     let g = |k: usize| t.get(i + k);
     let a = g(0)?;
     // Numeric: d/m/y, y-m-d (same separator twice; spaces around it allowed).
@@ -321,7 +349,7 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
                 if a.text.len() == 4 {
                     if let (Ok(y), Some(m), Some(d)) = (a.text.parse::<i64>(), small(b), small(c)) {
                         if let Some(v) = iso(y, m, d) {
-                            return Some((v, i + 4));
+                            return Some(Reading::plain(v, i + 4));
                         }
                     }
                 } else if let (Some(x), Some(y2), Some(yr)) = (
@@ -331,8 +359,23 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
                 ) {
                     // Day first (the convention of most of the world); month
                     // first only when the day-first reading is impossible.
-                    if let Some(v) = iso(yr, y2, x).or_else(|| iso(yr, x, y2)) {
-                        return Some((v, i + 4));
+                    let (dmy, mdy) = (iso(yr, y2, x), iso(yr, x, y2));
+                    let evidence = match (&dmy, &mdy) {
+                        (Some(_), None) if x > 12 => Some(DateOrder::DayFirst),
+                        (None, Some(_)) if y2 > 12 => Some(DateOrder::MonthFirst),
+                        _ => None,
+                    };
+                    let month_first = match (&dmy, &mdy) {
+                        (Some(a), Some(b)) if a != b => Some(b.clone()),
+                        _ => None,
+                    };
+                    if let Some(v) = dmy.or(mdy) {
+                        return Some(Reading {
+                            value: v,
+                            last: i + 4,
+                            month_first,
+                            evidence,
+                        });
                     }
                 }
             }
@@ -356,7 +399,7 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
                 }
                 if let Some(y) = g(k).and_then(year_of) {
                     if let Some(v) = iso(y, m, d) {
-                        return Some((v, i + k));
+                        return Some(Reading::plain(v, i + k));
                     }
                 }
             }
@@ -378,7 +421,7 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
             k += 1;
         }
         let y = g(k).filter(|t| t.text.len() == 4).and_then(year_of)?;
-        return iso(y, m, d).map(|v| (v, i + k));
+        return iso(y, m, d).map(|v| Reading::plain(v, i + k));
     }
     None
 }
@@ -392,6 +435,31 @@ fn date_at(t: &[Tok], i: usize) -> Option<(String, usize)> {
 /// first unless only month first is a valid date. Two-digit years 00-69 are
 /// 20xx. A number glued to a longer number (`123/12/2018`) is no date.
 pub fn find_dates(text: &str) -> Vec<Found<String>> {
+    find_date_readings(text)
+        .into_iter()
+        .map(|d| Found {
+            value: d.value,
+            start: d.start,
+            end: d.end,
+        })
+        .collect()
+}
+
+/// A date found in a text, with what [`find_dates`] leaves out: the
+/// month-first reading of a numeric date that reads either way
+/// (`04/05/2020`; `value` is the day-first one), and the order a date
+/// proves (`25/12/2018` is day first, `12/25/2018` month first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DateFound {
+    pub value: String,
+    pub month_first: Option<String>,
+    pub evidence: Option<DateOrder>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Every date in `text` (see [`find_dates`]), with its readings.
+pub fn find_date_readings(text: &str) -> Vec<DateFound> {
     let t = tokenize(text);
     let mut out = Vec::new();
     let mut i = 0;
@@ -399,17 +467,19 @@ pub fn find_dates(text: &str) -> Vec<Found<String>> {
         // A date does not start inside a number or word.
         let glued = i > 0 && !t[i].space_before && t[i - 1].kind == t[i].kind;
         if !glued {
-            if let Some((v, last)) = date_at(&t, i) {
+            if let Some(r) = reading_at(&t, i) {
                 let after_glued = t
-                    .get(last + 1)
+                    .get(r.last + 1)
                     .is_some_and(|n| !n.space_before && n.kind == Kind::Num);
                 if !after_glued {
-                    out.push(Found {
-                        value: v,
+                    out.push(DateFound {
+                        value: r.value,
+                        month_first: r.month_first,
+                        evidence: r.evidence,
                         start: t[i].start,
-                        end: t[last].end,
+                        end: t[r.last].end,
                     });
-                    i = last + 1;
+                    i = r.last + 1;
                     continue;
                 }
             }

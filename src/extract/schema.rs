@@ -641,7 +641,7 @@ mod tests {
         assert_eq!(
             e.message,
             "unknown hint `colour` (expected one of: decimal, labels, exclude, pattern, pick, \
-             position, after, lines, stop, keywords, skip, strip, start, rounding)"
+             position, after, lines, stop, keywords, skip, strip, start, rounding, separator)"
         );
         let e = one(
             json!({"type": "object", "properties": {"n": {"type": "string",
@@ -674,7 +674,14 @@ mod tests {
         let t = s.field("total_amount").unwrap();
         assert_eq!(
             t.labels(),
-            ["total amount", "grand total", "amount due", "total"]
+            [
+                "total amount",
+                "grand total",
+                "amount due",
+                "total amt.",
+                "total amt",
+                "total"
+            ]
         );
         assert_eq!(t.hints.pick, Pick::Largest);
         assert_eq!(t.hints.exclude, ["subtotal"]);

@@ -12,7 +12,8 @@
 //! | `pick` | `best` (default), `largest`, `first`, `last`, `top`, `bottom` | which candidate wins when several are found |
 //! | `position` | `top` | the field has no label: read from the first lines of the first page |
 //! | `after` | a top-level field name | the field has no label: read from the lines just below that field's value |
-//! | `lines` | 1..=20 (default 1) | how many lines an unlabelled (`position` / `after`) value may span; joined with a space |
+//! | `lines` | 1..=20 (default 1), or `"block"` | how many lines an unlabelled (`position` / `after`) value may span; `block`: the value (labelled or not) runs from its first line down while the lines stay aligned with it, close and of its size, and no line starts with a label (`Key:`, or another field's label) or holds a `stop` text |
+//! | `separator` | string (default `" "`) | what joins the lines of a multi-line value |
 //! | `stop` | list of strings | a line containing one of these ends an unlabelled value |
 //! | `keywords` | list of strings | with `position`: a line containing one of these is preferred |
 //! | `skip` | regex | with `position` / `after`: lines matching it whole (either case) are passed over |
@@ -32,8 +33,20 @@ use crate::extract::error::{err, pointer_join, SchemaError};
 
 /// The keys this file reads, in the order error messages list them.
 pub(crate) const KEYS: &[&str] = &[
-    "labels", "exclude", "pattern", "pick", "position", "after", "lines", "stop", "keywords",
-    "skip", "strip", "start", "rounding",
+    "labels",
+    "exclude",
+    "pattern",
+    "pick",
+    "position",
+    "after",
+    "lines",
+    "stop",
+    "keywords",
+    "skip",
+    "strip",
+    "start",
+    "rounding",
+    "separator",
 ];
 
 /// Which candidate wins when a layout engine finds several.
@@ -73,6 +86,10 @@ pub struct Hints {
     pub after: Option<String>,
     /// Most lines an unlabelled value spans, 1..=20; default 1.
     pub lines: usize,
+    /// `lines: "block"`: the value is a block of aligned lines.
+    pub block: bool,
+    /// Joins the lines of a multi-line value; default a space.
+    pub separator: String,
     pub stop: Vec<String>,
     pub keywords: Vec<String>,
     pub skip: Option<String>,
@@ -92,6 +109,8 @@ impl Default for Hints {
             position: None,
             after: None,
             lines: 1,
+            block: false,
+            separator: " ".to_string(),
             stop: Vec::new(),
             keywords: Vec::new(),
             skip: None,
@@ -120,10 +139,14 @@ impl Hints {
     ) -> Vec<String> {
         let mut out: Vec<String> = self.labels.clone();
         if !self.unlabelled() {
-            if let Some(t) = title {
-                out.push(t.to_string());
-            }
-            out.push(name.replace('_', " "));
+            // The words a user wrote, and their short forms.
+            let mut derived: Vec<String> = title.map(str::to_string).into_iter().collect();
+            derived.push(name_words(name).join(" "));
+            out.extend(
+                derived
+                    .iter()
+                    .flat_map(|d| abbreviated(&d.trim().to_lowercase())),
+            );
         }
         if let Some(d) = description {
             let mut parts = d.split('"');
@@ -143,6 +166,73 @@ impl Hints {
         out.sort_by_key(|s| std::cmp::Reverse(s.chars().count()));
         out
     }
+}
+
+/// The words of a property name: `invoice_number`, `invoiceNumber` and
+/// `InvoiceNumber` are all `invoice number`.
+pub fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c == '_' || c == '-' || c == ' ' || c == '.' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// The short forms a document prints for a word of a label.
+pub const ABBREVIATIONS: &[(&str, &[&str])] = &[
+    ("number", &["no", "no.", "nr", "nr.", "#", "num"]),
+    ("amount", &["amt", "amt."]),
+    ("quantity", &["qty", "qty."]),
+    ("reference", &["ref", "ref."]),
+    ("telephone", &["tel", "tel."]),
+    ("phone", &["tel", "tel."]),
+    ("account", &["acct", "acc", "a/c"]),
+    ("identifier", &["id"]),
+    ("address", &["addr", "addr."]),
+    ("department", &["dept", "dept."]),
+    ("description", &["desc", "desc."]),
+    ("invoice", &["inv", "inv."]),
+    ("purchase order", &["po", "p.o."]),
+    ("order", &["ord"]),
+    ("customer", &["cust", "cust."]),
+];
+
+/// `label` and its forms with one word written short (`invoice number`:
+/// `invoice no`, `invoice no.`, `invoice #`, `inv number`, ...). A
+/// one-word label is not shortened (a bare `no` or `#` is no label).
+fn abbreviated(label: &str) -> Vec<String> {
+    let mut out = vec![label.to_string()];
+    if label.split_whitespace().count() < 2 {
+        return out;
+    }
+    for (long, shorts) in ABBREVIATIONS {
+        let padded = format!(" {label} ");
+        let Some(at) = padded.find(&format!(" {long} ")) else {
+            continue;
+        };
+        for short in *shorts {
+            let mut v = padded.clone();
+            v.replace_range(at + 1..at + 1 + long.len(), short);
+            out.push(v.trim().to_string());
+        }
+    }
+    out
 }
 
 fn strings(v: &Value, ptr: &str) -> Result<Vec<String>, SchemaError> {
@@ -232,11 +322,19 @@ pub(crate) fn read(
                 _ => return Err(err(ptr, "expected a positive number, e.g. 0.05")),
             }
         }
-        "lines" => {
-            h.lines = match v.as_u64() {
-                Some(n @ 1..=20) => n as usize,
-                _ => return Err(err(ptr, "expected an integer from 1 to 20")),
+        "lines" => match (v.as_u64(), v.as_str()) {
+            (Some(n @ 1..=20), _) => h.lines = n as usize,
+            (_, Some("block")) => {
+                h.block = true;
+                h.lines = 20;
             }
+            _ => return Err(err(ptr, "expected an integer from 1 to 20, or \"block\"")),
+        },
+        "separator" => {
+            h.separator = v
+                .as_str()
+                .ok_or_else(|| err(ptr, "expected a string"))?
+                .to_string()
         }
         other => return Err(err(ptr, format!("`{other}` is not a layout hint"))),
     }
@@ -319,7 +417,14 @@ mod tests {
                 Some("Total"),
                 Some("Also printed as \"Amount due\".")
             ),
-            ["total amount", "grand total", "amount due", "total"]
+            [
+                "total amount",
+                "grand total",
+                "amount due",
+                "total amt.",
+                "total amt",
+                "total"
+            ]
         );
         let top = hints(&[("position", json!("top"))], false).unwrap();
         assert!(top.labels("company", Some("Company"), None).is_empty());

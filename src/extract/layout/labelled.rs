@@ -1,0 +1,560 @@
+//! Labelled fields: a value read after, right of or below one of the
+//! field's labels; dates and enum members also taken without a label.
+//!
+//! A label is the field's only when no other field's label covers more of
+//! its key (`Customer Code:` is not `customer`'s), and counts for less when
+//! its key has words of its own (`Customer Region:`). A string value on the
+//! label's line ends where the next key (`Region:`) or another field's label
+//! starts. A label in a defined term (`1 May 2020 (the "Effective Date")`)
+//! reads its date before it.
+
+use serde_json::{json, Value};
+
+use super::placed::{extend_block, starts_with_key};
+use super::text::*;
+use super::{Cand, Plan, Role};
+use crate::extract::field::FieldType;
+use crate::extract::parse::{find_amounts, find_currencies, find_date_readings, find_integers};
+
+/// A typed value read from a text: the value, its byte span, the parse
+/// factor, the number (for `pick: largest`) and a date's month-first reading.
+pub(super) struct Parsed {
+    pub(super) value: Value,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) q: f32,
+    pub(super) num: Option<f64>,
+    pub(super) alt: Option<Value>,
+}
+
+impl Parsed {
+    fn new(value: Value, start: usize, end: usize, q: f32, num: Option<f64>) -> Self {
+        Self {
+            value,
+            start,
+            end,
+            q,
+            num,
+            alt: None,
+        }
+    }
+}
+
+/// Words between two dates that make them a range (`04/20/20 - 04/26/20`).
+const RANGE_WORDS: &[&str] = &[
+    "-", "–", "—", "~", "to", "through", "thru", "until", "till", "bis", "au", "tot",
+];
+
+impl Plan {
+    /// A typed value read from `text` (a line or the part after a label).
+    pub(super) fn parse(&self, text: &str) -> Option<Parsed> {
+        match &self.ty {
+            FieldType::Date => {
+                let dates = find_date_readings(text);
+                // The end of a range takes the range's second date.
+                let pick = match (self.role, dates.get(0), dates.get(1)) {
+                    (Some(Role::End), Some(a), Some(b))
+                        if RANGE_WORDS
+                            .contains(&text[a.end..b.start].trim().to_lowercase().as_str()) =>
+                    {
+                        b
+                    }
+                    (_, Some(a), _) => a,
+                    _ => return None,
+                };
+                let mut p = Parsed::new(
+                    Value::String(pick.value.clone()),
+                    pick.start,
+                    pick.end,
+                    1.0,
+                    None,
+                );
+                p.alt = pick.month_first.clone().map(Value::String);
+                Some(p)
+            }
+            FieldType::DateTime => None,
+            FieldType::Number | FieldType::Decimal { .. } => {
+                let amounts = find_amounts(text);
+                // The last amount with decimals (`TOTAL 2 ITEMS 25.00`), else the first.
+                let a = amounts
+                    .iter()
+                    .rev()
+                    .find(|a| a.value.has_decimals)
+                    .or(amounts.first())?;
+                let q = if a.value.has_decimals { 1.0 } else { 0.8 };
+                let v = serde_json::Number::from_f64(a.value.value)?;
+                Some(Parsed::new(
+                    Value::Number(v),
+                    a.start,
+                    a.end,
+                    q,
+                    Some(a.value.value),
+                ))
+            }
+            FieldType::Integer => find_integers(text)
+                .into_iter()
+                .next()
+                .map(|f| Parsed::new(json!(f.value), f.start, f.end, 1.0, Some(f.value as f64))),
+            FieldType::Enum(members) => find_currencies(text, members)
+                .into_iter()
+                .next()
+                .map(|f| Parsed::new(Value::String(f.value), f.start, f.end, 1.0, None)),
+            FieldType::Boolean => {
+                let (t, off) = trim_lead(text);
+                let w: String = t
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || matches!(c, '✓' | '☑'))
+                    .collect();
+                let v = match w.to_lowercase().as_str() {
+                    "yes" | "true" | "y" | "x" | "ja" | "oui" | "si" | "✓" | "☑" => true,
+                    "no" | "false" | "n" | "nee" | "nein" | "non" => false,
+                    _ => return None,
+                };
+                Some(Parsed::new(Value::Bool(v), off, off + w.len(), 1.0, None))
+            }
+            FieldType::String => {
+                let (t, off) = trim_lead(text);
+                let t = t.trim_end();
+                if t.is_empty() {
+                    return None;
+                }
+                match &self.pattern {
+                    None => Some(Parsed::new(
+                        Value::String(t.to_string()),
+                        off,
+                        off + t.len(),
+                        1.0,
+                        None,
+                    )),
+                    Some(m) => pattern_span(t, m).map(|(a, b)| {
+                        Parsed::new(
+                            Value::String(t[a..b].to_string()),
+                            off + a,
+                            off + b,
+                            1.0,
+                            None,
+                        )
+                    }),
+                }
+            }
+            FieldType::List(_) | FieldType::Struct(_) => None,
+        }
+    }
+}
+
+/// The first span of 1 to 3 whitespace-separated words of `text` (shortest
+/// first at each start; outer punctuation `:`, `,`, `;`, `(`, `)` stripped)
+/// that `m` matches whole.
+pub(super) fn pattern_span(text: &str, m: &Matcher) -> Option<(usize, usize)> {
+    let words: Vec<(usize, usize)> = {
+        let mut v = Vec::new();
+        let mut start = None;
+        for (i, c) in text.char_indices() {
+            match (c.is_whitespace(), start) {
+                (true, Some(s)) => {
+                    v.push((s, i));
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            v.push((s, text.len()));
+        }
+        v
+    };
+    for i in 0..words.len() {
+        for j in i..words.len().min(i + 3) {
+            let (mut a, mut b) = (words[i].0, words[j].1);
+            let strip = |c: char| matches!(c, ':' | ',' | ';' | '(' | ')');
+            while a < b && text[a..].starts_with(strip) {
+                a += text[a..].chars().next().map_or(1, char::len_utf8);
+            }
+            while b > a && text[..b].ends_with(strip) {
+                b -= text[..b].chars().next_back().map_or(1, char::len_utf8);
+            }
+            if a < b && m.full_match(&text[a..b]) {
+                return Some((a, b));
+            }
+        }
+    }
+    None
+}
+
+pub(super) fn cand_from(
+    plan: &Plan,
+    line: &L,
+    text_from: usize,
+    place: f32,
+    label_q: f32,
+) -> Option<Cand> {
+    let rest = line.text.get(text_from..)?;
+    // A line of its own that starts with a key is another label, not a value.
+    if text_from == 0 && plan.ty == FieldType::String && starts_with_key(&line.lower, &[]) {
+        return None;
+    }
+    // A string stops where the next key or another field's label starts.
+    let text = match plan.ty {
+        FieldType::String => &rest[..value_end(rest, &plan.others)],
+        _ => rest,
+    };
+    let p = plan.parse(text)?;
+    Some(Cand {
+        value: p.value,
+        score: line.conf * label_q * place * p.q,
+        page: line.page,
+        bbox: line.span_box(text_from + p.start, text_from + p.end),
+        order: line.order,
+        num: p.num,
+        sure: p.q >= 1.0,
+        alt: p.alt,
+    })
+}
+
+/// Where a value that starts `text` ends: before the next key (1 to 3
+/// words, the first with a letter, then `:`; not a time such as `12:30` or
+/// a URL), or before another field's label that is a phrase or is
+/// followed by `:`; else the end of `text`.
+pub(super) fn value_end(text: &str, others: &[String]) -> usize {
+    let (body, lead) = trim_lead(text);
+    let (lower, map) = lower_with_map(body);
+    let mut end = body.len();
+    // Keys: a colon after a word. The key is the word before the colon, and
+    // the word before that when it is a symbol or a short form (`Total $:`,
+    // `Ref No.:`).
+    for (i, c) in body.char_indices() {
+        if c != ':' {
+            continue;
+        }
+        let after = body[i + 1..].chars().next();
+        if after.is_some_and(|n| n == '/' || n.is_ascii_digit()) {
+            continue;
+        }
+        let words = word_starts(body[..i].trim_end());
+        let Some(mut k) = words.len().checked_sub(1) else {
+            continue;
+        };
+        let short =
+            |w: &str| !w.chars().any(char::is_alphabetic) || (w.len() <= 4 && w.ends_with('.'));
+        if k >= 1 && short(words[k].1) {
+            k -= 1;
+        }
+        // At least one word of value before the key.
+        if k >= 1 && words[k].1.chars().next().is_some_and(char::is_alphabetic) {
+            end = end.min(words[k].0);
+            break;
+        }
+    }
+    // Other fields' labels.
+    for o in others {
+        let phrase = o.split_whitespace().count() > 1;
+        let mut from = 0;
+        while let Some((s, e)) = lower.get(from..).and_then(|r| find_label(r, o)) {
+            let (s, e) = (from + s, from + e);
+            let colon = lower[e..].trim_start().starts_with(':');
+            let at = map.get(s).copied().unwrap_or(body.len());
+            if s > 0 && (phrase || colon) && !body[..at].trim().is_empty() {
+                end = end.min(at);
+                break;
+            }
+            from = e;
+        }
+    }
+    lead + body[..end].trim_end().len()
+}
+
+/// `(byte offset, word)` of each whitespace-separated word of `s`.
+fn word_starts(s: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in s.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(a)) => {
+                out.push((a, &s[a..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(a) = start {
+        out.push((a, &s[a..]));
+    }
+    out
+}
+
+/// How much the key around a label found at `start..end` of `lower`
+/// belongs to this field: `None` when another field's label covers more of
+/// it (`customer code` for `customer`), 0.6 when the key (the words up to a
+/// colon right after the label) has other words, else 1.0.
+fn key_factor(plan: &Plan, lower: &str, start: usize, end: usize) -> Option<f32> {
+    for o in &plan.others {
+        let mut from = 0;
+        while let Some((s, e)) = lower.get(from..).and_then(|r| find_label(r, o)) {
+            let (s, e) = (from + s, from + e);
+            if s <= start && e >= end && e - s > end - start {
+                return None;
+            }
+            from = e;
+        }
+    }
+    let rest = &lower[end..];
+    if let Some(colon) = rest.find(':') {
+        let between = &rest[..colon];
+        let words: Vec<&str> = between.split_whitespace().collect();
+        let extra = words
+            .iter()
+            .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+            .count();
+        if extra > 0 && words.len() <= 3 && !between.chars().any(|c| c.is_ascii_digit()) {
+            return Some(0.6);
+        }
+    }
+    Some(1.0)
+}
+
+/// A label inside a defined term: `("Label")` or `(the "Label")` (any
+/// quotes), with the byte where the parenthesis opens.
+fn defined_term_open(lower: &str, start: usize, end: usize) -> Option<usize> {
+    let quote = |c: char| {
+        matches!(
+            c,
+            '"' | '\u{201c}' | '\u{201d}' | '\'' | '\u{2018}' | '\u{2019}'
+        )
+    };
+    let before = lower[..start].trim_end();
+    let before = before.strip_suffix(quote)?.trim_end();
+    let after = lower[end..].trim_start();
+    if !after.starts_with(quote) {
+        return None;
+    }
+    let open = before.rfind('(')?;
+    let inside = before[open + 1..].trim();
+    let lead_ok = inside.is_empty()
+        || [
+            "the",
+            "hereinafter",
+            "hereinafter the",
+            "hereinafter called",
+            "hereinafter referred to as",
+            "hereinafter referred to as the",
+            "referred to as",
+            "referred to as the",
+            "each a",
+            "collectively the",
+            "together the",
+            "a",
+        ]
+        .contains(&inside);
+    lead_ok.then_some(open)
+}
+
+pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
+    let mut out = Vec::new();
+    for (li, l) in lines.iter().enumerate() {
+        if contains_any(&l.lower, &plan.exclude) {
+            continue;
+        }
+        let exact = plan
+            .labels
+            .iter()
+            .find_map(|(lab, q)| find_label(&l.lower, lab).map(|(s, e)| (s, e, *q)));
+        let fuzzy = || {
+            plan.labels
+                .iter()
+                .find_map(|(lab, q)| find_fuzzy(&l.lower, lab).map(|(s, e)| (s, e, *q * FUZZY)))
+        };
+        let Some((start, end, q)) = exact.or_else(fuzzy) else {
+            continue;
+        };
+        let start_orig = l.map.get(start).copied().unwrap_or(0);
+        // 0. A defined term: the date is written before it.
+        if plan.ty == FieldType::Date {
+            if let Some(open) = defined_term_open(&l.lower, start, end) {
+                let open_orig = l.map.get(open).copied().unwrap_or(0);
+                let dates = find_date_readings(&l.text[..open_orig]);
+                let prev = li
+                    .checked_sub(1)
+                    .map(|k| &lines[k])
+                    .filter(|p| p.page == l.page);
+                if let Some(d) = dates.last() {
+                    out.push(Cand {
+                        value: Value::String(d.value.clone()),
+                        score: l.conf * q,
+                        page: l.page,
+                        bbox: l.span_box(d.start, d.end),
+                        order: l.order,
+                        num: None,
+                        sure: true,
+                        alt: d.month_first.clone().map(Value::String),
+                    });
+                    continue;
+                }
+                if let Some(p) = prev {
+                    if let Some(d) = find_date_readings(&p.text).last() {
+                        out.push(Cand {
+                            value: Value::String(d.value.clone()),
+                            score: p.conf * q * 0.9,
+                            page: p.page,
+                            bbox: p.span_box(d.start, d.end),
+                            order: p.order,
+                            num: None,
+                            sure: true,
+                            alt: d.month_first.clone().map(Value::String),
+                        });
+                        continue;
+                    }
+                }
+            }
+        }
+        let Some(key_q) = key_factor(plan, &l.lower, start, end) else {
+            continue;
+        };
+        let at_start = l.lower[..start]
+            .trim()
+            .chars()
+            .all(|c| !c.is_alphanumeric());
+        // A phrase (`invoice date`) is more specific than a word (`date`).
+        let phrase = l.lower[start..end].split_whitespace().count() > 1;
+        let label_q =
+            q * key_q * if at_start { 1.0 } else { 0.9 } * if phrase { 1.0 } else { 0.95 };
+        let end_orig = l.map.get(end).copied().unwrap_or(l.text.len());
+        // 1. Same line, after the label (when in doubt, look further too).
+        if let Some(mut c) = cand_from(plan, l, end_orig, 1.0, label_q) {
+            let sure = c.sure;
+            if plan.def.hints.block {
+                let x0 = c.bbox.x0;
+                extend_block(plan, lines, l, x0, &mut c);
+            }
+            out.push(c);
+            if sure {
+                continue;
+            }
+        }
+        let label_box = l.span_box(start_orig, end_orig);
+        // 2. Right, same row.
+        let mut right: Vec<&L> = lines
+            .iter()
+            .filter(|m| {
+                m.page == l.page
+                    && m.order != l.order
+                    && vertical_overlap(&m.bbox, &l.bbox) >= 0.5
+                    && m.bbox.x0 >= label_box.x1 - 0.5 * l.h()
+            })
+            .collect();
+        right.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
+        let mut got = false;
+        for (m, place) in right.iter().zip([0.95, 0.85]) {
+            if let Some(mut c) = cand_from(plan, m, 0, place, label_q) {
+                if plan.def.hints.block {
+                    let x0 = m.bbox.x0;
+                    extend_block(plan, lines, m, x0, &mut c);
+                }
+                out.push(c);
+                got = true;
+                break;
+            }
+        }
+        if got {
+            continue;
+        }
+        // 3. Below, overlapping the label horizontally.
+        let h = l.h();
+        let mut below: Vec<&L> = lines
+            .iter()
+            .filter(|m| {
+                m.page == l.page
+                    && m.order != l.order
+                    && m.bbox.y0 >= l.bbox.y1 - 0.25 * h
+                    && m.bbox.y0 <= l.bbox.y1 + 2.5 * h
+                    && m.bbox.x1.min(label_box.x1.max(label_box.x0 + 2.0 * h) + h)
+                        > m.bbox.x0.max(label_box.x0 - h)
+            })
+            .collect();
+        below.sort_by(|a, b| {
+            a.bbox
+                .y0
+                .total_cmp(&b.bbox.y0)
+                .then(a.bbox.x0.total_cmp(&b.bbox.x0))
+        });
+        for (m, place) in below.iter().zip([0.85, 0.7]) {
+            if let Some(mut c) = cand_from(plan, m, 0, place, label_q) {
+                if plan.def.hints.block {
+                    let x0 = m.bbox.x0;
+                    extend_block(plan, lines, m, x0, &mut c);
+                }
+                out.push(c);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Dates and enum members anywhere, for labelled fields of those types.
+pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
+    let mut out = Vec::new();
+    let take_all = matches!(plan.ty, FieldType::Enum(_));
+    if !(take_all || plan.ty == FieldType::Date) {
+        return out;
+    }
+    for l in lines {
+        match &plan.ty {
+            FieldType::Date => {
+                for f in find_date_readings(&l.text) {
+                    out.push(Cand {
+                        alt: f.month_first.map(Value::String),
+                        value: Value::String(f.value),
+                        score: l.conf * 0.5,
+                        page: l.page,
+                        bbox: l.span_box(f.start, f.end),
+                        order: l.order,
+                        num: None,
+                        sure: true,
+                    });
+                }
+            }
+            FieldType::Enum(members) => {
+                for f in find_currencies(&l.text, members) {
+                    out.push(Cand {
+                        alt: None,
+                        value: Value::String(f.value),
+                        score: l.conf * 0.5,
+                        page: l.page,
+                        bbox: l.span_box(f.start, f.end),
+                        order: l.order,
+                        num: None,
+                        sure: true,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_end;
+
+    #[test]
+    fn values_end_at_the_next_key() {
+        let others = vec!["total".to_string(), "invoice date".to_string()];
+        let cases = [
+            (
+                ": Northwind Traders Region: East Total $: $1,050.00",
+                ": Northwind Traders",
+            ),
+            (" Acme Ltd Invoice Date 04/05/20", " Acme Ltd"),
+            (": 10:30 Gate 5", ": 10:30 Gate 5"),
+            (": see http://example.com", ": see http://example.com"),
+            (": Jane Roe Ref No.: 55", ": Jane Roe"),
+            (" Total: 5", " Total: 5"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&text[..value_end(text, &others)], want, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The layout engine on a schema written without hints (titles and names
+//! only), the way a new user writes one: labels from the words, values cut
+//! at the next key, labels inside longer keys, ranges, day- or month-first
+//! dates from the document's own evidence, block values and confidence.
+
+use docpipe::extract::{FieldSchema, LayoutEngine, Line, PageLines, Record};
+use docpipe::types::BBox;
+use serde_json::{json, Value};
+
+/// A line of text at (x, y), 20 px high, 10 px per character.
+fn line(text: &str, x: f32, y: f32) -> Line {
+    Line {
+        text: text.to_string(),
+        bbox: BBox {
+            x0: x,
+            y0: y,
+            x1: x + 10.0 * text.chars().count() as f32,
+            y1: y + 20.0,
+        },
+        confidence: 0.95,
+    }
+}
+
+fn page(lines: Vec<Line>) -> Vec<PageLines> {
+    vec![PageLines {
+        page: 0,
+        width: 1000.0,
+        height: 1400.0,
+        lines,
+    }]
+}
+
+fn value(r: &Record, name: &str) -> Option<Value> {
+    r.fields.get(name).map(|v| v.value.clone())
+}
+
+fn conf(r: &Record, name: &str) -> f32 {
+    r.fields.get(name).map_or(0.0, |v| v.confidence)
+}
+
+fn engine(properties: Value) -> LayoutEngine {
+    let schema = FieldSchema::from_value(json!({
+        "type": "object",
+        "properties": properties,
+    }))
+    .expect("schema loads");
+    LayoutEngine::new(&schema)
+}
+
+fn statement_engine() -> LayoutEngine {
+    engine(json!({
+        "customer": {"type": "string", "title": "Customer"},
+        "customer_code": {"type": "string"},
+        "invoice_number": {"type": "string", "title": "Invoice number"},
+        "invoice_date": {"type": "string", "format": "date"},
+        "due_date": {"type": "string", "format": "date"},
+        "period_start": {"type": "string", "format": "date"},
+        "period_end": {"type": "string", "format": "date"},
+        "total": {"type": "number", "title": "Total"}
+    }))
+}
+
+#[test]
+fn a_schema_without_hints_reads_a_statement() {
+    let r = statement_engine().extract(&page(vec![
+        line("Customer Code: C-991", 50.0, 40.0),
+        line("Invoice No. 58213", 600.0, 40.0),
+        line(
+            "Customer: Northwind Traders Region: East Total $: $1,050.00",
+            50.0,
+            80.0,
+        ),
+        line("Invoice Date: 04/27/20", 50.0, 120.0),
+        line("Due Date: 05/11/20", 50.0, 160.0),
+        line("Period: 04/20/20 - 04/26/20", 50.0, 200.0),
+    ]));
+    // The value stops at the next key on its row.
+    assert_eq!(value(&r, "customer"), Some(json!("Northwind Traders")));
+    // `Customer` inside `Customer Code` is the code's label.
+    assert_eq!(value(&r, "customer_code"), Some(json!("C-991")));
+    // `number` is also printed `No.`.
+    assert_eq!(value(&r, "invoice_number"), Some(json!("58213")));
+    assert_eq!(value(&r, "total"), Some(json!(1050.0)));
+    // Month first: the document prints days over 12 in the second place.
+    assert_eq!(value(&r, "invoice_date"), Some(json!("2020-04-27")));
+    assert_eq!(value(&r, "due_date"), Some(json!("2020-05-11")));
+    // A range gives its start and its end.
+    assert_eq!(value(&r, "period_start"), Some(json!("2020-04-20")));
+    assert_eq!(value(&r, "period_end"), Some(json!("2020-04-26")));
+}
+
+#[test]
+fn two_date_fields_do_not_share_one_printed_date() {
+    let e = engine(json!({
+        "order_date": {"type": "string", "format": "date"},
+        "delivery_date": {"type": "string", "format": "date"}
+    }));
+    let r = e.extract(&page(vec![
+        line("Order date: 25.03.2021", 50.0, 40.0),
+        line("Printed 26.03.2021", 50.0, 400.0),
+    ]));
+    assert_eq!(value(&r, "order_date"), Some(json!("2021-03-25")));
+    assert_ne!(value(&r, "delivery_date"), Some(json!("2021-03-25")));
+}
+
+#[test]
+fn dates_that_read_either_way_follow_the_document_or_stay_null() {
+    let e = engine(json!({"date": {"type": "string", "format": "date"}}));
+    // No evidence: 04/05/2020 is April 5th or May 4th; left null.
+    let r = e.extract(&page(vec![line("Date: 04/05/2020", 50.0, 40.0)]));
+    assert_eq!(value(&r, "date"), None);
+    // Another date with a day over 12 first: day first.
+    let r = e.extract(&page(vec![
+        line("Date: 04/05/2020", 50.0, 40.0),
+        line("Valid until 28/05/2020", 50.0, 300.0),
+    ]));
+    assert_eq!(value(&r, "date"), Some(json!("2020-05-04")));
+    // Amounts in ringgit (a day-first country): day first.
+    let r = e.extract(&page(vec![
+        line("Date: 04/05/2020", 50.0, 40.0),
+        line("TOTAL RM 12.00", 50.0, 300.0),
+    ]));
+    assert_eq!(value(&r, "date"), Some(json!("2020-05-04")));
+    // A US address: month first.
+    let r = e.extract(&page(vec![
+        line("Date: 04/05/2020", 50.0, 40.0),
+        line("Springfield, IL 62701, USA", 50.0, 300.0),
+    ]));
+    assert_eq!(value(&r, "date"), Some(json!("2020-04-05")));
+}
+
+#[test]
+fn a_block_value_runs_down_while_its_lines_stay_aligned() {
+    let e = engine(json!({
+        "bill_to": {
+            "type": "string",
+            "title": "Bill to",
+            "x-docpipe": {"lines": "block", "separator": ", "}
+        },
+        "date": {"type": "string", "format": "date"}
+    }));
+    let r = e.extract(&page(vec![
+        line("Bill to:", 50.0, 100.0),
+        line("Harbour Supplies Ltd", 50.0, 125.0),
+        line("12 Quay Road", 50.0, 150.0),
+        line("Portsmouth PO1 3AX", 50.0, 175.0),
+        // Another column on the same rows is not part of it.
+        line("Ship to:", 500.0, 100.0),
+        line("Warehouse 7", 500.0, 125.0),
+        // A key ends the block.
+        line("Date: 14/03/2024", 50.0, 200.0),
+    ]));
+    assert_eq!(
+        value(&r, "bill_to"),
+        Some(json!(
+            "Harbour Supplies Ltd, 12 Quay Road, Portsmouth PO1 3AX"
+        ))
+    );
+
+    // A gap ends it too.
+    let r = e.extract(&page(vec![
+        line("Bill to:", 50.0, 100.0),
+        line("Harbour Supplies Ltd", 50.0, 125.0),
+        line("Thank you for your order", 50.0, 400.0),
+    ]));
+    assert_eq!(value(&r, "bill_to"), Some(json!("Harbour Supplies Ltd")));
+}
+
+#[test]
+fn a_receipt_address_is_the_centred_block_under_the_company() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
+    )
+    .expect("the shipped receipt schema loads");
+    let e = LayoutEngine::new(&schema);
+    // Centred lines of different widths around x = 300.
+    let centred = |t: &str, y: f32| line(t, 300.0 - 5.0 * t.chars().count() as f32, y);
+    let r = e.extract(&page(vec![
+        centred("KEDAI RUNCIT MAJU SDN BHD", 20.0),
+        centred("(123456-X)", 45.0),
+        centred("NO 5, JALAN MERAH 3,", 70.0),
+        centred("TAMAN SERI, 81200 JOHOR BAHRU", 95.0),
+        centred("TEL: 07-1234567", 120.0),
+        centred("TOTAL 12.00", 400.0),
+    ]));
+    assert_eq!(
+        value(&r, "address"),
+        Some(json!("NO 5, JALAN MERAH 3, TAMAN SERI, 81200 JOHOR BAHRU"))
+    );
+}
+
+#[test]
+fn a_rival_reading_lowers_the_confidence() {
+    let e = engine(json!({"reference": {"type": "string", "title": "Reference"}}));
+    let lone = e.extract(&page(vec![line("Reference: AB-1", 50.0, 40.0)]));
+    let rivals = e.extract(&page(vec![
+        line("Reference: AB-1", 50.0, 40.0),
+        line("Reference: XY-2", 50.0, 400.0),
+    ]));
+    assert!(
+        conf(&lone, "reference") > 0.8,
+        "{}",
+        conf(&lone, "reference")
+    );
+    assert!(
+        conf(&rivals, "reference") < 0.7 * conf(&lone, "reference"),
+        "lone {} rivals {}",
+        conf(&lone, "reference"),
+        conf(&rivals, "reference")
+    );
+}
+
+#[test]
+fn a_list_field_collects_every_labelled_value() {
+    let e = engine(json!({
+        "signatory": {"type": "array", "items": {"type": "string"}, "title": "Signatory"}
+    }));
+    let r = e.extract(&page(vec![
+        line("Signatory: Jane Roe", 50.0, 40.0),
+        line("Signatory: John Doe", 50.0, 400.0),
+    ]));
+    assert_eq!(
+        value(&r, "signatory"),
+        Some(json!(["Jane Roe", "John Doe"]))
+    );
+}
+
+#[test]
+fn a_defined_term_reads_the_date_before_it() {
+    let e = engine(json!({
+        "effective_date": {"type": "string", "format": "date", "title": "Effective date"}
+    }));
+    let r = e.extract(&page(vec![line(
+        "This agreement is entered into as of March 3, 2011 (the \"Effective Date\") by",
+        50.0,
+        40.0,
+    )]));
+    assert_eq!(value(&r, "effective_date"), Some(json!("2011-03-03")));
+}
