@@ -52,6 +52,7 @@
 //! of a line gets the part of the line's box in proportion to its characters).
 
 pub mod hints;
+pub mod issuer;
 
 use std::collections::BTreeMap;
 
@@ -71,6 +72,11 @@ pub struct Line {
     pub bbox: BBox,
     /// Recognition confidence in `[0, 1]` (1.0 for text-layer lines).
     pub confidence: f32,
+    /// Font size, points, from a PDF's text layer; `None` for OCR lines
+    /// (their box height is the only evidence of size).
+    pub font_size: Option<f32>,
+    /// Set in a bold font (text layer only; `false` for OCR lines).
+    pub bold: bool,
 }
 
 /// The lines of one page.
@@ -136,6 +142,8 @@ struct L {
     map: Vec<usize>,
     bbox: BBox,
     conf: f32,
+    font_size: Option<f32>,
+    bold: bool,
 }
 
 impl L {
@@ -468,6 +476,8 @@ fn prepare(pages: &[PageLines]) -> Vec<L> {
                     } else {
                         0.0
                     },
+                    font_size: l.font_size,
+                    bold: l.bold,
                 });
             }
         }
@@ -948,6 +958,7 @@ fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         lower.bbox.y0 - upper.bbox.y1 < 1.0 * h
     };
     let mut out = Vec::new();
+    let mut groups: Vec<Vec<&L>> = Vec::new();
     let mut rank = 0;
     for (k, r) in rows.iter().enumerate() {
         if rank >= TOP_ROWS {
@@ -1018,7 +1029,11 @@ fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 extend_below(plan, lines, from, &mut c, plan.def.hints.lines - 1);
             }
         }
+        groups.push(used.iter().flat_map(|r| r.lines.iter().copied()).collect());
         out.push(c);
+    }
+    for (c, f) in out.iter_mut().zip(issuer::row_factors(lines, &groups)) {
+        c.score *= f;
     }
     out
 }
