@@ -135,6 +135,8 @@ fn from_parquet(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
                         y1: y1[i],
                     },
                     confidence: conf[i],
+                    font_size: None,
+                    bold: false,
                 });
             }
         }
@@ -181,6 +183,8 @@ fn from_boxes(dir: &Path) -> Result<Vec<(String, String, Vec<PageLines>)>> {
                     y1: ys.iter().copied().fold(f32::MIN, f32::max),
                 },
                 confidence: 1.0,
+                font_size: None,
+                bold: false,
             });
         }
         let name = f.display().to_string();

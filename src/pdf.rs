@@ -90,6 +90,16 @@ pub struct LayerLine {
     pub bbox_px: BBox,
     /// In PDF user-space points (origin bottom-left, unrotated).
     pub bbox_pt: BBox,
+    /// The median font size of the line's characters, points (the font size
+    /// times the vertical scale of the character's matrix, so `/F1 1 Tf`
+    /// under a `12 0 0 12 Tm` reads 12). The median, not the maximum, so a
+    /// drop cap or one large symbol does not make a line large. `None` when
+    /// PDFium gave no usable size.
+    pub font_size: Option<f32>,
+    /// Most of the line's characters are bold: a font weight of 600 or more,
+    /// a font name with `Bold`, `Black`, `Heavy` or `Semibold` in it, or the
+    /// font's force-bold flag.
+    pub bold: bool,
 }
 
 /// The text layer of one page.
@@ -212,7 +222,11 @@ impl Page<'_> {
         let mut layer = TextLayer::default();
         let mut current = String::new();
         let mut bbox: Option<BBox> = None;
-        let flush = |current: &mut String, bbox: &mut Option<BBox>, layer: &mut TextLayer| {
+        let mut style = LineStyle::default();
+        let flush = |current: &mut String,
+                     bbox: &mut Option<BBox>,
+                     style: &mut LineStyle,
+                     layer: &mut TextLayer| {
             let t = current.trim();
             if let (false, Some(b)) = (t.is_empty(), *bbox) {
                 let bbox_px = points_box_to_pixels(page, &b, &config);
@@ -220,10 +234,13 @@ impl Page<'_> {
                     text: collapse_spaces(t),
                     bbox_px,
                     bbox_pt: b,
+                    font_size: style.font_size(),
+                    bold: style.bold(),
                 });
             }
             current.clear();
             *bbox = None;
+            *style = LineStyle::default();
         };
         for ch in text.chars().iter() {
             let Some(c) = ch.unicode_char() else {
@@ -231,7 +248,7 @@ impl Page<'_> {
                 continue;
             };
             if c == '\r' || c == '\n' {
-                flush(&mut current, &mut bbox, &mut layer);
+                flush(&mut current, &mut bbox, &mut style, &mut layer);
                 continue;
             }
             if c == '\u{FFFD}' || c == '\u{FFFE}' {
@@ -249,6 +266,7 @@ impl Page<'_> {
                 layer.readable_chars += 1;
             }
             current.push(c);
+            style.add(&ch);
             if let Ok(r) = ch.loose_bounds() {
                 let b = BBox {
                     x0: r.left().value,
@@ -261,7 +279,7 @@ impl Page<'_> {
                 }
             }
         }
-        flush(&mut current, &mut bbox, &mut layer);
+        flush(&mut current, &mut bbox, &mut style, &mut layer);
         Ok(layer)
     }
 
@@ -308,6 +326,76 @@ impl Page<'_> {
             p0.y,
         ]);
         Ok(Rendered { image, to_points })
+    }
+}
+
+/// The font sizes and boldness of one line's visible characters.
+#[derive(Default)]
+struct LineStyle {
+    sizes: Vec<f32>,
+    bold: usize,
+    chars: usize,
+}
+
+impl LineStyle {
+    fn add(&mut self, ch: &PdfPageTextChar) {
+        self.chars += 1;
+        // The vertical scale is the length of the matrix's y column, so a
+        // rotated or flipped line reads the same size.
+        let scale = ch
+            .matrix()
+            .map(|m| m.c().hypot(m.d()))
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(1.0);
+        let size = ch.unscaled_font_size().value * scale;
+        if size.is_finite() && size > 0.0 {
+            self.sizes.push(size);
+        }
+        if is_bold(ch) {
+            self.bold += 1;
+        }
+    }
+
+    fn font_size(&self) -> Option<f32> {
+        median(&self.sizes)
+    }
+
+    fn bold(&self) -> bool {
+        self.chars > 0 && 2 * self.bold > self.chars
+    }
+}
+
+fn is_bold(ch: &PdfPageTextChar) -> bool {
+    let heavy = ch.font_weight().is_some_and(|w| match w {
+        PdfFontWeight::Weight600
+        | PdfFontWeight::Weight700Bold
+        | PdfFontWeight::Weight800
+        | PdfFontWeight::Weight900 => true,
+        PdfFontWeight::Custom(w) => (600..=1000).contains(&w),
+        _ => false,
+    });
+    heavy || ch.font_is_bold_reenforced() || bold_font_name(&ch.font_name())
+}
+
+/// A font name that says bold (`Helvetica-Bold`, `ABCDEF+Arial-BoldMT`,
+/// `Roboto-Black`, `OpenSans-Semibold`).
+fn bold_font_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["bold", "black", "heavy", "semibold", "demibold"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// The median of `xs` (the mean of the middle two for an even count).
+fn median(xs: &[f32]) -> Option<f32> {
+    let mut v = xs.to_vec();
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
 }
 
@@ -377,6 +465,30 @@ mod tests {
                 y1: 90.0
             }
         );
+    }
+
+    #[test]
+    fn median_of_sizes() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[9.0]), Some(9.0));
+        // One large initial does not make the line large.
+        assert_eq!(median(&[24.0, 9.0, 9.0]), Some(9.0));
+        assert_eq!(median(&[10.0, 12.0, 9.0, 20.0]), Some(11.0));
+    }
+
+    #[test]
+    fn bold_font_names() {
+        for (name, bold) in [
+            ("Helvetica-Bold", true),
+            ("ABCDEF+Arial-BoldMT", true),
+            ("Roboto-Black", true),
+            ("OpenSans-Semibold", true),
+            ("Helvetica", false),
+            ("TimesNewRomanPSMT", false),
+            ("", false),
+        ] {
+            assert_eq!(bold_font_name(name), bold, "{name}");
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ fn line(text: &str, x: f32, y: f32) -> Line {
             y1: y + 20.0,
         },
         confidence: 0.9,
+        font_size: None,
+        bold: false,
     }
 }
 
@@ -262,4 +264,45 @@ fn later_pages_are_read_and_merge_keeps_the_surest() {
         fields: [("amount".to_string(), fv(json!(2.0), 0.7, 1))].into(),
     };
     assert_eq!(merge_pages(vec![a, b]).fields["amount"].value, json!(2.0));
+}
+
+/// A text-layer line: `size` points, drawn at 2 px per point.
+fn styled(text: &str, y: f32, size: f32, bold: bool) -> Line {
+    Line {
+        text: text.to_string(),
+        bbox: BBox {
+            x0: 100.0,
+            y0: y,
+            x1: 100.0 + size * text.chars().count() as f32,
+            y1: y + 2.4 * size,
+        },
+        confidence: 1.0,
+        font_size: Some(size),
+        bold,
+    }
+}
+
+#[test]
+fn issuer_is_the_largest_text_at_the_top_not_the_first_line_or_the_buyer() {
+    let schema = FieldSchema::load(&root().join("schemas/invoice.schema.json")).unwrap();
+    let engine = LayoutEngine::new(&schema);
+    let lines = vec![
+        styled("Date: 14 March 2024", 40.0, 9.0, false),
+        styled("Brightwater Analytics", 80.0, 22.0, true),
+        styled("Invoice No: BW-2024-0042", 150.0, 9.0, false),
+        styled("Bill to:", 250.0, 9.0, false),
+        styled("Harbour Holdings Ltd", 275.0, 9.0, false),
+        styled("7 Quay Road, Portsmouth", 300.0, 9.0, false),
+        styled("Total: EUR 1,200.00", 500.0, 9.0, false),
+    ];
+    let r = engine.extract(&[page(0, lines.clone())]);
+    assert_eq!(value(&r, "issuer"), Some(json!("Brightwater Analytics")));
+    // The same page with every line the same size: the buyer's legal suffix
+    // wins, as before (the cue is the size, not the position).
+    let flat: Vec<Line> = lines
+        .into_iter()
+        .map(|l| styled(&l.text, l.bbox.y0, 9.0, false))
+        .collect();
+    let r = engine.extract(&[page(0, flat)]);
+    assert_eq!(value(&r, "issuer"), Some(json!("Harbour Holdings Ltd")));
 }

@@ -18,6 +18,8 @@ fn line(text: &str, x: f32, y: f32) -> Line {
             y1: y + 20.0,
         },
         confidence: 0.95,
+        font_size: None,
+        bold: false,
     }
 }
 

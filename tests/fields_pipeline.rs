@@ -307,3 +307,81 @@ for r in t.to_pylist():
         }
     }
 }
+
+/// The seller's name is the largest (and bold) text at the top of the page,
+/// but not its first line, has no legal suffix, and a buyer with one (`Ltd`)
+/// sits below: the text layer's font size makes the name the issuer.
+#[test]
+fn issuer_is_the_letterhead_in_the_largest_font() {
+    let dir = tmp("fields-letterhead");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let at = |x: f32, y: f32, size: f32, bold: bool, text| TextRun {
+        x,
+        y,
+        size,
+        bold,
+        text,
+    };
+    let pdf = pdf_of_runs(&[
+        at(72.0, 750.0, 9.0, false, "Date: 14 March 2024"),
+        at(72.0, 715.0, 22.0, true, "Brightwater Analytics"),
+        at(72.0, 690.0, 9.0, false, "Invoice No: BW-2024-0042"),
+        at(72.0, 640.0, 9.0, false, "Bill to:"),
+        at(72.0, 628.0, 9.0, false, "Harbour Holdings Ltd"),
+        at(72.0, 616.0, 9.0, false, "7 Quay Road, Portsmouth"),
+        at(72.0, 560.0, 9.0, false, "Consulting, March 2024"),
+        at(400.0, 560.0, 9.0, false, "1,200.00"),
+        at(72.0, 530.0, 9.0, false, "Total: EUR 1,200.00"),
+    ]);
+    std::fs::write(dir.join("in/letterhead.pdf"), pdf).unwrap();
+    let schema = root().join("schemas/invoice.schema.json");
+    let pipeline = dir.join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: letterhead\ninput: {{path: {}}}\nocr: {{mode: never}}\n\
+             extract: {{schema: {}, engine: layout, on_invalid: keep}}\noutput: {{path: {}}}\n",
+            dir.join("in").display(),
+            schema.display(),
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    let o = run_docpipe(&pipeline);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let docs = read_table(&dir.join("out"), "documents");
+    assert_eq!(
+        strings(&docs, "issuer"),
+        [Some("Brightwater Analytics".to_string())]
+    );
+    // The lines table carries the size and weight it was found by.
+    let lines = read_table(&dir.join("out"), "lines");
+    let text = strings(&lines, "text");
+    let size = strings(&lines, "font_size");
+    let bold = strings(&lines, "bold");
+    let i = text
+        .iter()
+        .position(|t| t.as_deref() == Some("Brightwater Analytics"))
+        .unwrap();
+    assert_eq!(
+        (size[i].as_deref(), bold[i].as_deref()),
+        (Some("22.0"), Some("true"))
+    );
+    let j = text
+        .iter()
+        .position(|t| t.as_deref() == Some("Harbour Holdings Ltd"))
+        .unwrap();
+    assert_eq!(
+        (size[j].as_deref(), bold[j].as_deref()),
+        (Some("9.0"), Some("false"))
+    );
+}
+
+fn run_docpipe(pipeline: &Path) -> std::process::Output {
+    run(&["run", pipeline.to_str().unwrap(), "--quiet"])
+}

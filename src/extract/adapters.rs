@@ -156,6 +156,8 @@ mod tests {
                 y1: y + 20.0,
             },
             confidence: 1.0,
+            font_size: None,
+            bold: false,
         }
     }
 

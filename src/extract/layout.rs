@@ -52,6 +52,7 @@
 //! of a line gets the part of the line's box in proportion to its characters).
 
 pub mod hints;
+pub mod issuer;
 mod labelled;
 mod pick;
 mod placed;
@@ -79,6 +80,11 @@ pub struct Line {
     pub bbox: BBox,
     /// Recognition confidence in `[0, 1]` (1.0 for text-layer lines).
     pub confidence: f32,
+    /// Font size, points, from a PDF's text layer; `None` for OCR lines
+    /// (their box height is the only evidence of size).
+    pub font_size: Option<f32>,
+    /// Set in a bold font (text layer only; `false` for OCR lines).
+    pub bold: bool,
 }
 
 /// The lines of one page.

@@ -173,6 +173,10 @@ pub struct LineRow {
     /// Bounding box in PDF points `[x0, y0, x1, y1]`, PDF pages only.
     /// Stored as the four nullable columns `x0_pt`, `y0_pt`, `x1_pt`, `y1_pt`.
     pub bbox_pt: Option<[f32; 4]>,
+    /// Median font size of the line's characters, points; text-layer lines only.
+    pub font_size: Option<f32>,
+    /// Most of the line's characters are bold; text-layer lines only.
+    pub bold: Option<bool>,
 }
 
 /// Approximate in-memory size of a row in bytes, used to bound buffers and to

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayRef, Float32Array, Float64Array, Int32Array, ListArray, RecordBatch, StringArray,
-    StringDictionaryBuilder, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, ListArray, RecordBatch,
+    StringArray, StringDictionaryBuilder, TimestampMicrosecondArray,
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -99,6 +99,8 @@ fn lines_schema() -> SchemaRef {
         Field::new("y0_pt", DataType::Float32, true),
         Field::new("x1_pt", DataType::Float32, true),
         Field::new("y1_pt", DataType::Float32, true),
+        Field::new("font_size", DataType::Float32, true),
+        Field::new("bold", DataType::Boolean, true),
     ]))
 }
 
@@ -202,6 +204,8 @@ const LINES_DOCS: &[(&str, &str)] = &[
     ("y0_pt", "Bounding box bottom, PDF user-space points; PDF only"),
     ("x1_pt", "Bounding box right, PDF user-space points; PDF only"),
     ("y1_pt", "Bounding box top, PDF user-space points; PDF only"),
+    ("font_size", "Median font size of the line's characters, points; text layer only"),
+    ("bold", "Most of the line's characters are bold; text layer only"),
 ];
 
 /// A short, reader-friendly name for an Arrow type, in pyarrow's spelling
@@ -521,6 +525,8 @@ pub(crate) fn lines_batch(rows: &[LineRow]) -> Result<RecordBatch, ArrowError> {
         pt(1),
         pt(2),
         pt(3),
+        f32s_opt(it().map(|r| r.font_size)),
+        Arc::new(it().map(|r| r.bold).collect::<BooleanArray>()),
     ];
     RecordBatch::try_new(schemas().2, columns)
 }

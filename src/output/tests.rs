@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{
-    Array, AsArray, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, AsArray, BooleanArray, DictionaryArray, Float32Array, Float64Array, Int32Array,
+    Int64Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Int32Type, TimeUnit};
@@ -86,6 +86,8 @@ fn line(id: &str, page: i32, index: i32, pdf: bool) -> LineRow {
         y1: y + 30.0,
         polygon: vec![10.0, y, 500.0, y, 500.0, y + 30.0, 10.0, y + 30.0],
         bbox_pt: pdf.then_some([3.6, y * 0.36, 180.0, (y + 30.0) * 0.36]),
+        font_size: pdf.then_some(10.0 + index as f32),
+        bold: pdf.then_some(index == 0),
     }
 }
 
@@ -270,6 +272,13 @@ fn round_trip_three_documents() {
     assert_eq!(y1_pt.value(1), 170.0 * 0.36);
     assert!(x0_pt.is_null(4) && x0_pt.is_null(5) && y1_pt.is_null(5));
     assert_eq!(x0_pt.null_count(), 2);
+    let size: &Float32Array = col(&l, "font_size");
+    let bold: &BooleanArray = col(&l, "bold");
+    assert_eq!(
+        (size.value(1), bold.value(0), bold.value(1)),
+        (11.0, true, false)
+    );
+    assert!(size.is_null(4) && bold.is_null(5));
     let lt: &StringArray = col(&l, "text");
     assert_eq!(lt.value(5), "c page 0 line 1");
     let ldoc: &StringArray = col(&l, "doc_id");

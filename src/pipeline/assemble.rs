@@ -361,6 +361,8 @@ mod tests {
                     y1: 12.0,
                 },
                 bbox_pt: BBox::default(),
+                font_size: Some(12.0),
+                bold: true,
             }],
             readable_chars: 8,
             unmapped_chars: 0,

@@ -254,6 +254,8 @@ pub fn page_lines<'a>(p: &PageRow, lines: impl Iterator<Item = &'a LineRow>) -> 
                     y1: l.y1,
                 },
                 confidence: l.confidence,
+                font_size: l.font_size,
+                bold: l.bold.unwrap_or(false),
             })
             .collect(),
     }

@@ -71,7 +71,11 @@ pub fn text_layer_page(
         .lines
         .iter()
         .enumerate()
-        .map(|(i, l)| line_row(meta, i, &l.text, 1.0, &l.bbox_px.to_quad(), Some(l.bbox_pt)))
+        .map(|(i, l)| LineRow {
+            font_size: l.font_size,
+            bold: Some(l.bold),
+            ..line_row(meta, i, &l.text, 1.0, &l.bbox_px.to_quad(), Some(l.bbox_pt))
+        })
         .collect();
     let source = if usable && !lines.is_empty() {
         PageSource::TextLayer
@@ -109,6 +113,8 @@ pub fn line_row(
         y1: b.y1,
         polygon: polygon(quad),
         bbox_pt: bbox_pt.map(|b| [b.x0, b.y0, b.x1, b.y1]),
+        font_size: None,
+        bold: None,
     }
 }
 

@@ -23,8 +23,9 @@ use std::io::{Read, Write};
 /// Protocol version, sent in [`Reply::Ready`]; a worker of another version
 /// is refused.
 /// Version 2 added page images for a VLM (`Request::Render::vlm_dpi`,
-/// [`Reply::VlmImage`]).
-pub const VERSION: u32 = 2;
+/// [`Reply::VlmImage`]); version 3 the text layer's font size and weight
+/// per line ([`LayerLine::font_size`], [`LayerLine::bold`]).
+pub const VERSION: u32 = 3;
 const MAGIC: &[u8; 4] = b"DPW1";
 /// Largest header accepted, bytes (a text layer of a dense page is well under
 /// a megabyte).
@@ -125,6 +126,9 @@ pub struct WireLine {
     bbox_px: [f32; 4],
     #[serde(with = "bits")]
     bbox_pt: [f32; 4],
+    /// Points, as IEEE-754 bits.
+    font_size: Option<u32>,
+    bold: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -193,6 +197,8 @@ impl From<TextLayer> for WireLayer {
                 .map(|l| WireLine {
                     bbox_px: bbox_to(&l.bbox_px),
                     bbox_pt: bbox_to(&l.bbox_pt),
+                    font_size: l.font_size.map(f32::to_bits),
+                    bold: l.bold,
                     text: l.text,
                 })
                 .collect(),
@@ -212,6 +218,8 @@ impl From<WireLayer> for TextLayer {
                     text: l.text,
                     bbox_px: bbox_from(l.bbox_px),
                     bbox_pt: bbox_from(l.bbox_pt),
+                    font_size: l.font_size.map(f32::from_bits),
+                    bold: l.bold,
                 })
                 .collect(),
             readable_chars: w.readable_chars,
@@ -488,6 +496,8 @@ mod tests {
                     x1: 3.0,
                     y1: 4.0,
                 },
+                font_size: Some(10.5),
+                bold: true,
             }],
             readable_chars: 17,
             unmapped_chars: 2,
@@ -515,6 +525,7 @@ mod tests {
                 assert_eq!(l.lines[0].bbox_px.x1, f32::INFINITY);
                 assert!(l.lines[0].bbox_px.y1.is_sign_negative());
                 assert_eq!(l.lines[0].bbox_pt, layer.lines[0].bbox_pt);
+                assert_eq!((l.lines[0].font_size, l.lines[0].bold), (Some(10.5), true));
                 assert_eq!((l.readable_chars, l.unmapped_chars), (17, 2));
             }
             other => panic!("{other:?}"),

@@ -202,3 +202,71 @@ pub fn pdf_of_lines(pages: usize, needle: &str, line: impl Fn(usize) -> String) 
     );
     out
 }
+
+/// One run of text on a test page: where its baseline starts (PDF points,
+/// origin bottom-left), its font size in points, and whether it is set in
+/// Helvetica-Bold (else Helvetica).
+pub struct TextRun<'a> {
+    pub x: f32,
+    pub y: f32,
+    pub size: f32,
+    pub bold: bool,
+    pub text: &'a str,
+}
+
+/// A one-page US Letter PDF with `runs` in its text layer (text without
+/// `(`, `)` or `\`).
+pub fn pdf_of_runs(runs: &[TextRun]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    let mut object = |out: &mut Vec<u8>, body: String| {
+        offsets.push(out.len());
+        let n = offsets.len();
+        out.extend_from_slice(format!("{n} 0 obj\n{body}\nendobj\n").as_bytes());
+    };
+    object(&mut out, "<< /Type /Catalog /Pages 2 0 R >>".into());
+    object(&mut out, "<< /Type /Pages /Kids [5 0 R] /Count 1 >>".into());
+    object(
+        &mut out,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
+    );
+    object(
+        &mut out,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>".into(),
+    );
+    object(
+        &mut out,
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+         /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents 6 0 R >>"
+            .into(),
+    );
+    let text: String = runs
+        .iter()
+        .map(|r| {
+            let font = if r.bold { "F2" } else { "F1" };
+            format!(
+                "BT /{font} {} Tf {} {} Td ({}) Tj ET\n",
+                r.size, r.x, r.y, r.text
+            )
+        })
+        .collect();
+    object(
+        &mut out,
+        format!("<< /Length {} >>\nstream\n{text}endstream", text.len()),
+    );
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+    );
+    for o in &offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            offsets.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}

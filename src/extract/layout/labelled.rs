@@ -52,7 +52,7 @@ impl Plan {
             FieldType::Date => {
                 let dates = find_date_readings(text);
                 // The end of a range takes the range's second date.
-                let pick = match (self.role, dates.get(0), dates.get(1)) {
+                let pick = match (self.role, dates.first(), dates.get(1)) {
                     (Some(Role::End), Some(a), Some(b))
                         if RANGE_WORDS
                             .contains(&text[a.end..b.start].trim().to_lowercase().as_str()) =>

@@ -34,6 +34,7 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         lower.bbox.y0 - upper.bbox.y1 < 1.0 * h
     };
     let mut out = Vec::new();
+    let mut groups: Vec<Vec<&L>> = Vec::new();
     let mut rank = 0;
     for (k, r) in rows.iter().enumerate() {
         if rank >= TOP_ROWS {
@@ -110,7 +111,14 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 extend_below(plan, lines, from, &mut c, plan.def.hints.lines - 1);
             }
         }
+        groups.push(used.iter().flat_map(|r| r.lines.iter().copied()).collect());
         out.push(c);
+    }
+    for (c, f) in out
+        .iter_mut()
+        .zip(super::issuer::row_factors(lines, &groups))
+    {
+        c.score *= f;
     }
     out
 }

@@ -39,6 +39,8 @@ pub(super) struct L {
     pub(super) map: Vec<usize>,
     pub(super) bbox: BBox,
     pub(super) conf: f32,
+    pub(super) font_size: Option<f32>,
+    pub(super) bold: bool,
 }
 
 impl L {
@@ -244,6 +246,8 @@ pub(super) fn prepare(pages: &[PageLines]) -> Vec<L> {
                     lower,
                     map,
                     bbox: l.bbox,
+                    font_size: l.font_size,
+                    bold: l.bold,
                     conf: if l.confidence.is_finite() {
                         l.confidence.clamp(0.0, 1.0)
                     } else {
