@@ -169,7 +169,7 @@ fn a_block_value_runs_down_while_its_lines_stay_aligned() {
 }
 
 #[test]
-fn a_receipt_address_is_the_centred_block_under_the_company() {
+fn a_receipt_address_is_the_centred_lines_under_the_company() {
     let schema = FieldSchema::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
     )
