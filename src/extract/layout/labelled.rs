@@ -14,7 +14,9 @@ use super::placed::{extend_block, starts_with_key};
 use super::text::*;
 use super::{Cand, Plan, Role};
 use crate::extract::field::FieldType;
-use crate::extract::parse::{find_amounts, find_currencies, find_date_readings, find_integers};
+use crate::extract::parse::{
+    find_amounts, find_currencies, find_date_readings, find_integers, DateFound,
+};
 
 /// A typed value read from a text: the value, its byte span, the parse
 /// factor, the number (for `pick: largest`) and a date's month-first reading.
@@ -350,6 +352,20 @@ fn defined_term_open(lower: &str, start: usize, end: usize) -> Option<usize> {
     lead_ok.then_some(open)
 }
 
+/// A candidate for date `d` found in line `l`'s text, with `score`.
+fn date_cand(l: &L, d: DateFound, score: f32) -> Cand {
+    Cand {
+        bbox: l.span_box(d.start, d.end),
+        value: Value::String(d.value),
+        alt: d.month_first.map(Value::String),
+        score,
+        page: l.page,
+        order: l.order,
+        num: None,
+        sure: true,
+    }
+}
+
 pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
     let mut out = Vec::new();
     for (li, l) in lines.iter().enumerate() {
@@ -378,31 +394,13 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                     .checked_sub(1)
                     .map(|k| &lines[k])
                     .filter(|p| p.page == l.page);
-                if let Some(d) = dates.last() {
-                    out.push(Cand {
-                        value: Value::String(d.value.clone()),
-                        score: l.conf * q,
-                        page: l.page,
-                        bbox: l.span_box(d.start, d.end),
-                        order: l.order,
-                        num: None,
-                        sure: true,
-                        alt: d.month_first.clone().map(Value::String),
-                    });
+                if let Some(d) = dates.into_iter().last() {
+                    out.push(date_cand(l, d, l.conf * q));
                     continue;
                 }
                 if let Some(p) = prev {
-                    if let Some(d) = find_date_readings(&p.text).last() {
-                        out.push(Cand {
-                            value: Value::String(d.value.clone()),
-                            score: p.conf * q * 0.9,
-                            page: p.page,
-                            bbox: p.span_box(d.start, d.end),
-                            order: p.order,
-                            num: None,
-                            sure: true,
-                            alt: d.month_first.clone().map(Value::String),
-                        });
+                    if let Some(d) = find_date_readings(&p.text).into_iter().last() {
+                        out.push(date_cand(p, d, p.conf * q * 0.9));
                         continue;
                     }
                 }
@@ -503,16 +501,7 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         match &plan.ty {
             FieldType::Date => {
                 for f in find_date_readings(&l.text) {
-                    out.push(Cand {
-                        alt: f.month_first.map(Value::String),
-                        value: Value::String(f.value),
-                        score: l.conf * 0.5,
-                        page: l.page,
-                        bbox: l.span_box(f.start, f.end),
-                        order: l.order,
-                        num: None,
-                        sure: true,
-                    });
+                    out.push(date_cand(l, f, l.conf * 0.5));
                 }
             }
             FieldType::Enum(members) => {
