@@ -201,6 +201,16 @@ pub enum OnInvalid {
     Fail,
 }
 
+/// What happens to a record once it is extracted: `extract.on_invalid`
+/// and `extract.review_below`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RecordPolicy {
+    pub on_invalid: OnInvalid,
+    /// Fields whose confidence is under this (and required fields not
+    /// found) get `F__review = true`; `None`: no review column values.
+    pub review_below: Option<f32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExtractConfig {
     /// JSON Schema (an object schema) of the fields to extract.
@@ -213,6 +223,18 @@ pub struct ExtractConfig {
     pub batch_size: usize,
     /// Most tokens the VLM may generate for one page.
     pub max_new_tokens: usize,
+    /// `F__review` threshold on `F__confidence`, in `[0, 1]`.
+    pub review_below: Option<f32>,
+}
+
+impl ExtractConfig {
+    /// The settings that act on a finished record.
+    pub fn policy(&self) -> RecordPolicy {
+        RecordPolicy {
+            on_invalid: self.on_invalid,
+            review_below: self.review_below,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -390,6 +412,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
             "on_invalid",
             "batch_size",
             "max_new_tokens",
+            "review_below",
         ],
     )?;
     let schema = match m.get("schema") {
@@ -457,6 +480,9 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
     let max_new_tokens = opt(&m, "max_new_tokens", 256, |n, p| {
         r.int(n, p, 1, 8192).map(|v| v as usize)
     });
+    let review_below = opt(&m, "review_below", None, |n, p| {
+        r.number(n, p, 0.0, 1.0).map(|v| Some(v as f32))
+    });
     let (engine, model) = (engine?, model?);
     if engine == ExtractEngine::Vlm && model.is_none() {
         r.issue(
@@ -473,6 +499,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
         on_invalid: on_invalid?,
         batch_size: batch_size?,
         max_new_tokens: max_new_tokens?,
+        review_below: review_below?,
     })
 }
 
@@ -907,6 +934,24 @@ mod tests {
         assert_eq!(e.schema, base.join("s.json"));
         assert_eq!(e.engine, ExtractEngine::Layout);
         assert_eq!(e.on_invalid, OnInvalid::Keep);
+        assert_eq!(e.review_below, None);
+        let e = Pipeline::parse(
+            "name: t\ninput: {path: x}\noutput: {path: o}\nextract: {schema: s.json, review_below: 0.6}\n",
+            Path::new("p.yaml"),
+            base,
+        )
+        .unwrap()
+        .extract
+        .unwrap();
+        assert_eq!(e.policy().review_below, Some(0.6));
+        let err = Pipeline::parse(
+            "name: t\ninput: {path: x}\noutput: {path: o}\nextract: {schema: s.json, review_below: 2}\n",
+            Path::new("p.yaml"),
+            base,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("extract.review_below"), "{err}");
         let err = Pipeline::parse(
             "name: t\ninput: {path: x}\noutput: {path: o}\nextract: {schema: nope.json, engine: vlm}\n",
             Path::new("p.yaml"),

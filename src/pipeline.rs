@@ -27,7 +27,7 @@ mod shared_pdf;
 mod vlm;
 pub mod write;
 
-use crate::config::{OnInvalid, Pipeline};
+use crate::config::{Pipeline, RecordPolicy};
 use crate::extract::FieldSchema;
 use crate::ingest::{DocRef, SourceFile};
 use crate::journal::FileStat;
@@ -78,8 +78,8 @@ pub struct VlmResources {
     /// Builds the engine, once per run, on the stage's thread.
     pub engine: VlmFactory,
     pub schema: Arc<FieldSchema>,
-    /// `extract.on_invalid`.
-    pub on_invalid: OnInvalid,
+    /// `extract.on_invalid` and `extract.review_below`.
+    pub policy: RecordPolicy,
     /// Most pages in one generation call (`extract.batch_size`).
     pub batch_size: usize,
 }
@@ -120,6 +120,9 @@ pub struct RunSummary {
     pub records: u64,
     /// Of those, records that do not satisfy the field schema.
     pub records_invalid: u64,
+    /// Fields marked for review (`extract.review_below`), and the records
+    /// that have at least one; `None` without a threshold.
+    pub review: Option<(u64, u64)>,
     /// The extractor's own line (e.g. VLM tokens/s), when it has one.
     pub extract_report: Option<String>,
     /// Stage and queue figures, and the bottleneck.
@@ -180,6 +183,11 @@ impl RunSummary {
                 self.records,
                 self.records - self.records_invalid,
                 self.records_invalid
+            ));
+        }
+        if let Some((fields, records)) = self.review {
+            s.push_str(&format!(
+                "review:    {fields} fields in {records} records under extract.review_below or required and not found\n"
             ));
         }
         if let Some(r) = &self.extract_report {
@@ -498,7 +506,7 @@ pub async fn run<S: DocSink + 'static>(
     });
     let vlm_fields = vlm_res.as_ref().map(|v| assemble::VlmFields {
         schema: v.schema.clone(),
-        on_invalid: v.on_invalid,
+        policy: v.policy,
     });
     let vlm_stage = match (vlm_res, vlm_rx) {
         (Some(v), Some(rx)) => {

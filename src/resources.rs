@@ -115,7 +115,7 @@ fn extractor(
     fields: Arc<FieldSchema>,
     accel: Accel,
 ) -> anyhow::Result<(Extractor, Vec<String>)> {
-    let on_invalid = cfg.on_invalid;
+    let policy = cfg.policy();
     match (cfg.engine, &cfg.model) {
         (ExtractEngine::Vlm, Some(model)) => {
             // `auto` gives each OCR model every core; the VLM gets them too.
@@ -144,7 +144,7 @@ fn extractor(
             let vlm = VlmResources {
                 engine,
                 schema: fields,
-                on_invalid,
+                policy,
                 batch_size: cfg.batch_size.max(1),
             };
             Ok((Extractor::Vlm(vlm), vec![id]))
@@ -154,8 +154,7 @@ fn extractor(
         }
         (ExtractEngine::Layout, _) => {
             let factory: ExtractorFactory = Arc::new(move || {
-                Ok(Box::new(LayoutExtractor::new(fields.clone(), on_invalid))
-                    as Box<dyn DocExtractor>)
+                Ok(Box::new(LayoutExtractor::new(fields.clone(), policy)) as Box<dyn DocExtractor>)
             });
             Ok((Extractor::Documents(factory), vec!["layout".into()]))
         }

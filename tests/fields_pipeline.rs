@@ -179,6 +179,62 @@ fn on_invalid_fail_fails_the_document_and_lists_it_in_failures() {
     );
 }
 
+/// `extract.review_below` marks found fields under it and required fields
+/// not found; the summary counts them; without it the column is null.
+#[test]
+fn review_below_marks_low_confidence_and_missing_required_fields() {
+    let dir = tmp("fields-review");
+    std::fs::write(dir.join("po.schema.json"), PO_SCHEMA).unwrap();
+    let sample = fixtures().join("samples/born-digital.pdf");
+    let mut seen = Vec::new();
+    for (name, review) in [
+        ("none", ""),
+        ("zero", ", review_below: 0"),
+        ("all", ", review_below: 1"),
+    ] {
+        let pipeline = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                "name: po\ninput: {{path: {}}}\nocr: {{mode: never}}\nextract: {{schema: po.schema.json{review}}}\noutput: {{path: out-{name}}}\n",
+                sample.display()
+            ),
+        )
+        .unwrap();
+        let o = run(&["run", pipeline.to_str().unwrap(), "--quiet"]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{stderr}");
+        let got = pyarrow(
+            &dir.join(format!("out-{name}")),
+            r#"
+import os, pyarrow.dataset as ds
+t = ds.dataset(os.path.join(os.environ["OUT"], "documents"), format="parquet").to_table()
+assert t.schema.field("po_number__review").type == "bool"
+r = t.to_pylist()[0]
+print(r["invoice_number"] is not None, r["invoice_number__confidence"] < 1.0,
+      r["invoice_number__review"], r["po_number"], r["po_number__review"])
+"#,
+        );
+        seen.push((name, got.trim().to_string(), stderr.into_owned()));
+    }
+    // The number is found with a confidence under 1; the PO number is not.
+    let (_, none, stderr) = &seen[0];
+    assert_eq!(none, "True True None None None");
+    assert!(!stderr.contains("review:"), "{stderr}");
+    let (_, zero, stderr) = &seen[1];
+    assert_eq!(zero, "True True False None True");
+    assert!(
+        stderr.contains("review:    1 fields in 1 records"),
+        "{stderr}"
+    );
+    let (_, all, stderr) = &seen[2];
+    assert_eq!(all, "True True True None True");
+    assert!(
+        stderr.contains("review:    2 fields in 1 records"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unusable_schemas_are_refused_before_anything_runs() {
     let dir = tmp("fields-refused");

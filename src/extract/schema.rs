@@ -42,6 +42,8 @@ use super::layout::hints::{self, Hints};
 
 /// Suffixes of the per-field provenance columns.
 pub const CONFIDENCE_SUFFIX: &str = "__confidence";
+/// Suffix of the column that marks a field for a person to check.
+pub const REVIEW_SUFFIX: &str = "__review";
 pub const PAGE_SUFFIX: &str = "__page";
 pub const BBOX_SUFFIX: &str = "__bbox";
 /// Names of the record-level columns.
@@ -222,6 +224,19 @@ impl FieldSchema {
     /// The schema as given.
     pub fn raw(&self) -> &Value {
         &self.raw
+    }
+
+    /// The top-level property names the schema lists as `required`.
+    pub fn required(&self) -> Vec<String> {
+        self.raw
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The compiled validator of the schema (see `validate.rs`).

@@ -8,6 +8,8 @@
 //! cannot hold (an integer beyond `Int64`, a number beyond its decimal
 //! precision) is reported too, with keyword `type`: it is stored as null.
 
+use std::collections::BTreeSet;
+
 use super::error::pointer_join;
 use super::record::Record;
 use super::schema::FieldSchema;
@@ -30,13 +32,58 @@ pub struct Extracted {
     pub record: Record,
     /// Empty when the record is valid.
     pub errors: Vec<ValidationError>,
+    /// Top-level fields the schema lists as `required` that were not found.
+    pub missing_required: Vec<String>,
+    /// Fields a person should check (see [`Extracted::mark_review`]);
+    /// `None` when no threshold was set.
+    pub review: Option<BTreeSet<String>>,
 }
 
 impl Extracted {
     /// Validate `record` against `schema` and keep both.
     pub fn new(record: Record, schema: &FieldSchema) -> Self {
         let errors = schema.validate(&record);
-        Self { record, errors }
+        let missing_required = schema
+            .required()
+            .into_iter()
+            .filter(|f| !record.fields.contains_key(f))
+            .collect();
+        Self {
+            record,
+            errors,
+            missing_required,
+            review: None,
+        }
+    }
+
+    /// Marks for review every found field whose confidence is under
+    /// `below`, and every required field that was not found.
+    pub fn mark_review(&mut self, below: f32) {
+        let mut set: BTreeSet<String> = self
+            .record
+            .fields
+            .iter()
+            .filter(|(_, v)| v.confidence < below)
+            .map(|(k, _)| k.clone())
+            .collect();
+        set.extend(self.missing_required.iter().cloned());
+        self.review = Some(set);
+    }
+
+    /// `F__review` of `field`: `None` without a threshold, or for an
+    /// optional field that was not found (nothing to check).
+    pub fn needs_review(&self, field: &str) -> Option<bool> {
+        let set = self.review.as_ref()?;
+        if set.contains(field) {
+            Some(true)
+        } else {
+            self.record.fields.contains_key(field).then_some(false)
+        }
+    }
+
+    /// How many fields are marked for review.
+    pub fn review_count(&self) -> usize {
+        self.review.as_ref().map_or(0, BTreeSet::len)
     }
 
     /// Whether the record satisfies the schema.
@@ -198,5 +245,31 @@ mod tests {
             too_precise.errors[0].message,
             "123.45 does not fit a decimal128(4, 2) column"
         );
+    }
+
+    #[test]
+    fn review_marks_low_confidence_and_missing_required() {
+        let schema = FieldSchema::from_value(json!({
+            "type": "object",
+            "required": ["total", "date"],
+            "properties": {
+                "date": {"type": "string"},
+                "total": {"type": "number"},
+                "note": {"type": "string"},
+                "ref": {"type": "string"}
+            }
+        }))
+        .unwrap();
+        let mut r = record(&[("total", json!(9.0)), ("note", json!("x"))]);
+        r.fields.get_mut("note").unwrap().confidence = 0.4;
+        let mut x = Extracted::new(r, &schema);
+        assert_eq!(x.missing_required, ["date"]);
+        assert_eq!(x.needs_review("note"), None, "no threshold, no flag");
+        x.mark_review(0.6);
+        assert_eq!(x.needs_review("total"), Some(false));
+        assert_eq!(x.needs_review("note"), Some(true));
+        assert_eq!(x.needs_review("date"), Some(true), "required, not found");
+        assert_eq!(x.needs_review("ref"), None, "optional, not found");
+        assert_eq!(x.review_count(), 2);
     }
 }

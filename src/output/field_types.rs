@@ -17,8 +17,9 @@
 //! | `["T", "null"]` | as `T` (every column is nullable) |
 //!
 //! Each top-level field `f` also gets `f__confidence` (`Float32`),
-//! `f__page` (`Int32`, 0-based) and `f__bbox` (`List<Float32>`: x0, y0, x1,
-//! y1 in page pixels); the columns end with `record_valid` (`Boolean`) and
+//! `f__review` (`Boolean`: under `extract.review_below`, or required and not
+//! found; null without a threshold), `f__page` (`Int32`, 0-based) and
+//! `f__bbox` (`List<Float32>`: x0, y0, x1, y1 in page pixels); the columns end with `record_valid` (`Boolean`) and
 //! `record_errors` (`List<Struct<path, keyword, message>>`).
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
 
 use super::UTC;
 use crate::extract::schema::{
-    BBOX_SUFFIX, CONFIDENCE_SUFFIX, PAGE_SUFFIX, RECORD_ERRORS, RECORD_VALID,
+    BBOX_SUFFIX, CONFIDENCE_SUFFIX, PAGE_SUFFIX, RECORD_ERRORS, RECORD_VALID, REVIEW_SUFFIX,
 };
 use crate::extract::{FieldDef, FieldSchema, FieldType};
 
@@ -72,15 +73,20 @@ pub(crate) fn error_fields() -> Fields {
 }
 
 /// The columns `schema` adds to `documents/`, in order: per field the
-/// value, `__confidence`, `__page`, `__bbox`; then `record_valid` and
-/// `record_errors`. All nullable.
+/// value, `__confidence`, `__review`, `__page`, `__bbox`; then
+/// `record_valid` and `record_errors`. All nullable.
 pub fn field_columns_schema(schema: &FieldSchema) -> Vec<Field> {
-    let mut out = Vec::with_capacity(schema.fields().len() * 4 + 2);
+    let mut out = Vec::with_capacity(schema.fields().len() * 5 + 2);
     for f in schema.fields() {
         out.push(Field::new(&f.name, arrow_type(&f.ty), true));
         out.push(Field::new(
             format!("{}{CONFIDENCE_SUFFIX}", f.name),
             DataType::Float32,
+            true,
+        ));
+        out.push(Field::new(
+            format!("{}{REVIEW_SUFFIX}", f.name),
+            DataType::Boolean,
             true,
         ));
         out.push(Field::new(
@@ -219,6 +225,7 @@ mod tests {
             [
                 "f",
                 "f__confidence",
+                "f__review",
                 "f__page",
                 "f__bbox",
                 "record_valid",
@@ -226,12 +233,13 @@ mod tests {
             ]
         );
         assert_eq!(cols[1].data_type(), &DataType::Float32);
-        assert_eq!(cols[2].data_type(), &DataType::Int32);
+        assert_eq!(cols[2].data_type(), &DataType::Boolean);
+        assert_eq!(cols[3].data_type(), &DataType::Int32);
         assert_eq!(
-            cols[3].data_type(),
+            cols[4].data_type(),
             &DataType::List(Arc::new(Field::new("item", DataType::Float32, false)))
         );
-        assert_eq!(cols[4].data_type(), &DataType::Boolean);
+        assert_eq!(cols[5].data_type(), &DataType::Boolean);
         assert!(cols.iter().all(|c| c.is_nullable()));
     }
 

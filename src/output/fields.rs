@@ -179,7 +179,7 @@ pub(crate) fn field_columns(
     schema: &FieldSchema,
     rows: &[Option<&Extracted>],
 ) -> Result<Vec<ArrayRef>, ArrowError> {
-    let mut out = Vec::with_capacity(schema.fields().len() * 4 + 2);
+    let mut out = Vec::with_capacity(schema.fields().len() * 5 + 2);
     for f in schema.fields() {
         let fv: Vec<_> = rows
             .iter()
@@ -191,6 +191,11 @@ pub(crate) fn field_columns(
             fv.iter()
                 .map(|v| v.map(|v| v.confidence))
                 .collect::<Float32Array>(),
+        ));
+        out.push(Arc::new(
+            rows.iter()
+                .map(|r| r.and_then(|e| e.needs_review(&f.name)))
+                .collect::<BooleanArray>(),
         ));
         out.push(Arc::new(
             fv.iter()

@@ -631,7 +631,7 @@ fn field_columns_round_trip_typed() {
     assert!(matches!(ty("seller"), DataType::Struct(_)));
     assert_eq!(
         d.schema().fields().len(),
-        schemas().0.fields().len() + 9 * 4 + 2
+        schemas().0.fields().len() + 9 * 5 + 2
     );
 
     let date = d

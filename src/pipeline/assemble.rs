@@ -5,7 +5,7 @@
 
 use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, VlmDone};
 use super::write::attach;
-use crate::config::OnInvalid;
+use crate::config::RecordPolicy;
 use crate::extract::adapters;
 use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
@@ -27,8 +27,8 @@ pub struct RowStamp {
 #[derive(Clone)]
 pub struct VlmFields {
     pub schema: Arc<FieldSchema>,
-    /// `extract.on_invalid`.
-    pub on_invalid: OnInvalid,
+    /// `extract.on_invalid` and `extract.review_below`.
+    pub policy: RecordPolicy,
 }
 
 struct DocState {
@@ -309,13 +309,14 @@ fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &Vlm
     }
     if !records.is_empty() {
         let extracted = adapters::vlm_document(records, &fields.schema);
-        attach(&mut d.doc, extracted, fields.on_invalid);
+        attach(&mut d.doc, extracted, fields.policy);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OnInvalid;
     use crate::extract::vlm::PageRecord;
     use crate::ingest::Kind;
     use crate::pdf::{LayerLine, TextLayer};
@@ -400,7 +401,10 @@ mod tests {
         .unwrap();
         let fields = VlmFields {
             schema: Arc::new(schema),
-            on_invalid: OnInvalid::Keep,
+            policy: RecordPolicy {
+                on_invalid: OnInvalid::Keep,
+                review_below: None,
+            },
         };
         let stamp = RowStamp {
             pipeline: "t".into(),

@@ -8,7 +8,7 @@ pub use super::items::FinishedDoc;
 use super::items::PageFailure;
 use super::progress::Progress;
 use super::{DocSink, RunSummary};
-use crate::config::OnInvalid;
+use crate::config::{OnInvalid, RecordPolicy};
 use crate::extract::adapters::{self, LayoutFields};
 use crate::extract::{Extracted, FieldSchema};
 use crate::output::{DocStatus, DocumentRow, PageSource};
@@ -34,10 +34,15 @@ pub trait DocExtractor: Send {
     }
 }
 
-/// Attaches a validated record to its document, and fails the document
-/// when the pipeline says an invalid record should.
-pub fn attach(doc: &mut DocumentRow, extracted: Extracted, on_invalid: OnInvalid) {
-    if !extracted.valid() && on_invalid == OnInvalid::Fail && doc.status != DocStatus::Failed {
+/// Attaches a validated record to its document, marks the fields a person
+/// should check, and fails the document when the pipeline says an invalid
+/// record should.
+pub fn attach(doc: &mut DocumentRow, mut extracted: Extracted, policy: RecordPolicy) {
+    if let Some(below) = policy.review_below {
+        extracted.mark_review(below);
+    }
+    if !extracted.valid() && policy.on_invalid == OnInvalid::Fail && doc.status != DocStatus::Failed
+    {
         doc.status = DocStatus::Failed;
         doc.error_class = Some("invalid_record".into());
         doc.error_message = Some(adapters::invalid_message(&extracted));
@@ -48,14 +53,14 @@ pub fn attach(doc: &mut DocumentRow, extracted: Extracted, on_invalid: OnInvalid
 /// Finds fields from lines and their positions ([`LayoutFields`]).
 pub struct LayoutExtractor {
     fields: LayoutFields,
-    on_invalid: OnInvalid,
+    policy: RecordPolicy,
 }
 
 impl LayoutExtractor {
-    pub fn new(schema: Arc<FieldSchema>, on_invalid: OnInvalid) -> Self {
+    pub fn new(schema: Arc<FieldSchema>, policy: RecordPolicy) -> Self {
         Self {
             fields: LayoutFields::new(schema),
-            on_invalid,
+            policy,
         }
     }
 }
@@ -71,7 +76,7 @@ impl DocExtractor for LayoutExtractor {
             let fields = &self.fields;
             let lines = d.page_lines();
             match std::panic::catch_unwind(AssertUnwindSafe(|| fields.extract(&lines))) {
-                Ok(extracted) => attach(&mut d.doc, extracted, self.on_invalid),
+                Ok(extracted) => attach(&mut d.doc, extracted, self.policy),
                 Err(panic) => {
                     let f = PageFailure::panic("field extraction", panic.as_ref());
                     d.doc.status = DocStatus::Partial;
@@ -175,6 +180,12 @@ fn account(
         summary.records += 1;
         if !x.valid() {
             summary.records_invalid += 1;
+        }
+        if x.review.is_some() {
+            let (fields, records) = summary.review.get_or_insert((0, 0));
+            let n = x.review_count() as u64;
+            *fields += n;
+            *records += u64::from(n > 0);
         }
     }
     for p in &d.pages {
