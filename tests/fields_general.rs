@@ -239,3 +239,71 @@ fn a_defined_term_reads_the_date_before_it() {
     )]));
     assert_eq!(value(&r, "effective_date"), Some(json!("2011-03-03")));
 }
+
+/// A currency field named `currency`, no hints: any ISO 4217 code.
+fn currency_of(lines: Vec<Line>) -> Option<Value> {
+    let e = engine(json!({
+        "currency": {"type": "string", "title": "Currency"},
+        "total": {"type": "number", "title": "Total"}
+    }));
+    value(&e.extract(&page(lines)), "currency")
+}
+
+#[test]
+fn currency_symbols_follow_the_page_or_stay_null() {
+    let total = || line("Total: $ 120.00", 50.0, 400.0);
+    // A dollar with nothing else on the page is not guessed.
+    assert_eq!(currency_of(vec![total()]), None);
+    // The country of the address, a phone code, a domain decide it.
+    assert_eq!(
+        currency_of(vec![
+            line("12 Harbour St, Sydney NSW 2000", 50.0, 40.0),
+            total()
+        ]),
+        Some(json!("AUD"))
+    );
+    assert_eq!(
+        currency_of(vec![line("Tel +65 6123 4567", 50.0, 40.0), total()]),
+        Some(json!("SGD"))
+    );
+    assert_eq!(
+        currency_of(vec![line("Springfield, IL 62704 USA", 50.0, 40.0), total()]),
+        Some(json!("USD"))
+    );
+    // Conflicting cues: null.
+    assert_eq!(
+        currency_of(vec![
+            line("ABN 51 824 753 556", 50.0, 40.0),
+            line("Tel +65 6123 4567", 50.0, 60.0),
+            total()
+        ]),
+        None
+    );
+    // A yen sign on a page with kana is Japanese yen.
+    assert_eq!(
+        currency_of(vec![
+            line("株式会社 サンプル", 50.0, 40.0),
+            line("Total: ¥ 1,200", 50.0, 400.0)
+        ]),
+        Some(json!("JPY"))
+    );
+    // Codes outside the seven the old schema listed.
+    assert_eq!(
+        currency_of(vec![line("Total: 1.200,00 SEK", 50.0, 400.0)]),
+        Some(json!("SEK"))
+    );
+    assert_eq!(
+        currency_of(vec![line("Amount due CNY 5,000.00", 50.0, 400.0)]),
+        Some(json!("CNY"))
+    );
+}
+
+#[test]
+fn an_enum_of_codes_narrows_a_symbol() {
+    let e = engine(json!({
+        "currency": {"enum": ["EUR", "USD"]},
+        "total": {"type": "number", "title": "Total"}
+    }));
+    let r = e.extract(&page(vec![line("Total: $ 120.00", 50.0, 400.0)]));
+    assert_eq!(value(&r, "currency"), Some(json!("USD")));
+}

@@ -97,7 +97,7 @@ for r in sorted(t.to_pylist(), key=lambda r: r["uri"]):
 "#,
     );
     assert!(
-        got.contains("types date32[day] double dictionary<values=string, indices=int32, ordered=0> float int32 list<item: float not null> bool"),
+        got.contains("types date32[day] double string float int32 list<item: float not null> bool"),
         "{got}"
     );
     // The four renderings of the Northwind invoice: text layer, scanned

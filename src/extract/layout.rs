@@ -63,6 +63,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::field::{FieldDef, FieldType};
+use super::parse::currency::{is_iso_code, symbol_codes, Evidence, Mention, ISO_4217};
 use super::parse::{find_amounts, find_date_readings, DateOrder};
 use super::record::{FieldValue, Record};
 use super::schema::FieldSchema;
@@ -118,6 +119,23 @@ struct Plan {
     skip: Option<Matcher>,
     strip: Option<Matcher>,
     start: Option<Matcher>,
+    /// For a currency field: the ISO 4217 codes it may take.
+    currency: Option<Vec<String>>,
+}
+
+/// The codes a currency field may take: an enum's members when they are
+/// all ISO 4217 codes, else every code for a string field with `kind:
+/// currency` or a name whose last word is `currency`; `None` for any other
+/// field.
+fn currency_codes(f: &FieldDef, ty: &FieldType) -> Option<Vec<String>> {
+    let named = hints::name_words(&f.name).last().map(String::as_str) == Some("currency");
+    match ty {
+        FieldType::Enum(members) if members.iter().all(|m| is_iso_code(m)) => Some(members.clone()),
+        FieldType::String if f.hints.currency || (named && f.hints.pattern.is_none()) => {
+            Some(ISO_4217.iter().map(|c| c.to_string()).collect())
+        }
+        _ => None,
+    }
 }
 
 /// Which end of a range a date field is.
@@ -234,6 +252,7 @@ impl LayoutEngine {
                     }
                 }
                 let low = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+                let currency = currency_codes(f, &ty);
                 Plan {
                     ty,
                     role: role.map(|(r, _)| r),
@@ -250,6 +269,7 @@ impl LayoutEngine {
                     skip: f.hints.skip.as_deref().and_then(|p| Matcher::new(p, true)),
                     strip: f.hints.strip.as_deref().and_then(|p| Matcher::new(p, true)),
                     start: f.hints.start.as_deref().and_then(|p| Matcher::new(p, true)),
+                    currency,
                     def: f.clone(),
                 }
             })
@@ -305,6 +325,7 @@ impl LayoutEngine {
     ) -> Record {
         let lines = prepare(pages);
         let order = date_order(&lines);
+        let money = Evidence::of(lines.iter().map(|l| l.text.as_str()));
         let mut record = Record::default();
         // Line (reading order) of each found field's value, for `after`.
         let mut found_at: BTreeMap<String, usize> = BTreeMap::new();
@@ -325,6 +346,10 @@ impl LayoutEngine {
                 c
             };
             let cands = resolve_dates(cands, order);
+            let cands = match &plan.currency {
+                Some(allowed) => resolve_currencies(cands, &money, allowed),
+                None => cands,
+            };
             if let Some(all) = all.as_deref_mut() {
                 all.insert(
                     plan.def.name.clone(),
@@ -434,6 +459,29 @@ fn resolve_dates(cands: Vec<Cand>, order: DateOrder) -> Vec<Cand> {
                 Some(c)
             }
             (Some(_), DateOrder::Unknown) => None,
+        })
+        .collect()
+}
+
+/// Currency candidates as codes: a symbol that may mean several allowed
+/// codes (`$`) takes the one the document's evidence points to, or is
+/// dropped when nothing decides.
+fn resolve_currencies(cands: Vec<Cand>, money: &Evidence, allowed: &[String]) -> Vec<Cand> {
+    cands
+        .into_iter()
+        .filter_map(|mut c| {
+            let Value::String(s) = &c.value else {
+                return Some(c);
+            };
+            if is_iso_code(s) {
+                return Some(c);
+            }
+            let m = Mention {
+                codes: symbol_codes(s)?,
+                symbol: None,
+            };
+            c.value = Value::String(money.resolve(&m, Some(allowed))?.to_string());
+            Some(c)
         })
         .collect()
 }

@@ -5,6 +5,8 @@
 //! return every match with its byte span, so that the layout engine can prefer
 //! the one nearest a label. They never panic and accept any UTF-8.
 
+pub mod currency;
+
 use serde_json::Value;
 
 /// A value found in a text, with the byte range `start..end` it came from.
@@ -492,24 +494,6 @@ pub fn find_date_readings(text: &str) -> Vec<DateFound> {
 // ---------------------------------------------------------------------------
 // Amounts
 
-/// Currency symbols and prefixes, with the ISO 4217 code they usually mean.
-/// `$` is read as USD: the most common meaning, but only a guess.
-pub const CURRENCY_SYMBOLS: &[(&str, &str)] = &[
-    ("€", "EUR"),
-    ("£", "GBP"),
-    ("¥", "JPY"),
-    ("₹", "INR"),
-    ("rs", "INR"),
-    ("inr", "INR"),
-    ("rm", "MYR"),
-    ("zł", "PLN"),
-    ("zl", "PLN"),
-    ("$", "USD"),
-    ("us$", "USD"),
-    ("chf", "CHF"),
-    ("kr", "SEK"),
-];
-
 /// An amount found in a text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Amount {
@@ -577,7 +561,8 @@ fn groups_ok(int_part: &str) -> bool {
 
 fn currency_of(tok: &Tok, raw: &str) -> Option<String> {
     let w = tok.text.as_str();
-    if CURRENCY_SYMBOLS.iter().any(|(s, _)| *s == w) {
+    // Symbols that are also units or words (`ft`, `fr`) do not tag amounts.
+    if currency::symbol_codes(w).is_some() && !matches!(w, "ft" | "fr" | "sfr" | "lei" | "rp") {
         return Some(raw[tok.start..tok.end].to_uppercase());
     }
     (tok.kind == Kind::Word
@@ -687,36 +672,6 @@ pub fn find_integers(text: &str) -> Vec<Found<i64>> {
             end: a.end,
         })
         .collect()
-}
-
-/// Currency codes in `text` that are among `codes`: written as the code
-/// (word-bounded, any case) or as a symbol of [`CURRENCY_SYMBOLS`].
-pub fn find_currencies(text: &str, codes: &[String]) -> Vec<Found<String>> {
-    let t = tokenize(text);
-    let mut out = Vec::new();
-    for (k, tok) in t.iter().enumerate() {
-        let w = tok.text.as_str();
-        let code = codes
-            .iter()
-            .find(|c| c.to_lowercase() == w && tok.kind == Kind::Word)
-            .cloned()
-            .or_else(|| {
-                // Symbols count only next to a number (`$ 12`, `12 €`), so
-                // that a stray `$` or the word "Rs" in a name does not.
-                let near_num = t.get(k + 1).is_some_and(|n| n.kind == Kind::Num)
-                    || k.checked_sub(1).is_some_and(|p| t[p].kind == Kind::Num);
-                let sym = CURRENCY_SYMBOLS.iter().find(|(s, _)| *s == w)?.1;
-                (near_num && codes.iter().any(|c| c == sym)).then(|| sym.to_string())
-            });
-        if let Some(value) = code {
-            out.push(Found {
-                value,
-                start: tok.start,
-                end: tok.end,
-            });
-        }
-    }
-    out
 }
 
 /// The number `value` scaled to `scale` decimals as an integer of at most
@@ -1003,14 +958,7 @@ mod tests {
     }
 
     #[test]
-    fn currencies_and_integers() {
-        let codes: Vec<String> = ["EUR", "USD", "INR", "PLN"].map(String::from).to_vec();
-        let got: Vec<String> = find_currencies("Total € 12,00 (EUR), ₹ 5", &codes)
-            .into_iter()
-            .map(|f| f.value)
-            .collect();
-        assert_eq!(got, ["EUR", "EUR", "INR"]);
-        assert!(find_currencies("Euro $ sign alone", &codes).is_empty());
+    fn integers() {
         let ints: Vec<i64> = find_integers("qty 12, price 3.50, 1,000 pcs")
             .into_iter()
             .map(|f| f.value)

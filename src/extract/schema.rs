@@ -656,7 +656,7 @@ mod tests {
         assert_eq!(
             e.message,
             "unknown hint `colour` (expected one of: decimal, labels, exclude, pattern, pick, \
-             position, after, lines, stop, keywords, skip, strip, start, rounding, separator)"
+             position, after, lines, stop, keywords, skip, strip, start, rounding, separator, kind)"
         );
         let e = one(
             json!({"type": "object", "properties": {"n": {"type": "string",

@@ -20,6 +20,7 @@
 //! | `start` | regex | with `after`: lines before the first one that matches it whole (either case) are passed over (e.g. `.*[0-9].*`: an address starts at a line with a number) |
 //! | `strip` | regex | with `position` / `after`: a trailing part of the value that matches it whole (either case), from a word start, is cut off |
 //! | `rounding` | step, e.g. `0.05` | cash rounding of a `number`: when the value found is not a multiple of the step, a multiple within one step of it, found among the candidates or below it on the page, wins (the rounded total that was paid) |
+//! | `kind` | `currency` | the value is an ISO 4217 code read from printed codes and symbols, an ambiguous symbol resolved from the document's evidence (see [`crate::extract::parse::currency`]); implied by an enum of ISO codes or a string field named `…currency` |
 //!
 //! Every hint is checked when the schema is loaded, with the JSON Pointer of
 //! the offending place, so that a schema the layout engine cannot use is
@@ -47,6 +48,7 @@ pub(crate) const KEYS: &[&str] = &[
     "start",
     "rounding",
     "separator",
+    "kind",
 ];
 
 /// Which candidate wins when a layout engine finds several.
@@ -97,6 +99,10 @@ pub struct Hints {
     pub start: Option<String>,
     /// Cash rounding step of a number field (e.g. 0.05), > 0.
     pub rounding: Option<f64>,
+    /// `kind: currency`: the value is an ISO 4217 code, read from printed
+    /// codes and symbols (also implied by an enum of ISO codes, or a field
+    /// named `currency`).
+    pub currency: bool,
 }
 
 impl Default for Hints {
@@ -117,6 +123,7 @@ impl Default for Hints {
             strip: None,
             start: None,
             rounding: None,
+            currency: false,
         }
     }
 }
@@ -329,6 +336,10 @@ pub(crate) fn read(
                 h.lines = 20;
             }
             _ => return Err(err(ptr, "expected an integer from 1 to 20, or \"block\"")),
+        },
+        "kind" => match v.as_str() {
+            Some("currency") => h.currency = true,
+            _ => return Err(err(ptr, "expected `currency`")),
         },
         "separator" => {
             h.separator = v

@@ -14,9 +14,8 @@ use super::placed::{extend_block, starts_with_key};
 use super::text::*;
 use super::{Cand, Plan, Role};
 use crate::extract::field::FieldType;
-use crate::extract::parse::{
-    find_amounts, find_currencies, find_date_readings, find_integers, DateFound,
-};
+use crate::extract::parse::currency::find_mentions;
+use crate::extract::parse::{find_amounts, find_date_readings, find_integers, DateFound};
 
 /// A typed value read from a text: the value, its byte span, the parse
 /// factor, the number (for `pick: largest`) and a date's month-first reading.
@@ -42,6 +41,35 @@ impl Parsed {
     }
 }
 
+impl Plan {
+    /// The currencies mentioned in `text` that this field allows: a code,
+    /// or a symbol's text (`$`) when the symbol may mean several allowed
+    /// codes; the document's evidence resolves those later
+    /// ([`super::resolve_currencies`]).
+    pub(super) fn currencies(&self, text: &str) -> Vec<Parsed> {
+        let allowed = self.currency.as_deref().unwrap_or_default();
+        find_mentions(text)
+            .into_iter()
+            .filter_map(|f| {
+                let codes: Vec<&str> = f
+                    .value
+                    .codes
+                    .iter()
+                    .copied()
+                    .filter(|c| allowed.iter().any(|a| a == c))
+                    .collect();
+                let value = match (codes.as_slice(), f.value.symbol) {
+                    ([], _) => return None,
+                    ([one], _) => one.to_string(),
+                    (_, Some(sym)) => sym.to_string(),
+                    (_, None) => return None,
+                };
+                Some(Parsed::new(Value::String(value), f.start, f.end, 1.0, None))
+            })
+            .collect()
+    }
+}
+
 /// Words between two dates that make them a range (`04/20/20 - 04/26/20`).
 const RANGE_WORDS: &[&str] = &[
     "-", "–", "—", "~", "to", "through", "thru", "until", "till", "bis", "au", "tot",
@@ -50,6 +78,9 @@ const RANGE_WORDS: &[&str] = &[
 impl Plan {
     /// A typed value read from `text` (a line or the part after a label).
     pub(super) fn parse(&self, text: &str) -> Option<Parsed> {
+        if self.currency.is_some() {
+            return self.currencies(text).into_iter().next();
+        }
         match &self.ty {
             FieldType::Date => {
                 let dates = find_date_readings(text);
@@ -97,10 +128,13 @@ impl Plan {
                 .into_iter()
                 .next()
                 .map(|f| Parsed::new(json!(f.value), f.start, f.end, 1.0, Some(f.value as f64))),
-            FieldType::Enum(members) => find_currencies(text, members)
-                .into_iter()
-                .next()
-                .map(|f| Parsed::new(Value::String(f.value), f.start, f.end, 1.0, None)),
+            FieldType::Enum(members) => {
+                let lower = text.to_lowercase();
+                members.iter().find_map(|m| {
+                    let (end, start) = find_label(&lower, &m.to_lowercase())?;
+                    Some(Parsed::new(Value::String(m.clone()), start, end, 1.0, None))
+                })
+            }
             FieldType::Boolean => {
                 let (t, off) = trim_lead(text);
                 let w: String = t
@@ -493,7 +527,7 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
 /// Dates and enum members anywhere, for labelled fields of those types.
 pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
     let mut out = Vec::new();
-    let take_all = matches!(plan.ty, FieldType::Enum(_));
+    let take_all = matches!(plan.ty, FieldType::Enum(_)) || plan.currency.is_some();
     if !(take_all || plan.ty == FieldType::Date) {
         return out;
     }
@@ -504,11 +538,16 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                     out.push(date_cand(l, f, l.conf * 0.5));
                 }
             }
-            FieldType::Enum(members) => {
-                for f in find_currencies(&l.text, members) {
+            _ => {
+                let found = if plan.currency.is_some() {
+                    plan.currencies(&l.text)
+                } else {
+                    plan.parse(&l.text).into_iter().collect()
+                };
+                for f in found {
                     out.push(Cand {
                         alt: None,
-                        value: Value::String(f.value),
+                        value: f.value,
                         score: l.conf * 0.5,
                         page: l.page,
                         bbox: l.span_box(f.start, f.end),
@@ -518,7 +557,6 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                     });
                 }
             }
-            _ => {}
         }
     }
     out
