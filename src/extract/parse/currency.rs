@@ -113,6 +113,26 @@ fn near_num(t: &[Tok], first: usize, last: usize) -> bool {
             .is_some_and(|n| t[last + 1].text == "-" && n.kind == Kind::Num)
 }
 
+/// Whether tokens `first..=last` stand alone or glued to one number only,
+/// not inside a longer run of letters and digits.
+fn alone_or_by_number(t: &[Tok], first: usize, last: usize) -> bool {
+    let alnum = |x: &Tok| x.kind != Kind::Sym;
+    let mut a = first;
+    while a > 0 && !t[a].space_before && alnum(&t[a - 1]) {
+        a -= 1;
+    }
+    let mut b = last;
+    while b + 1 < t.len() && !t[b + 1].space_before && alnum(&t[b + 1]) {
+        b += 1;
+    }
+    let others: Vec<&Tok> = t[a..first].iter().chain(&t[last + 1..=b]).collect();
+    match others.as_slice() {
+        [] => true,
+        [one] => one.kind == Kind::Num,
+        _ => false,
+    }
+}
+
 /// Every currency mention in `text`, left to right, with its byte span:
 /// ISO codes written in capitals (word-bounded; a code that is also a word
 /// only next to a number) and symbols of a currency next to a number
@@ -138,6 +158,12 @@ pub fn find_mentions(text: &str) -> Vec<super::Found<Mention>> {
         let code = (tok.kind == Kind::Word && !glued_dollar && raw.len() == 3)
             .then(|| ISO_4217.iter().find(|c| **c == raw))
             .flatten();
+        // Inside an id (`HELADEF1GEL`, `X1RM`) a code or a symbol word is
+        // no currency; glued to a number alone (`EUR12`, `RM9.00`) it is.
+        if tok.kind == Kind::Word && !alone_or_by_number(&t, k, last) {
+            k = last + 1;
+            continue;
+        }
         let m = match (code, sym) {
             (Some(c), _) if !WORDLIKE.contains(c) || near_num(&t, k, last) => Some(Mention {
                 codes: std::slice::from_ref(c),
@@ -479,9 +505,10 @@ mod tests {
                 (&["ALL"][..], None),
             ]
         );
-        let glued = find_mentions("US$12.00 and A$ 5 and 7 zł");
+        assert!(find_mentions("SWIFT HELADEF1GEL, X1RM").is_empty());
+        let glued = find_mentions("US$12.00 and A$ 5 and 7 zł and EUR12");
         let codes: Vec<&[&str]> = glued.iter().map(|m| m.value.codes).collect();
-        assert_eq!(codes, [&["USD"][..], &["AUD"], &["PLN"]]);
+        assert_eq!(codes, [&["USD"][..], &["AUD"], &["PLN"], &["EUR"]]);
     }
 
     #[test]
