@@ -70,6 +70,20 @@ impl Plan {
     }
 }
 
+/// Words a line must have to be running text.
+const PROSE_WORDS: usize = 8;
+
+/// Whether the label ending at `end` of `lower` sits in running text: the
+/// line has [`PROSE_WORDS`] words or more and no separator (`:`, `-`, `#`,
+/// `=`, `|`) follows the label.
+fn in_prose(lower: &str, end: usize) -> bool {
+    let sep = lower
+        .get(end..)
+        .and_then(|r| r.trim_start().chars().next())
+        .is_some_and(|c| matches!(c, ':' | '-' | '–' | '—' | '#' | '=' | '|'));
+    !sep && lower.split_whitespace().count() >= PROSE_WORDS
+}
+
 /// Words between two dates that make them a range (`04/20/20 - 04/26/20`).
 const RANGE_WORDS: &[&str] = &[
     "-", "–", "—", "~", "to", "through", "thru", "until", "till", "bis", "au", "tot",
@@ -447,6 +461,12 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             .trim()
             .chars()
             .all(|c| !c.is_alphanumeric());
+        // A word inside running text ("the other party agrees") is no key:
+        // a text label counts there only at the line's start or before a
+        // separator.
+        if plan.ty == FieldType::String && !at_start && in_prose(&l.lower, end) {
+            continue;
+        }
         // A phrase (`invoice date`) is more specific than a word (`date`).
         let phrase = l.lower[start..end].split_whitespace().count() > 1;
         let label_q =
@@ -564,7 +584,16 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
 
 #[cfg(test)]
 mod tests {
-    use super::value_end;
+    use super::{in_prose, value_end};
+
+    #[test]
+    fn a_label_in_running_text_is_no_key() {
+        let l = "each party agrees that the other party shall keep it secret";
+        assert!(in_prose(l, "each party".len()));
+        let k = "the receiving party: acme holdings ltd of some long street name";
+        assert!(!in_prose(k, "the receiving party".len()));
+        assert!(!in_prose("party acme ltd", "party".len()));
+    }
 
     #[test]
     fn values_end_at_the_next_key() {
