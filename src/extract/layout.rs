@@ -64,7 +64,7 @@ use serde_json::Value;
 
 use super::field::{FieldDef, FieldType};
 use super::parse::currency::{is_iso_code, symbol_codes, Evidence, Mention, ISO_4217};
-use super::parse::{find_amounts, find_date_readings, DateOrder};
+use super::parse::{find_date_readings, DateOrder};
 use super::record::{FieldValue, Record};
 use super::schema::FieldSchema;
 use crate::types::BBox;
@@ -324,8 +324,8 @@ impl LayoutEngine {
         mut all: Option<&mut BTreeMap<String, Vec<FieldValue>>>,
     ) -> Record {
         let lines = prepare(pages);
-        let order = date_order(&lines);
         let money = Evidence::of(lines.iter().map(|l| l.text.as_str()));
+        let order = date_order(&lines, &money);
         let mut record = Record::default();
         // Line (reading order) of each found field's value, for `after`.
         let mut found_at: BTreeMap<String, usize> = BTreeMap::new();
@@ -488,10 +488,12 @@ fn resolve_currencies(cands: Vec<Cand>, money: &Evidence, allowed: &[String]) ->
 
 /// How the document writes numeric dates, from its own evidence: a date
 /// whose first number is over 12 is day-first, one whose second is over 12
-/// is month-first; failing that, amounts in a currency of a country that
-/// writes dates day first (anything but US dollars) say day-first, and US
-/// dollars or a US address say month-first. Both or neither: unknown.
-fn date_order(lines: &[text::L]) -> DateOrder {
+/// is month-first; failing that, the document's currency (see [`Evidence`]:
+/// printed codes and symbols, the country named, phone code, domain, tax id,
+/// postcode): US dollars say month-first, the currency of a country that
+/// writes dates day first says day-first. Both, neither, or a currency of a
+/// country that writes both (Canada, the Philippines): unknown.
+fn date_order(lines: &[text::L], money: &Evidence) -> DateOrder {
     let (mut day, mut month) = (0, 0);
     for l in lines {
         for d in find_date_readings(&l.text) {
@@ -509,26 +511,9 @@ fn date_order(lines: &[text::L]) -> DateOrder {
             DateOrder::MonthFirst
         };
     }
-    let (mut other, mut us) = (false, false);
-    for l in lines {
-        for a in find_amounts(&l.text) {
-            match a.value.currency.as_deref() {
-                Some("USD" | "US$") => us = true,
-                Some("$") | None => {}
-                Some(_) => other = true,
-            }
-        }
-        let lower = &l.lower;
-        if ["united states", "u.s.a", "usa"]
-            .iter()
-            .any(|t| text::find_label(lower, t).is_some())
-        {
-            us = true;
-        }
-    }
-    match (other, us) {
-        (true, false) => DateOrder::DayFirst,
-        (false, true) => DateOrder::MonthFirst,
-        _ => DateOrder::Unknown,
+    match money.leading() {
+        Some("USD") => DateOrder::MonthFirst,
+        Some("CAD" | "PHP") | None => DateOrder::Unknown,
+        Some(_) => DateOrder::DayFirst,
     }
 }

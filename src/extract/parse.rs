@@ -382,10 +382,18 @@ fn reading_at(t: &[Tok], i: usize) -> Option<Reading> {
                 }
             }
         }
-        // d [th] Month[.] [,] y  (25 Dec 2018, 25-Dec-18, 14th March 2024)
+        // d [th] [day of] Month[.] [,] y  (25 Dec 2018, 25-Dec-18, 14th
+        // March 2024, the 16th day of May, 2011)
         if let Some(d) = small(a) {
             let mut k = 1;
             if g(k).is_some_and(ordinal) {
+                k += 1;
+            }
+            let word =
+                |k: usize, w: &str| g(k).is_some_and(|t| t.kind == Kind::Word && t.text == w);
+            if word(k, "day") && word(k + 1, "of") {
+                k += 2;
+            } else if k == 2 && word(k, "of") {
                 k += 1;
             }
             if g(k).is_some_and(|s| is_sep(s, &["-", "/", "."])) {
@@ -432,6 +440,7 @@ fn reading_at(t: &[Tok], i: usize) -> Option<Reading> {
 ///
 /// Formats: `25/12/2018`, `25-12-18`, `14.03.2024`, `2018-12-25`,
 /// `2018/12/25`, `25 Dec 2018`, `25-Dec-18`, `14th March 2024`,
+/// `16th day of May, 2011`, `6th of February 1999`,
 /// `Dec 25, 2018`, `March 14 2024`, with month names in English, Dutch,
 /// German, French, Spanish, Italian and Malay. Numeric dates are read day
 /// first unless only month first is a valid date. Two-digit years 00-69 are
@@ -776,6 +785,14 @@ mod tests {
             Case {
                 text: "14th March 2024",
                 want: &["2024-03-14"],
+            },
+            Case {
+                text: "made this 16th day of May, 2011 and the 22ND day of May 2001",
+                want: &["2011-05-16", "2001-05-22"],
+            },
+            Case {
+                text: "this 6th of February, 1999; 3 of May 2001",
+                want: &["1999-02-06"],
             },
             Case {
                 text: "Orderdatum: 18 april 2014",

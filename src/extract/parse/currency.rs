@@ -137,7 +137,8 @@ fn alone_or_by_number(t: &[Tok], first: usize, last: usize) -> bool {
 /// ISO codes written in capitals (word-bounded; a code that is also a word
 /// only next to a number) and symbols of a currency next to a number
 /// (`$ 12`, `12 €`, `12,00 kr`), so that a stray `$` or the word "Rs" in a
-/// name does not count.
+/// name does not count; a symbol or code that is the whole text (a column
+/// header `RM`) counts too.
 pub fn find_mentions(text: &str) -> Vec<super::Found<Mention>> {
     let t = tokenize(text);
     let mut out = Vec::new();
@@ -164,12 +165,14 @@ pub fn find_mentions(text: &str) -> Vec<super::Found<Mention>> {
             k = last + 1;
             continue;
         }
+        // A symbol or code alone on its line heads a column of amounts.
+        let money = near_num(&t, k, last) || (k == 0 && last + 1 == t.len());
         let m = match (code, sym) {
-            (Some(c), _) if !WORDLIKE.contains(c) || near_num(&t, k, last) => Some(Mention {
+            (Some(c), _) if !WORDLIKE.contains(c) || money => Some(Mention {
                 codes: std::slice::from_ref(c),
                 symbol: None,
             }),
-            (_, Some((s, codes))) if near_num(&t, k, last) => Some(Mention {
+            (_, Some((s, codes))) if money => Some(Mention {
                 codes,
                 symbol: Some(s),
             }),
@@ -399,6 +402,18 @@ impl Evidence {
         }
     }
 
+    /// The currency with the most cues, when one has strictly more than
+    /// any other.
+    pub fn leading(&self) -> Option<&'static str> {
+        let mut v: Vec<(&'static str, u32)> = self.votes.iter().map(|(c, n)| (*c, *n)).collect();
+        v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        match v.as_slice() {
+            [(c, _)] => Some(c),
+            [(c, a), (_, b), ..] if a > b => Some(c),
+            _ => None,
+        }
+    }
+
     /// The code `m` means on this document: its only code, or the one of
     /// its codes with the most cues (and among `allowed`, when given);
     /// `None` when no cue decides.
@@ -506,6 +521,11 @@ mod tests {
             ]
         );
         assert!(find_mentions("SWIFT HELADEF1GEL, X1RM").is_empty());
+        let header: Vec<&[&str]> = find_mentions(" RM ")
+            .iter()
+            .map(|m| m.value.codes)
+            .collect();
+        assert_eq!(header, [&["MYR"][..]]);
         let glued = find_mentions("US$12.00 and A$ 5 and 7 zł and EUR12");
         let codes: Vec<&[&str]> = glued.iter().map(|m| m.value.codes).collect();
         assert_eq!(codes, [&["USD"][..], &["AUD"], &["PLN"], &["EUR"]]);
@@ -534,6 +554,9 @@ mod tests {
             resolve(&["Org.nr 556000-0000, Sverige"], "120 kr"),
             [Some("SEK")]
         );
+        let e = Evidence::of(["RM", "Item Amount (MYR)", "Total 5.00", "Tel +1 555"]);
+        assert_eq!(e.leading(), Some("MYR"));
+        assert_eq!(Evidence::of(["Tel +1 555"]).leading(), None);
         // Conflicting cues tie: unknown.
         assert_eq!(resolve(&["ABN 1234", "+65 6000 0000"], "$5"), [None]);
     }
