@@ -488,11 +488,12 @@ fn resolve_currencies(cands: Vec<Cand>, money: &Evidence, allowed: &[String]) ->
 
 /// How the document writes numeric dates, from its own evidence: a date
 /// whose first number is over 12 is day-first, one whose second is over 12
-/// is month-first; failing that, the document's currency (see [`Evidence`]:
-/// printed codes and symbols, the country named, phone code, domain, tax id,
-/// postcode): US dollars say month-first, the currency of a country that
-/// writes dates day first says day-first. Both, neither, or a currency of a
-/// country that writes both (Canada, the Philippines): unknown.
+/// is month-first; failing that, the document's currency cues (see
+/// [`Evidence`]: printed codes and symbols, the country named, phone code,
+/// domain, tax id, postcode): more cues for US dollars say month-first, more
+/// for currencies of countries that write dates day first say day-first
+/// (Canada and the Philippines write both and count for neither); a tie:
+/// unknown.
 fn date_order(lines: &[text::L], money: &Evidence) -> DateOrder {
     let (mut day, mut month) = (0, 0);
     for l in lines {
@@ -511,9 +512,12 @@ fn date_order(lines: &[text::L], money: &Evidence) -> DateOrder {
             DateOrder::MonthFirst
         };
     }
-    match money.leading() {
-        Some("USD") => DateOrder::MonthFirst,
-        Some("CAD" | "PHP") | None => DateOrder::Unknown,
-        Some(_) => DateOrder::DayFirst,
+    let (us, rest) = money.split(&["USD"]);
+    let (either, _) = money.split(&["CAD", "PHP"]);
+    let day_first = rest - either;
+    match us.cmp(&day_first) {
+        std::cmp::Ordering::Greater => DateOrder::MonthFirst,
+        std::cmp::Ordering::Less => DateOrder::DayFirst,
+        std::cmp::Ordering::Equal => DateOrder::Unknown,
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! A symbol that only one currency uses (`€`, `£`, `₹`, `zł`, `RM`) gives its
 //! code. One that several use is resolved from the rest of the document's
-//! [`Evidence`]: ISO codes printed on it, a country named, a phone country
-//! code, a web or e-mail domain's country, a national tax id, a postcode in a
+//! [`Evidence`]: ISO codes printed on it, a country named, a company legal
+//! form used in one country (`Sdn. Bhd.`, `Pty Ltd`), a phone country code, a
+//! web or e-mail domain's country, a national tax id, a postcode in a
 //! country's format, the script. The code with the most cues among the
 //! symbol's candidates wins; with no cue, or a tie, the symbol gives nothing:
 //! a `$` is never taken to be dollars of one country by default.
@@ -29,11 +30,12 @@ pub const ISO_4217: &[&str] = &[
     "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
 ];
 
-/// Codes that are also everyday upper-case words (`ALL`, `TOP`, `PEN`): they
-/// count as a currency only next to a number.
+/// Codes that are also everyday upper-case words (`ALL`, `TOP`, `PEN`) or
+/// company forms (`BHD`, Berhad): they count as a currency only next to a
+/// number.
 const WORDLIKE: &[&str] = &[
     "ALL", "AMD", "ANG", "BAM", "BOB", "CUP", "GEL", "MAD", "MOP", "NAD", "PEN", "SOS", "TOP",
-    "TRY", "ERN", "CAD", "PAB", "SAR", "SCR", "SRD", "YER",
+    "TRY", "ERN", "CAD", "PAB", "SAR", "SCR", "SRD", "YER", "BHD",
 ];
 
 /// Whether `code` is an active ISO 4217 code (upper-case).
@@ -228,6 +230,18 @@ const COUNTRIES: &[(&str, &str)] = &[
     ("nepal", "NPR"),
 ];
 
+/// Company legal forms used in one country (dots dropped, lower-case):
+/// `Sdn. Bhd.` is Malaysian, `Pty Ltd` Australian, `Pvt. Ltd.` Indian,
+/// `B.V.` Dutch, `Sp. z o.o.` Polish, `Kft.` Hungarian.
+const LEGAL_FORMS: &[(&str, &str)] = &[
+    ("sdn bhd", "MYR"),
+    ("pty ltd", "AUD"),
+    ("pvt ltd", "INR"),
+    ("bv", "EUR"),
+    ("sp z oo", "PLN"),
+    ("kft", "HUF"),
+];
+
 /// Phone country codes (`+61 2 …`) and their currency; `+1` is shared.
 const PHONE: &[(&str, &[&str])] = &[
     ("1", &["USD", "CAD"]),
@@ -335,6 +349,12 @@ impl Evidence {
                 self.vote(code);
             }
         }
+        let undotted: String = lower.chars().filter(|c| *c != '.').collect();
+        for (form, code) in LEGAL_FORMS {
+            if whole_word(&undotted, form) {
+                self.vote(code);
+            }
+        }
         for (i, tok) in t.iter().enumerate() {
             let next = t.get(i + 1);
             let glued_next = next.filter(|n| !n.space_before);
@@ -402,16 +422,15 @@ impl Evidence {
         }
     }
 
-    /// The currency with the most cues, when one has strictly more than
-    /// any other.
-    pub fn leading(&self) -> Option<&'static str> {
-        let mut v: Vec<(&'static str, u32)> = self.votes.iter().map(|(c, n)| (*c, *n)).collect();
-        v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-        match v.as_slice() {
-            [(c, _)] => Some(c),
-            [(c, a), (_, b), ..] if a > b => Some(c),
-            _ => None,
-        }
+    /// The cues for `codes`, and for every other currency.
+    pub fn split(&self, codes: &[&str]) -> (u32, u32) {
+        self.votes.iter().fold((0, 0), |(a, b), (c, n)| {
+            if codes.contains(c) {
+                (a + n, b)
+            } else {
+                (a, b + n)
+            }
+        })
     }
 
     /// The code `m` means on this document: its only code, or the one of
@@ -555,8 +574,9 @@ mod tests {
             [Some("SEK")]
         );
         let e = Evidence::of(["RM", "Item Amount (MYR)", "Total 5.00", "Tel +1 555"]);
-        assert_eq!(e.leading(), Some("MYR"));
-        assert_eq!(Evidence::of(["Tel +1 555"]).leading(), None);
+        assert_eq!(e.split(&["USD"]), (1, 3), "RM, MYR, +1 as CAD");
+        assert_eq!(Evidence::of(["X LIMITED"]).split(&[]), (0, 0));
+        assert_eq!(Evidence::of(["X SDN. BHD."]).split(&["MYR"]), (1, 0));
         // Conflicting cues tie: unknown.
         assert_eq!(resolve(&["ABN 1234", "+65 6000 0000"], "$5"), [None]);
     }
