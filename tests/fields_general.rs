@@ -307,3 +307,18 @@ fn an_enum_of_codes_narrows_a_symbol() {
     let r = e.extract(&page(vec![line("Total: $ 120.00", 50.0, 400.0)]));
     assert_eq!(value(&r, "currency"), Some(json!("USD")));
 }
+
+#[test]
+fn an_enum_of_words_reads_the_member_after_its_label() {
+    let e = engine(json!({
+        "payment": {"enum": ["paid", "unpaid"], "title": "Payment"}
+    }));
+    let r = e.extract(&page(vec![line("Payment: Unpaid", 50.0, 40.0)]));
+    assert_eq!(value(&r, "payment"), Some(json!("unpaid")));
+    let b = r.fields["payment"].bbox.expect("a box");
+    assert!(b.x0 < b.x1, "{b:?}");
+    assert!(
+        b.x0 >= 50.0 + 10.0 * 8.0 && b.x1 <= 50.0 + 10.0 * 15.0 + 0.5,
+        "{b:?}"
+    );
+}

@@ -145,7 +145,7 @@ impl Plan {
             FieldType::Enum(members) => {
                 let lower = text.to_lowercase();
                 members.iter().find_map(|m| {
-                    let (end, start) = find_label(&lower, &m.to_lowercase())?;
+                    let (start, end) = find_label(&lower, &m.to_lowercase())?;
                     Some(Parsed::new(Value::String(m.clone()), start, end, 1.0, None))
                 })
             }

@@ -84,8 +84,8 @@ pub(super) fn squash(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
-/// Byte offset (in `lower`) just past the first whole-word occurrence of
-/// `label`, and where it starts. Spaces in the label match any run of spaces
+/// Where the first whole-word occurrence of `label` starts in `lower`, and
+/// the byte offset just past it. Spaces in the label match any run of spaces
 /// (or none) in the line.
 pub(super) fn find_label(lower: &str, label: &str) -> Option<(usize, usize)> {
     let words: Vec<&str> = label.split_whitespace().collect();
