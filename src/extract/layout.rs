@@ -63,7 +63,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::field::{FieldDef, FieldType};
-use super::parse::currency::{is_iso_code, symbol_codes, Evidence, Mention, ISO_4217};
+use super::parse::currency::{is_iso_code, symbol_codes, Evidence, ISO_4217};
 use super::parse::{find_date_readings, DateOrder};
 use super::record::{FieldValue, Record};
 use super::schema::FieldSchema;
@@ -476,11 +476,8 @@ fn resolve_currencies(cands: Vec<Cand>, money: &Evidence, allowed: &[String]) ->
             if is_iso_code(s) {
                 return Some(c);
             }
-            let m = Mention {
-                codes: symbol_codes(s)?,
-                symbol: None,
-            };
-            c.value = Value::String(money.resolve(&m, Some(allowed))?.to_string());
+            let code = money.resolve(symbol_codes(s)?, Some(allowed))?;
+            c.value = Value::String(code.to_string());
             Some(c)
         })
         .collect()

@@ -496,19 +496,8 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             })
             .collect();
         right.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
-        let mut got = false;
-        for (m, place) in right.iter().zip([0.95, 0.85]) {
-            if let Some(mut c) = cand_from(plan, m, 0, place, label_q) {
-                if plan.def.hints.block {
-                    let x0 = m.bbox.x0;
-                    extend_block(plan, lines, m, x0, &mut c);
-                }
-                out.push(c);
-                got = true;
-                break;
-            }
-        }
-        if got {
+        if let Some(c) = first_cand(plan, lines, &right, [0.95, 0.85], label_q) {
+            out.push(c);
             continue;
         }
         // 3. Below, overlapping the label horizontally.
@@ -530,18 +519,27 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 .total_cmp(&b.bbox.y0)
                 .then(a.bbox.x0.total_cmp(&b.bbox.x0))
         });
-        for (m, place) in below.iter().zip([0.85, 0.7]) {
-            if let Some(mut c) = cand_from(plan, m, 0, place, label_q) {
-                if plan.def.hints.block {
-                    let x0 = m.bbox.x0;
-                    extend_block(plan, lines, m, x0, &mut c);
-                }
-                out.push(c);
-                break;
-            }
-        }
+        out.extend(first_cand(plan, lines, &below, [0.85, 0.7], label_q));
     }
     out
+}
+
+/// The value of the first of the two nearest `near` lines that holds one,
+/// with their place factors (extended down for a block field).
+fn first_cand(
+    plan: &Plan,
+    lines: &[L],
+    near: &[&L],
+    places: [f32; 2],
+    label_q: f32,
+) -> Option<Cand> {
+    near.iter().zip(places).find_map(|(m, place)| {
+        let mut c = cand_from(plan, m, 0, place, label_q)?;
+        if plan.def.hints.block {
+            extend_block(plan, lines, m, m.bbox.x0, &mut c);
+        }
+        Some(c)
+    })
 }
 
 /// Dates and enum members anywhere, for labelled fields of those types.

@@ -433,12 +433,16 @@ impl Evidence {
         })
     }
 
-    /// The code `m` means on this document: its only code, or the one of
-    /// its codes with the most cues (and among `allowed`, when given);
-    /// `None` when no cue decides.
-    pub fn resolve(&self, m: &Mention, allowed: Option<&[String]>) -> Option<&'static str> {
+    /// The code a mention of `codes` (a [`Mention::codes`]) means on this
+    /// document: its only code, or the one of its codes with the most cues
+    /// (and among `allowed`, when given); `None` when no cue decides.
+    pub fn resolve(
+        &self,
+        codes: &[&'static str],
+        allowed: Option<&[String]>,
+    ) -> Option<&'static str> {
         let ok = |c: &&str| allowed.is_none_or(|a| a.iter().any(|x| x == c));
-        let codes: Vec<&'static str> = m.codes.iter().copied().filter(ok).collect();
+        let codes: Vec<&'static str> = codes.iter().copied().filter(ok).collect();
         if let [only] = codes[..] {
             return Some(only);
         }
@@ -512,7 +516,7 @@ mod tests {
         let e = Evidence::of(lines.iter().copied());
         find_mentions(text)
             .iter()
-            .map(|m| e.resolve(&m.value, None))
+            .map(|m| e.resolve(m.value.codes, None))
             .collect()
     }
 
@@ -584,7 +588,7 @@ mod tests {
     #[test]
     fn allowed_codes_narrow_a_symbol() {
         let e = Evidence::default();
-        let m = &find_mentions("$ 5")[0].value;
+        let m = find_mentions("$ 5")[0].value.codes;
         assert_eq!(e.resolve(m, None), None);
         let allowed = ["USD".to_string(), "EUR".to_string()];
         assert_eq!(e.resolve(m, Some(&allowed)), Some("USD"));
