@@ -5,6 +5,7 @@
 //! return every match with its byte span, so that the layout engine can prefer
 //! the one nearest a label. They never panic and accept any UTF-8.
 
+pub mod address;
 pub mod currency;
 
 use serde_json::Value;

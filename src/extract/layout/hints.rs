@@ -20,7 +20,7 @@
 //! | `start` | regex | with `after`: lines before the first one that matches it whole (either case) are passed over (e.g. `.*[0-9].*`: an address starts at a line with a number) |
 //! | `strip` | regex | with `position` / `after`: a trailing part of the value that matches it whole (either case), from a word start, is cut off |
 //! | `rounding` | step, e.g. `0.05` | cash rounding of a `number`: when the value found is not a multiple of the step, a multiple within one step of it, found among the candidates or below it on the page, wins (the rounded total that was paid) |
-//! | `kind` | `currency` | the value is an ISO 4217 code read from printed codes and symbols, an ambiguous symbol resolved from the document's evidence (see [`crate::extract::parse::currency`]); implied by an enum of ISO codes or a string field named `…currency` |
+//! | `kind` | `currency`, `address`, `duration` | what a string value is. `currency`: an ISO 4217 code read from printed codes and symbols, an ambiguous symbol resolved from the document's evidence (see [`crate::extract::parse::currency`]); implied by an enum of ISO codes or a field named `…currency`. `address`: a postal address, which ends at its postcode line (unless that line ends with a comma) and a country line after it; implied by a field name or title with the word `address`. `duration`: a length of time written in running text (`two (2) years` reads `2 years`); implied by a title or description that asks "how long" or names a duration |
 //!
 //! Every hint is checked when the schema is loaded, with the JSON Pointer of
 //! the offending place, so that a schema the layout engine cannot use is
@@ -69,6 +69,17 @@ pub enum Pick {
     Bottom,
 }
 
+/// What a string value is (`kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An ISO 4217 code.
+    Currency,
+    /// A postal address.
+    Address,
+    /// A length of time (`2 years`).
+    Duration,
+}
+
 /// Where an unlabelled field is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {
@@ -99,10 +110,9 @@ pub struct Hints {
     pub start: Option<String>,
     /// Cash rounding step of a number field (e.g. 0.05), > 0.
     pub rounding: Option<f64>,
-    /// `kind: currency`: the value is an ISO 4217 code, read from printed
-    /// codes and symbols (also implied by an enum of ISO codes, or a field
-    /// named `currency`).
-    pub currency: bool,
+    /// `kind`: what a string value is, when the schema says so (the engine
+    /// also infers it from the field's type, name and description).
+    pub kind: Option<Kind>,
 }
 
 impl Default for Hints {
@@ -123,7 +133,7 @@ impl Default for Hints {
             strip: None,
             start: None,
             rounding: None,
-            currency: false,
+            kind: None,
         }
     }
 }
@@ -337,10 +347,14 @@ pub(crate) fn read(
             }
             _ => return Err(err(ptr, "expected an integer from 1 to 20, or \"block\"")),
         },
-        "kind" => match v.as_str() {
-            Some("currency") => h.currency = true,
-            _ => return Err(err(ptr, "expected `currency`")),
-        },
+        "kind" => {
+            h.kind = Some(match v.as_str() {
+                Some("currency") => Kind::Currency,
+                Some("address") => Kind::Address,
+                Some("duration") => Kind::Duration,
+                _ => return Err(err(ptr, "expected `currency`, `address` or `duration`")),
+            })
+        }
         "separator" => {
             h.separator = v
                 .as_str()

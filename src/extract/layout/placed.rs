@@ -8,6 +8,7 @@ use super::labelled::cand_from;
 use super::text::*;
 use super::{Cand, Plan};
 use crate::extract::field::FieldType;
+use crate::extract::parse::address::takes_next;
 use crate::extract::parse::find_dates;
 
 /// `position: top`: the first rows of the first page that has text. A row
@@ -78,7 +79,7 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             .map(|r| r.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let text = strip_tail(&text, plan.strip.as_ref());
+        let text = strip_tail(cut_at_separator(&text), plan.strip.as_ref());
         let Some(last) = used.last() else { continue };
         let (value, sure) = match &plan.ty {
             FieldType::String => match &plan.pattern {
@@ -131,10 +132,15 @@ pub(super) fn extend_below(plan: &Plan, lines: &[L], from: &L, c: &mut Cand, n: 
     let mut text = s.clone();
     let mut confs = vec![from.conf];
     let mut prev = from;
+    let mut taken: Vec<&str> = vec![s.as_str()];
     for m in following(plan, lines, from).into_iter().take(n) {
         if m.bbox.y0 - prev.bbox.y1 > 2.5 * prev.h() {
             break;
         }
+        if plan.address && !takes_next(&taken, &m.text) {
+            break;
+        }
+        taken.push(m.text.as_str());
         text.push(' ');
         text.push_str(m.text.trim());
         confs.push(m.conf);
@@ -202,6 +208,12 @@ pub(super) fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<C
         };
         if used.len() >= most || m.bbox.y0 - prev.bbox.y1 > gap * prev.h() {
             break;
+        }
+        if plan.address {
+            let taken: Vec<&str> = used.iter().map(|l| l.text.as_str()).collect();
+            if !takes_next(&taken, &m.text) {
+                break;
+            }
         }
         used.push(m);
         prev = m;
@@ -344,7 +356,11 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
             && letters(&text) > 0
             && find_dates(&text).is_empty()
             && !starts_with_key(&lower, &labels)
-            && !contains_any(&lower, &plan.stop);
+            && !contains_any(&lower, &plan.stop)
+            && !(plan.address && {
+                let taken: Vec<&str> = parts.iter().map(String::as_str).collect();
+                !takes_next(&taken, &text)
+            });
         if !ok {
             break;
         }
