@@ -322,3 +322,110 @@ fn an_enum_of_words_reads_the_member_after_its_label() {
         "{b:?}"
     );
 }
+
+/// Lines of running text, one under the other, 30 px apart.
+fn paragraph(lines: &[&str]) -> Vec<Line> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, t)| line(t, 100.0, 100.0 + 30.0 * i as f32))
+        .collect()
+}
+
+fn agreement_engine() -> LayoutEngine {
+    engine(json!({
+        "jurisdiction": {
+            "type": "string",
+            "title": "Jurisdiction",
+            "description": "The state or country whose law governs the agreement."
+        },
+        "term": {
+            "type": "string",
+            "title": "Term",
+            "description": "How long the agreement lasts."
+        }
+    }))
+}
+
+#[test]
+fn prose_values_come_from_the_sentence_that_speaks_of_the_field() {
+    let e = agreement_engine();
+    let r = e.extract(&page(paragraph(&[
+        "MUTUAL NONDISCLOSURE AGREEMENT",
+        "This Agreement is made between Northwind Traders Inc. and Globex LLC.",
+        "Each party shall notify the other within thirty (30) days of any breach.",
+        "This Agreement shall remain in effect for a term of two (2) years from",
+        "the date first written above. Governing Law. This Agreement shall be",
+        "governed by and construed in accordance with the laws of the State of",
+        "New York, without regard to its conflict of laws principles.",
+        "Any dispute shall be heard in the courts of competent jurisdiction.",
+    ])));
+    assert_eq!(value(&r, "jurisdiction"), Some(json!("New York")));
+    assert_eq!(value(&r, "term"), Some(json!("2 years")));
+    // Read from prose, never as sure as a labelled value: both go to review.
+    assert!(conf(&r, "jurisdiction") < 0.6, "{r:?}");
+    assert!(conf(&r, "term") < 0.6, "{r:?}");
+}
+
+#[test]
+fn a_labelled_value_beats_the_prose_and_a_heading_is_no_value() {
+    let e = agreement_engine();
+    let mut lines = vec![
+        line("Jurisdiction: Ontario", 100.0, 40.0),
+        line("Term: 18 months", 100.0, 70.0),
+    ];
+    lines.extend(
+        paragraph(&[
+            "This Agreement shall be governed by the laws of the State of Texas and",
+            "shall last for a period of five years.",
+        ])
+        .into_iter()
+        .map(|mut l| {
+            l.bbox.y0 += 100.0;
+            l.bbox.y1 += 100.0;
+            l
+        }),
+    );
+    let r = e.extract(&page(lines));
+    assert_eq!(value(&r, "jurisdiction"), Some(json!("Ontario")));
+    assert_eq!(value(&r, "term"), Some(json!("18 months")));
+    // With no sentence about the law, a heading is not taken for a value.
+    let r = e.extract(&page(paragraph(&[
+        "GOVERNING LAW; JURISDICTION:",
+        "Each party keeps the other's secrets safe and returns all copies on request.",
+    ])));
+    assert_eq!(value(&r, "jurisdiction"), None, "{r:?}");
+}
+
+#[test]
+fn an_address_ends_at_its_postcode_line() {
+    let e = engine(json!({
+        "shop": {"type": "string", "x-docpipe": {"position": "top"}},
+        "address": {"type": "string", "x-docpipe": {"after": "shop", "lines": 5}}
+    }));
+    let r = e.extract(&page(vec![
+        line("NORTHWIND TRADERS LTD", 300.0, 40.0),
+        line("12 HIGH STREET,", 300.0, 70.0),
+        line("47400 SPRINGFIELD", 300.0, 100.0),
+        line("(RIVERSIDE MALL)", 300.0, 130.0),
+        line("THANK YOU", 300.0, 160.0),
+    ]));
+    assert_eq!(
+        value(&r, "address"),
+        Some(json!("12 HIGH STREET, 47400 SPRINGFIELD"))
+    );
+    let r = e.extract(&page(vec![
+        line("NORTHWIND TRADERS LTD", 300.0, 40.0),
+        line("12 HIGH STREET,", 300.0, 70.0),
+        line("47400 SPRINGFIELD", 300.0, 100.0),
+        line("WESTSHIRE", 300.0, 130.0),
+        line("UNITED KINGDOM", 300.0, 160.0),
+        line("BRANCH 7", 300.0, 190.0),
+    ]));
+    assert_eq!(
+        value(&r, "address"),
+        Some(json!(
+            "12 HIGH STREET, 47400 SPRINGFIELD WESTSHIRE UNITED KINGDOM"
+        ))
+    );
+}

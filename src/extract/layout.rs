@@ -56,6 +56,7 @@ pub mod issuer;
 mod labelled;
 mod pick;
 mod placed;
+mod prose;
 mod text;
 
 use std::collections::BTreeMap;
@@ -68,7 +69,7 @@ use super::parse::{find_date_readings, DateOrder};
 use super::record::{FieldValue, Record};
 use super::schema::FieldSchema;
 use crate::types::BBox;
-use hints::Position;
+use hints::{Kind, Position};
 use labelled::{labelled_candidates, unlabelled_candidates};
 use pick::{apply_rounding, pick};
 use placed::{after_candidates, top_candidates};
@@ -121,6 +122,43 @@ struct Plan {
     start: Option<Matcher>,
     /// For a currency field: the ISO 4217 codes it may take.
     currency: Option<Vec<String>>,
+    /// A postal address: a multi-line value ends at its postcode line (see
+    /// [`super::parse::address`]).
+    address: bool,
+    /// A length of time read from running text (see [`prose`]).
+    duration: bool,
+    /// For a string field read from running text: its own words, stemmed
+    /// (see [`prose`]); empty for other fields.
+    cues: Vec<String>,
+}
+
+/// Whether string field `f` is a postal address: `kind: address`, or the
+/// word `address` in its name or title.
+fn is_address(f: &FieldDef, ty: &FieldType) -> bool {
+    let word = |s: &str| hints::name_words(s).iter().any(|w| w == "address");
+    *ty == FieldType::String
+        && (f.hints.kind == Some(Kind::Address)
+            || word(&f.name)
+            || f.title.as_deref().is_some_and(|t| {
+                t.split_whitespace()
+                    .any(|w| w.eq_ignore_ascii_case("address"))
+            }))
+}
+
+/// Whether string field `f` is a length of time: `kind: duration`, or a
+/// title or description that asks how long, or names a duration.
+fn is_duration(f: &FieldDef, ty: &FieldType) -> bool {
+    let text = format!(
+        "{} {}",
+        f.title.as_deref().unwrap_or(""),
+        f.description.as_deref().unwrap_or("")
+    )
+    .to_lowercase();
+    *ty == FieldType::String
+        && (f.hints.kind == Some(Kind::Duration)
+            || ["how long", "duration", "length of time", "period of time"]
+                .iter()
+                .any(|p| text.contains(p)))
 }
 
 /// The codes a currency field may take: an enum's members when they are
@@ -131,7 +169,9 @@ fn currency_codes(f: &FieldDef, ty: &FieldType) -> Option<Vec<String>> {
     let named = hints::name_words(&f.name).last().map(String::as_str) == Some("currency");
     match ty {
         FieldType::Enum(members) if members.iter().all(|m| is_iso_code(m)) => Some(members.clone()),
-        FieldType::String if f.hints.currency || (named && f.hints.pattern.is_none()) => {
+        FieldType::String
+            if f.hints.kind == Some(Kind::Currency) || (named && f.hints.pattern.is_none()) =>
+        {
             Some(ISO_4217.iter().map(|c| c.to_string()).collect())
         }
         _ => None,
@@ -253,7 +293,33 @@ impl LayoutEngine {
                 }
                 let low = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
                 let currency = currency_codes(f, &ty);
+                let address = is_address(f, &ty);
+                let duration = is_duration(f, &ty);
+                let prose = ty == FieldType::String
+                    && !f.hints.unlabelled()
+                    && f.hints.pattern.is_none()
+                    && currency.is_none()
+                    && !address;
+                let mut cues = if prose {
+                    prose::cue_words(
+                        &hints::name_words(&f.name),
+                        f.title.as_deref(),
+                        f.description.as_deref(),
+                    )
+                } else {
+                    Vec::new()
+                };
+                if prose && duration {
+                    for w in prose::DURATION_WORDS {
+                        if !cues.iter().any(|c| c == w) {
+                            cues.push(w.to_string());
+                        }
+                    }
+                }
                 Plan {
+                    address,
+                    duration,
+                    cues,
                     ty,
                     role: role.map(|(r, _)| r),
                     others: Vec::new(),
@@ -343,6 +409,7 @@ impl LayoutEngine {
             } else {
                 let mut c = labelled_candidates(plan, &lines);
                 c.extend(unlabelled_candidates(plan, &lines));
+                c.extend(prose::prose_candidates(plan, &lines));
                 c
             };
             let cands = resolve_dates(cands, order);

@@ -162,10 +162,19 @@ impl Plan {
                 };
                 Some(Parsed::new(Value::Bool(v), off, off + w.len(), 1.0, None))
             }
+            FieldType::String if self.duration => {
+                let (v, a, b) = super::prose::find_duration(text)?;
+                Some(Parsed::new(Value::String(v), a, b, 1.0, None))
+            }
             FieldType::String => {
                 let (t, off) = trim_lead(text);
                 let t = t.trim_end();
                 if t.is_empty() {
+                    return None;
+                }
+                // A field read from running text takes a name after its
+                // label, not the sentence that follows a heading.
+                if !self.cues.is_empty() && t.split_whitespace().count() > PROSE_WORDS {
                     return None;
                 }
                 match &self.pattern {
@@ -461,10 +470,11 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             .trim()
             .chars()
             .all(|c| !c.is_alphanumeric());
-        // A word inside running text ("the other party agrees") is no key:
-        // a text label counts there only at the line's start or before a
-        // separator.
-        if plan.ty == FieldType::String && !at_start && in_prose(&l.lower, end) {
+        // A word in running text ("the other party agrees", a wrapped line
+        // that starts "jurisdiction over ...") is no key: a text label
+        // counts there only before a separator. Such values are read from
+        // the sentence instead (see `prose`).
+        if plan.ty == FieldType::String && in_prose(&l.lower, end) {
             continue;
         }
         // A phrase (`invoice date`) is more specific than a word (`date`).

@@ -1,0 +1,547 @@
+//! String values written in running text, for fields whose label never
+//! stands on the page: "This Agreement shall be governed by the laws of the
+//! State of Oregon" for a field described as "the state whose law governs
+//! the agreement".
+//!
+//! The field's own words (its name, title and description, stop words
+//! dropped, crudely stemmed: `governs`, `governed` and `governing` are one
+//! word) find the sentence that speaks of it: each sentence of the document
+//! scores the words of the field it holds, each weighted by how rare it is
+//! among the document's sentences (a word every sentence has, such as
+//! `agreement` in a contract, counts for little). At least two of the
+//! field's words must be in it. In that sentence the value is read by kind:
+//!
+//! - a **name** (the default): the run of capitalised words (with `of`,
+//!   `and`, `the`, `&` inside) nearest after one of the field's words, the
+//!   field's words and stop words at its start dropped (`State of New York`
+//!   reads `New York` for a field that says "state"); a run that still holds
+//!   one of the field's words, or ends in a colon (a heading), is none;
+//! - a **duration** ([`Plan::duration`]): `two (2) years`, `24 months`,
+//!   `a three-year period` read as `2 years`, `24 months`, `3 years`.
+//!
+//! Confidence: the line's `ocr` × 0.6 × the share of the field's word weight
+//! the sentence holds: a value read from prose is never as sure as one
+//! after a label, and most go to review.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::text::L;
+use super::{Cand, Plan};
+use crate::types::BBox;
+
+/// Words that say nothing of a field in its description.
+const STOP: &[&str] = &[
+    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "by", "can", "do", "does",
+    "each", "for", "from", "has", "have", "he", "her", "his", "how", "if", "in", "into", "is",
+    "it", "its", "long", "many", "may", "much", "must", "no", "not", "of", "on", "one", "or",
+    "other", "our", "per", "shall", "she", "so", "such", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "those", "to", "under", "upon", "was", "we", "were",
+    "what", "when", "where", "which", "who", "whom", "whose", "will", "with", "you", "your",
+];
+
+/// Lower-case words that may join the capitalised words of a name.
+const CONNECTORS: &[&str] = &[
+    "of", "and", "the", "&", "de", "du", "des", "la", "von", "van", "der",
+];
+
+/// Most tokens between a field's word and the value it introduces.
+const REACH: usize = 12;
+
+/// A word of the document: its text, line and byte span in the line.
+struct Tok<'a> {
+    text: &'a str,
+    line: &'a L,
+    start: usize,
+    end: usize,
+    /// Lower-case, outer punctuation trimmed, stemmed.
+    stem: String,
+}
+
+/// `word` lower-cased with a plural or verb ending cut (`parties` →
+/// `party`, `governed` → `govern`, `laws` → `law`).
+pub(super) fn stem(word: &str) -> String {
+    let w = word.to_lowercase();
+    let n = w.chars().count();
+    let cut = |k: usize| w.chars().take(n - k).collect::<String>();
+    if n > 4 && w.ends_with("ies") {
+        return format!("{}y", cut(3));
+    }
+    if n > 5 && w.ends_with("ing") {
+        return cut(3);
+    }
+    if n > 4 && w.ends_with("ed") {
+        return cut(2);
+    }
+    if n > 4
+        && (w.ends_with("ches") || w.ends_with("shes") || w.ends_with("xes") || w.ends_with("sses"))
+    {
+        return cut(2);
+    }
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") {
+        return cut(1);
+    }
+    w
+}
+
+/// A token's core: the word without outer punctuation.
+fn core(t: &str) -> &str {
+    t.trim_matches(|c: char| !c.is_alphanumeric())
+}
+
+/// The field's words: name, title and description, stop words dropped,
+/// stemmed, without repeats.
+pub(super) fn cue_words(
+    name: &[String],
+    title: Option<&str>,
+    description: Option<&str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let text = [title.unwrap_or(""), description.unwrap_or("")].join(" ");
+    for w in name
+        .iter()
+        .map(String::as_str)
+        .chain(text.split(|c: char| !c.is_alphanumeric()))
+    {
+        let lw = w.to_lowercase();
+        if lw.chars().count() < 3
+            || STOP.contains(&lw.as_str())
+            || lw.chars().all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let s = stem(&lw);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The document's words, page by page in reading order, cut into
+/// sentences (at `.`, `;`, `!`, `?` after a word that is no short form,
+/// and at a page's end).
+fn sentences(lines: &[L]) -> Vec<Vec<Tok<'_>>> {
+    let mut out: Vec<Vec<Tok>> = Vec::new();
+    let mut cur: Vec<Tok> = Vec::new();
+    let mut page = lines.first().map(|l| l.page);
+    for l in lines {
+        if Some(l.page) != page {
+            out.push(std::mem::take(&mut cur));
+            page = Some(l.page);
+        }
+        let mut start = None;
+        let bytes: Vec<(usize, char)> = l.text.char_indices().collect();
+        for (k, &(i, c)) in bytes.iter().enumerate() {
+            let last = k + 1 == bytes.len();
+            if !c.is_whitespace() && start.is_none() {
+                start = Some(i);
+            }
+            if let Some(s) = start.filter(|_| c.is_whitespace() || last) {
+                let end = if c.is_whitespace() {
+                    i
+                } else {
+                    i + c.len_utf8()
+                };
+                let text = &l.text[s..end];
+                cur.push(Tok {
+                    text,
+                    line: l,
+                    start: s,
+                    end,
+                    stem: stem(core(text)),
+                });
+                if ends_sentence(text) {
+                    out.push(std::mem::take(&mut cur));
+                }
+                start = None;
+            }
+        }
+    }
+    out.push(cur);
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A token that ends a sentence: it ends with `.`, `;`, `!` or `?` (closing
+/// quotes and brackets aside) and is not a short form (`Inc.`, `No.`,
+/// `U.S.`, `J.`).
+fn ends_sentence(tok: &str) -> bool {
+    let t = tok.trim_end_matches(['"', '\'', ')', '\u{201d}', '\u{2019}']);
+    if t.ends_with([';', '!', '?']) {
+        return true;
+    }
+    let Some(body) = t.strip_suffix('.') else {
+        return false;
+    };
+    let body = body.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let letters = body.chars().filter(|c| c.is_alphabetic()).count();
+    let short = body.contains('.')
+        || (letters <= 3 && body.chars().next().is_some_and(char::is_uppercase))
+        || body.chars().all(|c| c.is_ascii_digit());
+    !short
+}
+
+/// Capitalised: starts with an upper-case letter (or is all digits inside a
+/// name such as `Route 66`: not allowed to start one).
+fn capital(t: &str) -> bool {
+    core(t).chars().next().is_some_and(char::is_uppercase)
+}
+
+/// Values of `plan` read from running text (see the module documentation).
+pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
+    if plan.cues.len() < 2 {
+        return Vec::new();
+    }
+    // Only sentences that can hold a value of the field's kind compete.
+    let sents = sentences(lines);
+    // How many sentences hold each of the field's words.
+    let mut df: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &sents {
+        let have: BTreeSet<&str> = s.iter().map(|t| t.stem.as_str()).collect();
+        for c in &plan.cues {
+            if have.contains(c.as_str()) {
+                *df.entry(c.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let n = sents.len() as f32;
+    let weight = |c: &str| (n / (1.0 + *df.get(c).unwrap_or(&0) as f32)).ln().max(0.05);
+    let total: f32 = plan.cues.iter().map(|c| weight(c)).sum();
+    let mut scored: Vec<(f32, &Vec<Tok>)> = sents
+        .iter()
+        .filter_map(|s| {
+            let have: BTreeSet<&str> = s
+                .iter()
+                .map(|t| t.stem.as_str())
+                .filter(|w| plan.cues.iter().any(|c| c == w))
+                .collect();
+            // A duration is found by its own shape: one word of the field
+            // places it; a name needs two.
+            let least = if plan.duration { 1 } else { 2 };
+            (have.len() >= least).then(|| (have.iter().map(|c| weight(c)).sum::<f32>() / total, s))
+        })
+        .collect();
+    if plan.duration {
+        scored.retain(|(_, s)| {
+            let words: Vec<&str> = s.iter().map(|t| t.text).collect();
+            !durations(&words).is_empty()
+        });
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out = Vec::new();
+    for (share, s) in scored.into_iter().take(5) {
+        let found = if plan.duration {
+            duration_in(plan, s)
+        } else {
+            name_in(plan, s)
+        };
+        if let Some((value, toks)) = found {
+            let conf = toks.iter().map(|t| t.line.conf).fold(1.0f32, f32::min);
+            let first = &toks[0];
+            let bbox = toks
+                .iter()
+                .filter(|t| t.line.page == first.line.page)
+                .map(|t| t.line.span_box(t.start, t.end))
+                .reduce(|a: BBox, b| a.union(&b))
+                .unwrap_or(first.line.bbox);
+            out.push(Cand {
+                value: Value::String(value),
+                score: conf * 0.6 * share.min(1.0),
+                page: first.line.page,
+                bbox,
+                order: first.line.order,
+                num: None,
+                sure: true,
+                alt: None,
+            });
+        }
+    }
+    out
+}
+
+/// Whether token `t` is one of the field's words.
+fn is_cue(plan: &Plan, t: &Tok) -> bool {
+    plan.cues.contains(&t.stem)
+}
+
+/// The name nearest after one of the field's words in sentence `s`.
+fn name_in<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Option<(String, Vec<&'b Tok<'a>>)> {
+    // Runs of capitalised words, connectors inside; a run ends after a
+    // word with a comma, semicolon, colon, full stop or bracket after it.
+    let mut runs: Vec<(usize, usize, bool)> = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if !capital(s[i].text)
+            || s[i].text.starts_with(['(', '"', '\u{201c}']) && core(s[i].text).is_empty()
+        {
+            i += 1;
+            continue;
+        }
+        let a = i;
+        let mut b = i;
+        let mut heading = false;
+        loop {
+            let t = s[b].text;
+            if t.ends_with([',', ';', ':', '.', ')', '"', '\u{201d}']) {
+                heading = t.ends_with(':');
+                break;
+            }
+            let next = b + 1;
+            let join = s.get(next).is_some_and(|n| {
+                capital(n.text)
+                    || (CONNECTORS.contains(&n.text)
+                        && s.get(next + 1).is_some_and(|m| capital(m.text)))
+            });
+            if !join {
+                break;
+            }
+            b = next;
+        }
+        runs.push((a, b, heading));
+        i = b + 1;
+    }
+    let mut best: Option<(usize, String, Vec<&Tok>)> = None;
+    for (a, b, heading) in runs {
+        // A heading, or a sentence's first word (capitalised because it
+        // starts the sentence), names nothing.
+        if heading || (a == 0 && b == 0) {
+            continue;
+        }
+        // Drop the field's words, stop words and connectors at the start.
+        let mut a = a;
+        while a <= b
+            && (is_cue(plan, &s[a])
+                || STOP.contains(&core(s[a].text).to_lowercase().as_str())
+                || CONNECTORS.contains(&core(s[a].text).to_lowercase().as_str()))
+        {
+            a += 1;
+        }
+        if a > b || s[a..=b].iter().any(|t| is_cue(plan, t)) {
+            continue;
+        }
+        let Some(cue) = (0..a).rev().find(|&k| is_cue(plan, &s[k])) else {
+            continue;
+        };
+        let dist = a - cue;
+        if dist > REACH || best.as_ref().is_some_and(|(d, _, _)| *d <= dist) {
+            continue;
+        }
+        let toks: Vec<&Tok> = s[a..=b].iter().collect();
+        let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
+        if let Some(last) = words.last_mut() {
+            *last = last.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '.');
+            *last = last.trim_end_matches('.');
+        }
+        let value = words.join(" ");
+        if value.chars().filter(|c| c.is_alphabetic()).count() >= 2 {
+            best = Some((dist, value, toks));
+        }
+    }
+    best.map(|(_, v, t)| (v, t))
+}
+
+/// Number words up to ninety.
+fn number_word(w: &str) -> Option<u32> {
+    const UNITS: &[&str] = &[
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: &[&str] = &[
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let w = w.to_lowercase();
+    if let Some(i) = UNITS.iter().position(|u| *u == w) {
+        return Some(i as u32);
+    }
+    if let Some(i) = TENS.iter().position(|u| *u == w) {
+        return Some(20 + 10 * i as u32);
+    }
+    let (t, u) = w.split_once('-')?;
+    let t = TENS.iter().position(|x| *x == t)?;
+    let u = UNITS
+        .iter()
+        .position(|x| *x == u)
+        .filter(|&u| (1..10).contains(&u))?;
+    Some(20 + 10 * t as u32 + u as u32)
+}
+
+/// A count: digits or a number word.
+fn count_of(w: &str) -> Option<u32> {
+    let c = core(w);
+    if !c.is_empty() && c.len() <= 3 && c.chars().all(|ch| ch.is_ascii_digit()) {
+        return c.parse().ok();
+    }
+    number_word(c)
+}
+
+/// A unit of time, singular (`years` → `year`).
+fn unit_of(w: &str) -> Option<&'static str> {
+    let w = w.to_lowercase().replace("(s)", "s");
+    let c = core(&w);
+    ["day", "week", "month", "year"]
+        .into_iter()
+        .find(|u| c == *u || c == format!("{u}s"))
+}
+
+/// Durations among `words`: (first word, last word, `N units`).
+fn durations(words: &[&str]) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let text = |n: u32, u: &str| format!("{n} {u}{}", if n == 1 { "" } else { "s" });
+    for i in 0..words.len() {
+        // `three-year`, `12-month`.
+        if let Some((n, u)) = core(words[i]).rsplit_once('-') {
+            if let (Some(n), Some(u)) = (count_of(n), unit_of(u)) {
+                out.push((i, i, text(n, u)));
+                continue;
+            }
+        }
+        let Some(n) = count_of(words[i]) else {
+            continue;
+        };
+        // `two (2) years`: the figure in brackets decides.
+        let (n, k) = match words.get(i + 1) {
+            Some(t) if t.starts_with('(') && t.ends_with(')') => (count_of(t).unwrap_or(n), i + 2),
+            _ => (n, i + 1),
+        };
+        if let Some(u) = words.get(k).and_then(|t| unit_of(t)) {
+            if n > 0 {
+                out.push((i, k, text(n, u)));
+            }
+        }
+    }
+    out
+}
+
+/// The first duration in `text`, with its byte span.
+pub(super) fn find_duration(text: &str) -> Option<(String, usize, usize)> {
+    let spans: Vec<(usize, usize)> = word_spans(text);
+    let words: Vec<&str> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
+    let (i, k, v) = durations(&words).into_iter().next()?;
+    Some((v, spans[i].0, spans[k].1))
+}
+
+/// Byte spans of the whitespace-separated words of `text`.
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(a)) => {
+                out.push((a, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(a) = start {
+        out.push((a, text.len()));
+    }
+    out
+}
+
+/// The duration nearest after one of the field's words in sentence `s`
+/// (or the first one, when none follows a word of the field).
+fn duration_in<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Option<(String, Vec<&'b Tok<'a>>)> {
+    let words: Vec<&str> = s.iter().map(|t| t.text).collect();
+    let after_cue = |i: usize| (0..i).rev().find(|&k| is_cue(plan, &s[k])).map(|k| i - k);
+    let (i, k, v) = durations(&words)
+        .into_iter()
+        .min_by_key(|(i, _, _)| after_cue(*i).unwrap_or(usize::MAX / 2 + i))?;
+    Some((v, s[i..=k].iter().collect()))
+}
+
+/// Words that speak of a length of time, added to a duration field's own.
+pub(super) const DURATION_WORDS: &[&str] = &[
+    "period",
+    "term",
+    "duration",
+    "expire",
+    "expiration",
+    "terminate",
+    "continue",
+    "remain",
+    "last",
+    "until",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_fold_plurals_and_verb_endings() {
+        for (w, want) in [
+            ("governs", "govern"),
+            ("governed", "govern"),
+            ("Governing", "govern"),
+            ("laws", "law"),
+            ("parties", "party"),
+            ("lasts", "last"),
+            ("status", "status"),
+            ("address", "address"),
+        ] {
+            assert_eq!(stem(w), want, "{w}");
+        }
+    }
+
+    #[test]
+    fn cue_words_drop_stop_words() {
+        let c = cue_words(
+            &["jurisdiction".into()],
+            Some("Jurisdiction"),
+            Some("The state or country whose law governs the agreement."),
+        );
+        assert_eq!(
+            c,
+            [
+                "jurisdiction",
+                "state",
+                "country",
+                "law",
+                "govern",
+                "agreement"
+            ]
+        );
+    }
+
+    #[test]
+    fn short_forms_do_not_end_a_sentence() {
+        assert!(ends_sentence("Delaware."));
+        assert!(ends_sentence("hereto;"));
+        assert!(!ends_sentence("Inc."));
+        assert!(!ends_sentence("U.S."));
+        assert!(!ends_sentence("No."));
+        assert!(!ends_sentence("1."));
+    }
+
+    #[test]
+    fn counts_and_units() {
+        assert_eq!(count_of("two"), Some(2));
+        assert_eq!(count_of("(24)"), Some(24));
+        assert_eq!(count_of("thirty-six"), Some(36));
+        assert_eq!(unit_of("years,"), Some("year"));
+        assert_eq!(unit_of("month(s)"), Some("month"));
+        assert_eq!(unit_of("yearly"), None);
+    }
+}
