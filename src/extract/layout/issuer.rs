@@ -16,8 +16,9 @@
 //!   initials count too);
 //! - **registration** ([`ID_BONUS`]): the row sits just above, or to the
 //!   left on the same row of, a line with a VAT / tax / registration number
-//!   or a bank account (`VAT`, `IBAN`, `KvK`, `GSTIN`, ...), or its text is
-//!   repeated before such a number elsewhere;
+//!   or a bank account (`VAT`, `IBAN`, `KvK`, `GSTIN`, ...), or heads the
+//!   left-aligned block that holds such a line, or its text is repeated
+//!   before such a number elsewhere;
 //! - **label** ([`LABEL_BONUS`]): the row is the one below a `From` /
 //!   `Seller` / `Supplier` / `Vendor` / `Issued by` label standing on its
 //!   own; a row that is nothing but such a label is multiplied by
@@ -202,6 +203,29 @@ fn median(mut v: Vec<f32>) -> Option<f32> {
     v.get(v.len() / 2).copied()
 }
 
+/// The lines (reading-order indices) of the block that starts under box
+/// `b`: left-aligned with it (within one line height), each within two line
+/// heights of the one above, at most [`BLOCK_LINES`].
+fn block_below(on_page: &[&L], b: BBox) -> Vec<usize> {
+    const BLOCK_LINES: usize = 12;
+    let h = b.height().max(1.0);
+    let mut col: Vec<&&L> = on_page
+        .iter()
+        .filter(|l| (l.bbox.x0 - b.x0).abs() <= h && l.bbox.y0 >= b.y1 - 0.25 * h)
+        .collect();
+    col.sort_by(|x, y| x.bbox.y0.total_cmp(&y.bbox.y0));
+    let mut out = Vec::new();
+    let mut bottom = b.y1;
+    for l in col {
+        if l.bbox.y0 - bottom > 2.0 * h || out.len() >= BLOCK_LINES {
+            break;
+        }
+        out.push(l.order);
+        bottom = bottom.max(l.bbox.y1);
+    }
+    out
+}
+
 /// The factor for each candidate row (its lines, of the first page) of a
 /// `position: top` field, given all the document's prepared `lines`.
 pub(super) fn row_factors(lines: &[L], rows: &[Vec<&L>]) -> Vec<f32> {
@@ -292,6 +316,7 @@ pub(super) fn row_factors(lines: &[L], rows: &[Vec<&L>]) -> Vec<f32> {
             }
             // Registration: the line just below or beside, or the same name
             // before a number elsewhere.
+            let block = block_below(&on_page, b);
             let ids_near = id_lines.iter().any(|m| {
                 if m.page != page || r.iter().any(|l| l.order == m.order) {
                     return false;
@@ -299,7 +324,8 @@ pub(super) fn row_factors(lines: &[L], rows: &[Vec<&L>]) -> Vec<f32> {
                 let overlap_x = m.bbox.x1.min(b.x1) > m.bbox.x0.max(b.x0);
                 let below = m.bbox.y0 >= b.y1 - 0.25 * h && m.bbox.y0 <= b.y1 + 1.5 * h;
                 let beside = super::text::vertical_overlap(&m.bbox, &b) >= 0.5 && m.bbox.x0 >= b.x1;
-                (overlap_x && below) || beside
+                let in_block = block.contains(&m.order);
+                (overlap_x && below) || beside || in_block
             });
             let joined = words(&text).join(" ");
             let named = letters(&joined) >= 4 && id_names.iter().any(|n| n.starts_with(&joined));

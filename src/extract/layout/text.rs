@@ -106,8 +106,10 @@ pub(super) fn find_label(lower: &str, label: &str) -> Option<(usize, usize)> {
             }
         }
         let word = |c: char| c.is_alphanumeric() || c == '_';
+        // A label that ends in a sign (`n°`, `#`) may touch its value.
+        let ends_in_word = label.chars().next_back().is_some_and(word);
         let boundary_before = lower[..start].chars().next_back().is_none_or(|c| !word(c));
-        let boundary_after = lower[end..].chars().next().is_none_or(|c| !word(c));
+        let boundary_after = !ends_in_word || lower[end..].chars().next().is_none_or(|c| !word(c));
         if ok && boundary_before && boundary_after {
             return Some((start, end));
         }
@@ -300,15 +302,28 @@ impl<'a> Row<'a> {
 
 /// The rows of `page` in reading order (`lines` is already in reading order,
 /// row by row).
+/// The widest gap, in line heights, between two lines of one row.
+const ROW_GAP: f32 = 4.0;
+
 pub(super) fn rows_of(lines: &[L], page: u32) -> Vec<Row<'_>> {
     let mut groups: Vec<Vec<&L>> = Vec::new();
     for l in lines.iter().filter(|l| l.page == page) {
-        // Side by side: overlapping vertically, not horizontally.
+        // Side by side: overlapping vertically, not horizontally, and, in
+        // a text layer, close (a wide gap parts two columns: a title on the
+        // left, the letterhead on the right). OCR lines are the detector's:
+        // two boxes on one row of a scan are one row whatever the gap.
         let same = groups.last().is_some_and(|g| {
+            let layer = l.font_size.is_some() && g.iter().all(|m| m.font_size.is_some());
+            let h = g.iter().map(|m| m.h()).fold(l.h(), f32::min);
+            let gap = g
+                .iter()
+                .map(|m| (l.bbox.x0 - m.bbox.x1).max(m.bbox.x0 - l.bbox.x1))
+                .fold(f32::INFINITY, f32::min);
             g.first()
                 .is_some_and(|f| vertical_overlap(&f.bbox, &l.bbox) >= 0.5)
                 && g.iter()
                     .all(|m| m.bbox.x1.min(l.bbox.x1) <= m.bbox.x0.max(l.bbox.x0))
+                && (!layer || gap <= ROW_GAP * h)
         });
         match groups.last_mut() {
             Some(g) if same => g.push(l),
@@ -327,6 +342,26 @@ pub(super) fn letters_besides(lower: &str, terms: &[String]) -> usize {
         }
     }
     letters(&rest)
+}
+
+/// The part of a one-line letterhead before a separator (` - `, ` | `,
+/// ` · `, ` • `, ` – `) when a later part holds a digit: `Acme AG - 1 Main
+/// St - 12345 Town` is `Acme AG`; `Acme - For Testing` stays whole.
+pub(super) fn cut_at_separator(text: &str) -> &str {
+    const SEPARATORS: &[&str] = &[" - ", " | ", " · ", " • ", " – ", " — "];
+    let Some((at, _)) = SEPARATORS
+        .iter()
+        .filter_map(|s| text.find(s).map(|i| (i, s.len())))
+        .min()
+    else {
+        return text;
+    };
+    let (head, tail) = (&text[..at], &text[at..]);
+    if letters(head) >= 3 && tail.chars().any(|c| c.is_ascii_digit()) {
+        head.trim_end()
+    } else {
+        text
+    }
 }
 
 /// Cut a trailing part that `strip` matches whole (e.g. a registration
@@ -352,6 +387,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_letterhead_is_cut_before_its_address() {
+        assert_eq!(
+            cut_at_separator("QualityHosting AG - Uferweg 40-42 - D-63571 Gelnhausen"),
+            "QualityHosting AG"
+        );
+        assert_eq!(cut_at_separator("Acme - For Testing"), "Acme - For Testing");
+        assert_eq!(cut_at_separator("Acme | 12 Main St"), "Acme");
+        assert_eq!(cut_at_separator("Acme Ltd"), "Acme Ltd");
+    }
+
+    #[test]
+    fn a_wide_gap_parts_a_row() {
+        let mk = |text: &str, x: f32| Line {
+            text: text.into(),
+            bbox: BBox {
+                x0: x,
+                y0: 100.0,
+                x1: x + 10.0 * text.chars().count() as f32,
+                y1: 130.0,
+            },
+            confidence: 1.0,
+            font_size: Some(10.0),
+            bold: false,
+        };
+        let prepared = prepare(&[PageLines {
+            page: 0,
+            width: 1600.0,
+            height: 2000.0,
+            lines: vec![
+                mk("INVOICE", 100.0),
+                mk("Acme", 200.0),
+                mk("Globex B.V.", 1200.0),
+            ],
+        }]);
+        let rows = rows_of(&prepared, 0);
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["INVOICE Acme", "Globex B.V."]);
+    }
+
+    #[test]
     fn labels_match_whole_words() {
         struct Case {
             line: &'static str,
@@ -363,6 +438,16 @@ mod tests {
                 line: "total: 9.00",
                 label: "total",
                 want: Some((0, 5)),
+            },
+            Case {
+                line: "facture n°562044387 du",
+                label: "facture n°",
+                want: Some((0, "facture n°".len())),
+            },
+            Case {
+                line: "totals 9.00",
+                label: "total",
+                want: None,
             },
             Case {
                 line: "subtotal 9.00",
