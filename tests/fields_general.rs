@@ -429,3 +429,28 @@ fn an_address_ends_at_its_postcode_line() {
         ))
     );
 }
+
+#[test]
+fn the_parties_are_the_companies_the_opening_sentence_names() {
+    let e = engine(json!({
+        "party": {
+            "type": "array",
+            "items": {"type": "string"},
+            "title": "Parties",
+            "description": "The parties who sign the agreement."
+        }
+    }));
+    let r = e.extract(&page(paragraph(&[
+        "CONFIDENTIALITY AGREEMENT",
+        "This Agreement is entered into by and between Northwind Traders, Inc., a",
+        "Delaware corporation (\"Northwind\"), and Globex Holdings LLC (\"Globex\",",
+        "together the \"Parties\"). Each party shall keep the other's secrets.",
+        "The receiving party shall return all copies on request.",
+        "Initech Ltd. is not a party to this Agreement.",
+    ])));
+    assert_eq!(
+        value(&r, "party"),
+        Some(json!(["Northwind Traders, Inc.", "Globex Holdings LLC"])),
+        "{r:?}"
+    );
+}

@@ -16,8 +16,8 @@
 //!   initials count too);
 //! - **registration** ([`ID_BONUS`]): the row sits just above, or to the
 //!   left on the same row of, a line with a VAT / tax / registration number
-//!   or a bank account (`VAT`, `IBAN`, `KvK`, `GSTIN`, ...), or heads the
-//!   left-aligned block that holds such a line, or its text is repeated
+//!   or a bank account (`VAT`, `IBAN`, `KvK`, `GSTIN`, ...), or (in a text
+//!   layer) heads the left-aligned block that holds such a line, or its text is repeated
 //!   before such a number elsewhere;
 //! - **label** ([`LABEL_BONUS`]): the row is the one below a `From` /
 //!   `Seller` / `Supplier` / `Vendor` / `Issued by` label standing on its
@@ -316,7 +316,13 @@ pub(super) fn row_factors(lines: &[L], rows: &[Vec<&L>]) -> Vec<f32> {
             }
             // Registration: the line just below or beside, or the same name
             // before a number elsewhere.
-            let block = block_below(&on_page, b);
+            // A scan's lines are the detector's, a receipt one column: the
+            // block reading is for text layers.
+            let block = if by_font {
+                block_below(&on_page, b)
+            } else {
+                Vec::new()
+            };
             let ids_near = id_lines.iter().any(|m| {
                 if m.page != page || r.iter().any(|l| l.order == m.order) {
                     return false;

@@ -174,7 +174,13 @@ impl Plan {
                 }
                 // A field read from running text takes a name after its
                 // label, not the sentence that follows a heading.
-                if !self.cues.is_empty() && t.split_whitespace().count() > PROSE_WORDS {
+                // and a name starts with a capital or a digit (`shall agree`
+                // after `party` is the sentence going on).
+                let named = t
+                    .chars()
+                    .find(|c| c.is_alphanumeric())
+                    .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
+                if !self.cues.is_empty() && (t.split_whitespace().count() > PROSE_WORDS || !named) {
                     return None;
                 }
                 match &self.pattern {

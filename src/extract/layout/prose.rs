@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use super::text::L;
 use super::{Cand, Plan};
+use crate::extract::field::FieldType;
 use crate::types::BBox;
 
 /// Words that say nothing of a field in its description.
@@ -229,6 +230,9 @@ pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             !durations(&words).is_empty()
         });
     }
+    if matches!(plan.def.ty, FieldType::List(_)) {
+        return parties(plan, &sents, weight, total);
+    }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out = Vec::new();
     for (share, s) in scored.into_iter().take(5) {
@@ -259,6 +263,153 @@ pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         }
     }
     out
+}
+
+/// Legal forms that end a company's name (lower case, dots dropped).
+const LEGAL_FORMS: &[&str] = &[
+    "ab",
+    "ag",
+    "asa",
+    "bhd",
+    "bv",
+    "co",
+    "company",
+    "corp",
+    "corporation",
+    "gmbh",
+    "inc",
+    "incorporated",
+    "kk",
+    "limited",
+    "llc",
+    "llp",
+    "lp",
+    "ltd",
+    "nv",
+    "oy",
+    "plc",
+    "pte",
+    "pty",
+    "sa",
+    "sarl",
+    "sas",
+    "spa",
+    "srl",
+];
+
+fn legal_form(t: &str) -> bool {
+    let w: String = core(t)
+        .chars()
+        .filter(|c| *c != '.')
+        .collect::<String>()
+        .to_lowercase();
+    LEGAL_FORMS.contains(&w.as_str())
+}
+
+/// Company names in sentence `s`: runs of capitalised words (connectors
+/// inside) that end in a legal form, a comma before the form allowed
+/// (`Kite Pharma, Inc.`).
+fn company_names<'a, 'b>(s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
+    let mut out: Vec<(String, Vec<&Tok>)> = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if !capital(s[i].text) || s[i].text.starts_with(['(', '"', '\u{201c}', '\'']) {
+            i += 1;
+            continue;
+        }
+        let a = i;
+        let mut b = i;
+        let mut named = None;
+        loop {
+            if legal_form(s[b].text) && b > a {
+                named = Some(b);
+            }
+            let t = s[b].text;
+            let next = s.get(b + 1);
+            let comma_form = t.ends_with(',') && next.is_some_and(|n| legal_form(n.text));
+            let ends = t.ends_with([';', ':', ')', '"', '\u{201d}'])
+                || (t.ends_with([',', '.']) && !comma_form && !legal_form(t) && !is_initial(t));
+            if ends || named == Some(b) && !next.is_some_and(|n| legal_form(n.text)) {
+                break;
+            }
+            let join = next.is_some_and(|n| {
+                capital(n.text)
+                    || (CONNECTORS.contains(&n.text)
+                        && s.get(b + 2).is_some_and(|m| capital(m.text)))
+            });
+            if !join {
+                break;
+            }
+            b += 1;
+        }
+        if let Some(end) = named {
+            let toks: Vec<&Tok> = s[a..=end].iter().collect();
+            let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
+            if let Some(last) = words.last_mut() {
+                *last = last.trim_end_matches([',', ';', ':']);
+            }
+            let name = words.join(" ");
+            if !out
+                .iter()
+                .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
+            {
+                out.push((name, toks));
+            }
+        }
+        i = b + 1;
+    }
+    out
+}
+
+/// A person's initial (`A.`, `J.`).
+fn is_initial(t: &str) -> bool {
+    let c: Vec<char> = t.chars().collect();
+    c.len() == 2 && c[0].is_uppercase() && c[1] == '.'
+}
+
+/// A list of names (the parties to an agreement): the companies named in
+/// the first sentence, among the document's first [`PARTY_SENTENCES`],
+/// that holds one of the field's words and a company name.
+fn parties(plan: &Plan, sents: &[Vec<Tok>], weight: impl Fn(&str) -> f32, total: f32) -> Vec<Cand> {
+    const PARTY_SENTENCES: usize = 40;
+    for s in sents.iter().take(PARTY_SENTENCES) {
+        let have: BTreeSet<&str> = s
+            .iter()
+            .map(|t| t.stem.as_str())
+            .filter(|w| plan.cues.iter().any(|c| c == w))
+            .collect();
+        if have.is_empty() {
+            continue;
+        }
+        let names = company_names(s);
+        if names.is_empty() {
+            continue;
+        }
+        let share = have.iter().map(|c| weight(c)).sum::<f32>() / total;
+        return names
+            .into_iter()
+            .map(|(name, toks)| {
+                let first = toks[0];
+                let conf = toks.iter().map(|t| t.line.conf).fold(1.0f32, f32::min);
+                Cand {
+                    value: Value::String(name),
+                    score: conf * 0.6 * share.min(1.0),
+                    page: first.line.page,
+                    bbox: toks
+                        .iter()
+                        .filter(|t| t.line.page == first.line.page)
+                        .map(|t| t.line.span_box(t.start, t.end))
+                        .reduce(|a: BBox, b| a.union(&b))
+                        .unwrap_or(first.line.bbox),
+                    order: first.line.order,
+                    num: None,
+                    sure: true,
+                    alt: None,
+                }
+            })
+            .collect();
+    }
+    Vec::new()
 }
 
 /// Whether token `t` is one of the field's words.
