@@ -26,6 +26,12 @@
 //! after a vertical gap of more than 2.5 line heights. `strip` cuts a
 //! trailing part off such values.
 //!
+//! A string field may also be read from **running text** (see [`prose`]):
+//! the sentence that holds the field's own words, then a name, a duration
+//! or, for a list, the company names in it. An address (`kind: address`,
+//! or `address` in the name or title) ends at its postcode line (see
+//! [`super::parse::address`]).
+//!
 //! When several candidates compete the field's `pick` hint decides (best
 //! confidence by default; `largest` for totals).
 //!
@@ -41,7 +47,8 @@
 //! - `place`: same line 1.0; right on the same row 0.95 (next one 0.85);
 //!   below 0.85 (next one 0.7); unlabelled dates 0.5, enum votes 0.5;
 //!   `position: top` 0.9^rank among the candidate rows × (1.0 with a
-//!   keyword, 0.6 without); `after` 0.9;
+//!   keyword, 0.6 without); `after` 0.9; running text 0.6 × the share of
+//!   the field's word weight the sentence holds;
 //! - `parse`: 1.0, or 0.8 for an amount written without decimals.
 //!
 //! These factors were set by hand on the SROIE receipts and the invoices of

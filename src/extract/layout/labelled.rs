@@ -211,24 +211,7 @@ impl Plan {
 /// first at each start; outer punctuation `:`, `,`, `;`, `(`, `)` stripped)
 /// that `m` matches whole.
 pub(super) fn pattern_span(text: &str, m: &Matcher) -> Option<(usize, usize)> {
-    let words: Vec<(usize, usize)> = {
-        let mut v = Vec::new();
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            match (c.is_whitespace(), start) {
-                (true, Some(s)) => {
-                    v.push((s, i));
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            v.push((s, text.len()));
-        }
-        v
-    };
+    let words = word_spans(text);
     for i in 0..words.len() {
         for j in i..words.len().min(i + 3) {
             let (mut a, mut b) = (words[i].0, words[j].1);
@@ -331,22 +314,10 @@ pub(super) fn value_end(text: &str, others: &[String]) -> usize {
 
 /// `(byte offset, word)` of each whitespace-separated word of `s`.
 fn word_starts(s: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in s.char_indices() {
-        match (c.is_whitespace(), start) {
-            (true, Some(a)) => {
-                out.push((a, &s[a..i]));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(a) = start {
-        out.push((a, &s[a..]));
-    }
-    out
+    word_spans(s)
+        .into_iter()
+        .map(|(a, b)| (a, &s[a..b]))
+        .collect()
 }
 
 /// How much the key around a label found at `start..end` of `lower`

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::text::L;
+use super::text::{word_spans, L};
 use super::{Cand, Plan};
 use crate::extract::field::FieldType;
 use crate::types::BBox;
@@ -132,31 +132,17 @@ fn sentences(lines: &[L]) -> Vec<Vec<Tok<'_>>> {
             out.push(std::mem::take(&mut cur));
             page = Some(l.page);
         }
-        let mut start = None;
-        let bytes: Vec<(usize, char)> = l.text.char_indices().collect();
-        for (k, &(i, c)) in bytes.iter().enumerate() {
-            let last = k + 1 == bytes.len();
-            if !c.is_whitespace() && start.is_none() {
-                start = Some(i);
-            }
-            if let Some(s) = start.filter(|_| c.is_whitespace() || last) {
-                let end = if c.is_whitespace() {
-                    i
-                } else {
-                    i + c.len_utf8()
-                };
-                let text = &l.text[s..end];
-                cur.push(Tok {
-                    text,
-                    line: l,
-                    start: s,
-                    end,
-                    stem: stem(core(text)),
-                });
-                if ends_sentence(text) {
-                    out.push(std::mem::take(&mut cur));
-                }
-                start = None;
+        for (s, end) in word_spans(&l.text) {
+            let text = &l.text[s..end];
+            cur.push(Tok {
+                text,
+                line: l,
+                start: s,
+                end,
+                stem: stem(core(text)),
+            });
+            if ends_sentence(text) {
+                out.push(std::mem::take(&mut cur));
             }
         }
     }
@@ -589,26 +575,6 @@ pub(super) fn find_duration(text: &str) -> Option<(String, usize, usize)> {
     let words: Vec<&str> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
     let (i, k, v) = durations(&words).into_iter().next()?;
     Some((v, spans[i].0, spans[k].1))
-}
-
-/// Byte spans of the whitespace-separated words of `text`.
-fn word_spans(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        match (c.is_whitespace(), start) {
-            (true, Some(a)) => {
-                out.push((a, i));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(a) = start {
-        out.push((a, text.len()));
-    }
-    out
 }
 
 /// The duration nearest after one of the field's words in sentence `s`

@@ -302,6 +302,26 @@ impl<'a> Row<'a> {
 
 /// The rows of `page` in reading order (`lines` is already in reading order,
 /// row by row).
+/// Byte spans of the whitespace-separated words of `text`.
+pub(super) fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(a)) => {
+                out.push((a, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(a) = start {
+        out.push((a, text.len()));
+    }
+    out
+}
+
 /// The widest gap, in line heights, between two lines of one row.
 const ROW_GAP: f32 = 4.0;
 
