@@ -458,7 +458,12 @@ fn name_in<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Option<(String, Vec<&'b Tok
         if a > b || s[a..=b].iter().any(|t| is_cue(plan, t)) {
             continue;
         }
-        let Some(cue) = (0..a).rev().find(|&k| is_cue(plan, &s[k])) else {
+        // Only the last REACH words can introduce it: a bounded look back,
+        // so that a hostile page of one endless sentence stays linear.
+        let Some(cue) = (a.saturating_sub(REACH)..a)
+            .rev()
+            .find(|&k| is_cue(plan, &s[k]))
+        else {
             continue;
         };
         let dist = a - cue;
@@ -581,7 +586,12 @@ pub(super) fn find_duration(text: &str) -> Option<(String, usize, usize)> {
 /// (or the first one, when none follows a word of the field).
 fn duration_in<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Option<(String, Vec<&'b Tok<'a>>)> {
     let words: Vec<&str> = s.iter().map(|t| t.text).collect();
-    let after_cue = |i: usize| (0..i).rev().find(|&k| is_cue(plan, &s[k])).map(|k| i - k);
+    let after_cue = |i: usize| {
+        (i.saturating_sub(4 * REACH)..i)
+            .rev()
+            .find(|&k| is_cue(plan, &s[k]))
+            .map(|k| i - k)
+    };
     let (i, k, v) = durations(&words)
         .into_iter()
         .min_by_key(|(i, _, _)| after_cue(*i).unwrap_or(usize::MAX / 2 + i))?;
