@@ -453,4 +453,15 @@ fn the_parties_are_the_companies_the_opening_sentence_names() {
         Some(json!(["Northwind Traders, Inc.", "Globex Holdings LLC"])),
         "{r:?}"
     );
+    // A person, or a company without a legal form, is named by the defined
+    // term that follows; the agreement's own defined term names no one.
+    let r = e.extract(&page(paragraph(&[
+        "This Agreement (the \"Agreement\") is made between Northwind Traders",
+        "(the \"Company\") and Jane Q. Roe (\"Employee\"). Both parties sign it.",
+    ])));
+    assert_eq!(
+        value(&r, "party"),
+        Some(json!(["Northwind Traders", "Jane Q. Roe"])),
+        "{r:?}"
+    );
 }

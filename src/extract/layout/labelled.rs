@@ -84,6 +84,49 @@ fn in_prose(lower: &str, end: usize) -> bool {
     !sep && lower.split_whitespace().count() >= PROSE_WORDS
 }
 
+/// A heading rather than a value: numbered (`1. PURPOSE`, `(a)`), ending
+/// in a colon, or a few capitalised words ending in a full stop
+/// (`Acknowledgment.`).
+fn heading(t: &str) -> bool {
+    let t = t.trim();
+    let first = t.split_whitespace().next().unwrap_or("");
+    let numbered = first.len() <= 4
+        && first.ends_with(['.', ')'])
+        && first
+            .trim_matches(|c: char| matches!(c, '(' | ')' | '.'))
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() && first.starts_with('('));
+    let words: Vec<&str> = t.split_whitespace().collect();
+    // A name may end in a short form or a legal form (`Acme, Inc.`).
+    let last = words.last().copied().unwrap_or("").trim_end_matches('.');
+    let short = last.chars().filter(|c| c.is_alphabetic()).count() <= 3
+        || last.contains('.')
+        || super::prose::legal_form(last);
+    let titled = t.ends_with('.')
+        && !short
+        && words.len() <= 5
+        && words.iter().all(|w| {
+            w.chars()
+                .next()
+                .is_some_and(|c| !c.is_alphabetic() || c.is_uppercase())
+        });
+    numbered || t.ends_with(':') || titled
+}
+
+/// `t` without a defined term that follows a name: `Jane Roe ("Employee")`
+/// is `Jane Roe`.
+fn cut_alias(t: &str) -> &str {
+    match t.find(" (") {
+        Some(i)
+            if t[i + 2..].starts_with(['"', '\u{201c}', '\'', '\u{2018}'])
+                || t[i + 2..].to_lowercase().starts_with("the ") =>
+        {
+            t[..i].trim_end_matches([',', ' '])
+        }
+        _ => t,
+    }
+}
+
 /// Words between two dates that make them a range (`04/20/20 - 04/26/20`).
 const RANGE_WORDS: &[&str] = &[
     "-", "–", "—", "~", "to", "through", "thru", "until", "till", "bis", "au", "tot",
@@ -180,9 +223,18 @@ impl Plan {
                     .chars()
                     .find(|c| c.is_alphanumeric())
                     .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
-                if !self.cues.is_empty() && (t.split_whitespace().count() > PROSE_WORDS || !named) {
+                if !self.cues.is_empty()
+                    && (t.split_whitespace().count() > PROSE_WORDS || !named || heading(t))
+                {
                     return None;
                 }
+                // A defined term after a name is not part of it (`Jane Roe
+                // ("Employee")`).
+                let t = if self.cues.is_empty() {
+                    t
+                } else {
+                    cut_alias(t)
+                };
                 match &self.pattern {
                     None => Some(Parsed::new(
                         Value::String(t.to_string()),
@@ -569,7 +621,32 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_prose, value_end};
+    use super::{cut_alias, heading, in_prose, value_end};
+
+    #[test]
+    fn headings_and_defined_terms_are_not_names() {
+        for h in [
+            "1. PURPOSE",
+            "(a) Scope",
+            "Acknowledgment.",
+            "Purpose of disclosure:",
+        ] {
+            assert!(heading(h), "{h}");
+        }
+        for v in [
+            "Northwind Traders, Inc.",
+            "Jane Roe",
+            "Acme Ltd. and Globex LLC, both of them here",
+        ] {
+            assert!(!heading(v), "{v}");
+        }
+        assert_eq!(cut_alias("Jane Roe (\"Employee\")"), "Jane Roe");
+        assert_eq!(
+            cut_alias("Acme, Inc. (the \u{201c}Company\u{201d})"),
+            "Acme, Inc."
+        );
+        assert_eq!(cut_alias("Acme (Europe) Ltd"), "Acme (Europe) Ltd");
+    }
 
     #[test]
     fn a_label_in_running_text_is_no_key() {

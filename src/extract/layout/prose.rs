@@ -283,7 +283,7 @@ const LEGAL_FORMS: &[&str] = &[
     "srl",
 ];
 
-fn legal_form(t: &str) -> bool {
+pub(super) fn legal_form(t: &str) -> bool {
     let w: String = core(t)
         .chars()
         .filter(|c| *c != '.')
@@ -292,10 +292,26 @@ fn legal_form(t: &str) -> bool {
     LEGAL_FORMS.contains(&w.as_str())
 }
 
-/// Company names in sentence `s`: runs of capitalised words (connectors
+/// What opens a defined term or an aside after a name.
+const OPENERS: &[char] = &['(', '"', '\u{201c}', '\''];
+
+/// Token `t` (and the one after it, `next`) opens a defined term: `("Kite")`,
+/// `(the`, `(hereinafter`.
+fn defines(t: &str, next: Option<&Tok>) -> bool {
+    let Some(rest) = t.strip_prefix('(') else {
+        return false;
+    };
+    let quoted = rest.starts_with(['"', '\u{201c}', '\'', '\u{2018}']);
+    let word = core(rest).to_lowercase();
+    let lead = ["the", "hereinafter", "each", "collectively", "together"].contains(&word.as_str())
+        && (rest.len() > word.len() || next.is_some());
+    quoted || lead
+}
+
+/// Party names in sentence `s`: runs of capitalised words (connectors
 /// inside) that end in a legal form, a comma before the form allowed
-/// (`Kite Pharma, Inc.`).
-fn company_names<'a, 'b>(s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
+/// (`Kite Pharma, Inc.`), or that a defined term follows.
+fn company_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
     let mut out: Vec<(String, Vec<&Tok>)> = Vec::new();
     let mut i = 0;
     while i < s.len() {
@@ -319,14 +335,44 @@ fn company_names<'a, 'b>(s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
                 break;
             }
             let join = next.is_some_and(|n| {
-                capital(n.text)
-                    || (CONNECTORS.contains(&n.text)
-                        && s.get(b + 2).is_some_and(|m| capital(m.text)))
+                !n.text.starts_with(OPENERS)
+                    && (capital(n.text)
+                        || (CONNECTORS.contains(&n.text)
+                            && s.get(b + 2).is_some_and(|m| capital(m.text))))
             });
             if !join {
                 break;
             }
             b += 1;
+        }
+        // A name without a legal form counts when a defined term follows
+        // it: `Mark G. Parker ("Employee")`, `Affinity Gaming (the
+        // "Company")`; the field's own words and stop words at its start
+        // are dropped (`This Agreement ("Agreement")` names no one).
+        if named.is_none() && s.get(b + 1).is_some_and(|n| defines(n.text, s.get(b + 2))) {
+            let mut a2 = a;
+            while a2 <= b
+                && (is_cue(plan, &s[a2])
+                    || STOP.contains(&core(s[a2].text).to_lowercase().as_str()))
+            {
+                a2 += 1;
+            }
+            let bare = a2 <= b
+                && !s[a2..=b].iter().any(|t| is_cue(plan, t))
+                && !s[b].text.ends_with([',', ';', ':', '.']);
+            // Not a sentence's first word alone.
+            if bare && !(a2 == 0 && b == 0) {
+                let toks: Vec<&Tok> = s[a2..=b].iter().collect();
+                let name = toks.iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
+                if !out
+                    .iter()
+                    .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
+                {
+                    out.push((name, toks));
+                }
+                i = b + 1;
+                continue;
+            }
         }
         if let Some(end) = named {
             let toks: Vec<&Tok> = s[a..=end].iter().collect();
@@ -367,7 +413,7 @@ fn parties(plan: &Plan, sents: &[Vec<Tok>], weight: impl Fn(&str) -> f32, total:
         if have.is_empty() {
             continue;
         }
-        let names = company_names(s);
+        let names = company_names(plan, s);
         if names.is_empty() {
             continue;
         }
