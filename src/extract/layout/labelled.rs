@@ -118,7 +118,7 @@ fn heading(t: &str) -> bool {
 fn cut_alias(t: &str) -> &str {
     match t.find(" (") {
         Some(i)
-            if t[i + 2..].starts_with(['"', '\u{201c}', '\'', '\u{2018}'])
+            if t[i + 2..].starts_with(OPEN_QUOTES)
                 || t[i + 2..].to_lowercase().starts_with("the ") =>
         {
             t[..i].trim_end_matches([',', ' '])
@@ -216,9 +216,9 @@ impl Plan {
                     return None;
                 }
                 // A field read from running text takes a name after its
-                // label, not the sentence that follows a heading.
-                // and a name starts with a capital or a digit (`shall agree`
-                // after `party` is the sentence going on).
+                // label: not the sentence that follows a heading, not a
+                // heading, and a name starts with a capital or a digit
+                // (`shall agree` after `party` is the sentence going on).
                 let named = t
                     .chars()
                     .find(|c| c.is_alphanumeric())

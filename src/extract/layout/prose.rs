@@ -17,7 +17,11 @@
 //!   reads `New York` for a field that says "state"); a run that still holds
 //!   one of the field's words, or ends in a colon (a heading), is none;
 //! - a **duration** ([`Plan::duration`]): `two (2) years`, `24 months`,
-//!   `a three-year period` read as `2 years`, `24 months`, `3 years`.
+//!   `a three-year period` read as `2 years`, `24 months`, `3 years`;
+//! - for an array of strings, the **parties**: the names in the first
+//!   sentence that holds one of the field's words, a name being capitalised
+//!   words that end in a legal form (`Kite Pharma, Inc.`) or that a defined
+//!   term follows (`Jane Q. Roe ("Employee")`).
 //!
 //! Confidence: the line's `ocr` × 0.6 × the share of the field's word weight
 //! the sentence holds: a value read from prose is never as sure as one
@@ -27,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::text::{word_spans, L};
+use super::text::{word_spans, L, OPEN_QUOTES};
 use super::{Cand, Plan};
 use crate::extract::field::FieldType;
 use crate::types::BBox;
@@ -181,43 +185,45 @@ pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
     if plan.cues.len() < 2 {
         return Vec::new();
     }
-    // Only sentences that can hold a value of the field's kind compete.
     let sents = sentences(lines);
-    // How many sentences hold each of the field's words.
+    // The field's words each sentence holds, and how many sentences hold
+    // each of them.
+    let held: Vec<BTreeSet<&str>> = sents
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|t| t.stem.as_str())
+                .filter(|w| plan.cues.iter().any(|c| c == w))
+                .collect()
+        })
+        .collect();
     let mut df: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &sents {
-        let have: BTreeSet<&str> = s.iter().map(|t| t.stem.as_str()).collect();
-        for c in &plan.cues {
-            if have.contains(c.as_str()) {
-                *df.entry(c.as_str()).or_default() += 1;
-            }
-        }
+    for w in held.iter().flatten() {
+        *df.entry(w).or_default() += 1;
     }
     let n = sents.len() as f32;
     let weight = |c: &str| (n / (1.0 + *df.get(c).unwrap_or(&0) as f32)).ln().max(0.05);
     let total: f32 = plan.cues.iter().map(|c| weight(c)).sum();
+    // The share of the field's word weight in a sentence.
+    let share = |have: &BTreeSet<&str>| have.iter().map(|c| weight(c)).sum::<f32>() / total;
+    if matches!(plan.def.ty, FieldType::List(_)) {
+        return parties(plan, &sents, &held, share);
+    }
+    // A duration is found by its own shape: one word of the field places
+    // it; a name needs two. Only sentences that can hold a value of the
+    // field's kind compete.
+    let least = if plan.duration { 1 } else { 2 };
     let mut scored: Vec<(f32, &Vec<Tok>)> = sents
         .iter()
-        .filter_map(|s| {
-            let have: BTreeSet<&str> = s
-                .iter()
-                .map(|t| t.stem.as_str())
-                .filter(|w| plan.cues.iter().any(|c| c == w))
-                .collect();
-            // A duration is found by its own shape: one word of the field
-            // places it; a name needs two.
-            let least = if plan.duration { 1 } else { 2 };
-            (have.len() >= least).then(|| (have.iter().map(|c| weight(c)).sum::<f32>() / total, s))
-        })
+        .zip(&held)
+        .filter(|(_, have)| have.len() >= least)
+        .map(|(s, have)| (share(have), s))
         .collect();
     if plan.duration {
         scored.retain(|(_, s)| {
             let words: Vec<&str> = s.iter().map(|t| t.text).collect();
             !durations(&words).is_empty()
         });
-    }
-    if matches!(plan.def.ty, FieldType::List(_)) {
-        return parties(plan, &sents, weight, total);
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out = Vec::new();
@@ -227,28 +233,34 @@ pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         } else {
             name_in(plan, s)
         };
-        if let Some((value, toks)) = found {
-            let conf = toks.iter().map(|t| t.line.conf).fold(1.0f32, f32::min);
-            let first = &toks[0];
-            let bbox = toks
-                .iter()
-                .filter(|t| t.line.page == first.line.page)
-                .map(|t| t.line.span_box(t.start, t.end))
-                .reduce(|a: BBox, b| a.union(&b))
-                .unwrap_or(first.line.bbox);
-            out.push(Cand {
-                value: Value::String(value),
-                score: conf * 0.6 * share.min(1.0),
-                page: first.line.page,
-                bbox,
-                order: first.line.order,
-                num: None,
-                sure: true,
-                alt: None,
-            });
-        }
+        out.extend(found.map(|(value, toks)| prose_cand(value, &toks, share)));
     }
     out
+}
+
+/// The candidate for `value`, read from tokens `toks` of a sentence that
+/// holds `share` of the field's word weight: the least OCR confidence of
+/// its lines × 0.6 × the share; the box of its words on the first one's
+/// page.
+fn prose_cand(value: String, toks: &[&Tok], share: f32) -> Cand {
+    let first = toks[0];
+    let conf = toks.iter().map(|t| t.line.conf).fold(1.0f32, f32::min);
+    let bbox = toks
+        .iter()
+        .filter(|t| t.line.page == first.line.page)
+        .map(|t| t.line.span_box(t.start, t.end))
+        .reduce(|a: BBox, b| a.union(&b))
+        .unwrap_or(first.line.bbox);
+    Cand {
+        value: Value::String(value),
+        score: conf * 0.6 * share.min(1.0),
+        page: first.line.page,
+        bbox,
+        order: first.line.order,
+        num: None,
+        sure: true,
+        alt: None,
+    }
 }
 
 /// Legal forms that end a company's name (lower case, dots dropped).
@@ -301,7 +313,7 @@ fn defines(t: &str, next: Option<&Tok>) -> bool {
     let Some(rest) = t.strip_prefix('(') else {
         return false;
     };
-    let quoted = rest.starts_with(['"', '\u{201c}', '\'', '\u{2018}']);
+    let quoted = rest.starts_with(OPEN_QUOTES);
     let word = core(rest).to_lowercase();
     let lead = ["the", "hereinafter", "each", "collectively", "together"].contains(&word.as_str())
         && (rest.len() > word.len() || next.is_some());
@@ -311,11 +323,20 @@ fn defines(t: &str, next: Option<&Tok>) -> bool {
 /// Party names in sentence `s`: runs of capitalised words (connectors
 /// inside) that end in a legal form, a comma before the form allowed
 /// (`Kite Pharma, Inc.`), or that a defined term follows.
-fn company_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
+fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
     let mut out: Vec<(String, Vec<&Tok>)> = Vec::new();
+    // Each name once, whatever its case.
+    let mut add = |name: String, toks: Vec<&'b Tok<'a>>| {
+        if !out
+            .iter()
+            .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
+        {
+            out.push((name, toks));
+        }
+    };
     let mut i = 0;
     while i < s.len() {
-        if !capital(s[i].text) || s[i].text.starts_with(['(', '"', '\u{201c}', '\'']) {
+        if !capital(s[i].text) || s[i].text.starts_with(OPENERS) {
             i += 1;
             continue;
         }
@@ -364,12 +385,7 @@ fn company_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b 
             if bare && !(a2 == 0 && b == 0) {
                 let toks: Vec<&Tok> = s[a2..=b].iter().collect();
                 let name = toks.iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
-                if !out
-                    .iter()
-                    .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
-                {
-                    out.push((name, toks));
-                }
+                add(name, toks);
                 i = b + 1;
                 continue;
             }
@@ -380,13 +396,7 @@ fn company_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b 
             if let Some(last) = words.last_mut() {
                 *last = last.trim_end_matches([',', ';', ':']);
             }
-            let name = words.join(" ");
-            if !out
-                .iter()
-                .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
-            {
-                out.push((name, toks));
-            }
+            add(words.join(" "), toks);
         }
         i = b + 1;
     }
@@ -399,46 +409,29 @@ fn is_initial(t: &str) -> bool {
     c.len() == 2 && c[0].is_uppercase() && c[1] == '.'
 }
 
-/// A list of names (the parties to an agreement): the companies named in
-/// the first sentence, among the document's first [`PARTY_SENTENCES`],
-/// that holds one of the field's words and a company name.
-fn parties(plan: &Plan, sents: &[Vec<Tok>], weight: impl Fn(&str) -> f32, total: f32) -> Vec<Cand> {
+/// A list of names (the parties to an agreement): the names in the first
+/// sentence, among the document's first [`PARTY_SENTENCES`], that holds
+/// one of the field's words (`held[i]`: those sentence `i` holds) and a
+/// name; `share` gives a sentence's share of the field's word weight.
+fn parties(
+    plan: &Plan,
+    sents: &[Vec<Tok>],
+    held: &[BTreeSet<&str>],
+    share: impl Fn(&BTreeSet<&str>) -> f32,
+) -> Vec<Cand> {
     const PARTY_SENTENCES: usize = 40;
-    for s in sents.iter().take(PARTY_SENTENCES) {
-        let have: BTreeSet<&str> = s
-            .iter()
-            .map(|t| t.stem.as_str())
-            .filter(|w| plan.cues.iter().any(|c| c == w))
-            .collect();
+    for (s, have) in sents.iter().zip(held).take(PARTY_SENTENCES) {
         if have.is_empty() {
             continue;
         }
-        let names = company_names(plan, s);
+        let names = party_names(plan, s);
         if names.is_empty() {
             continue;
         }
-        let share = have.iter().map(|c| weight(c)).sum::<f32>() / total;
+        let share = share(have);
         return names
             .into_iter()
-            .map(|(name, toks)| {
-                let first = toks[0];
-                let conf = toks.iter().map(|t| t.line.conf).fold(1.0f32, f32::min);
-                Cand {
-                    value: Value::String(name),
-                    score: conf * 0.6 * share.min(1.0),
-                    page: first.line.page,
-                    bbox: toks
-                        .iter()
-                        .filter(|t| t.line.page == first.line.page)
-                        .map(|t| t.line.span_box(t.start, t.end))
-                        .reduce(|a: BBox, b| a.union(&b))
-                        .unwrap_or(first.line.bbox),
-                    order: first.line.order,
-                    num: None,
-                    sure: true,
-                    alt: None,
-                }
-            })
+            .map(|(name, toks)| prose_cand(name, &toks, share))
             .collect();
     }
     Vec::new()

@@ -302,6 +302,10 @@ impl<'a> Row<'a> {
 
 /// The rows of `page` in reading order (`lines` is already in reading order,
 /// row by row).
+/// Quotation marks that open a quoted or defined term (`"Kite"`,
+/// `“Company”`, `'Agent'`).
+pub(super) const OPEN_QUOTES: &[char] = &['"', '\u{201c}', '\'', '\u{2018}'];
+
 /// Byte spans of the whitespace-separated words of `text`.
 pub(super) fn word_spans(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
