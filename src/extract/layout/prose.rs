@@ -21,11 +21,15 @@
 //! - for an array of strings, the **parties**: the names in the first
 //!   sentence that holds one of the field's words, a name being capitalised
 //!   words that end in a legal form (`Kite Pharma, Inc.`) or that a defined
-//!   term follows (`Jane Q. Roe ("Employee")`).
+//!   term follows (`Jane Q. Roe ("Employee")`), and that reads as a name
+//!   rather than a place, a heading, a description or a clause (see
+//!   `plausible`). A list found here is the field's whole answer: a label's
+//!   value is one string however many members it holds.
 //!
 //! Confidence: the line's `ocr` × 0.6 × the share of the field's word weight
 //! the sentence holds: a value read from prose is never as sure as one
-//! after a label, and most go to review.
+//! after a label, and most go to review. A party's name leaves the share
+//! out; the list's length sets how sure it is (see `list_value`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +38,7 @@ use serde_json::Value;
 use super::text::{word_spans, L, OPEN_QUOTES};
 use super::{Cand, Plan};
 use crate::extract::field::FieldType;
+use crate::extract::parse::address::is_country;
 use crate::types::BBox;
 
 /// Words that say nothing of a field in its description.
@@ -207,7 +212,7 @@ pub(super) fn prose_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
     // The share of the field's word weight in a sentence.
     let share = |have: &BTreeSet<&str>| have.iter().map(|c| weight(c)).sum::<f32>() / total;
     if matches!(plan.def.ty, FieldType::List(_)) {
-        return parties(plan, &sents, &held, share);
+        return parties(plan, &sents, &held);
     }
     // A duration is found by its own shape: one word of the field places
     // it; a name needs two. Only sentences that can hold a value of the
@@ -381,8 +386,18 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
             let bare = a2 <= b
                 && !s[a2..=b].iter().any(|t| is_cue(plan, t))
                 && !s[b].text.ends_with([',', ';', ':', '.']);
-            // Not a sentence's first word alone.
-            if bare && !(a2 == 0 && b == 0) {
+            // Not a sentence's first word alone, nor a place a phrase
+            // names (`the laws of Norway ("Governing Law")`).
+            let before = |k: usize| {
+                a2.checked_sub(k)
+                    .map(|j| core(s[j].text).to_lowercase())
+                    .unwrap_or_default()
+            };
+            let of = |w: String| ["of", "in", "under"].contains(&w.as_str());
+            let placed = of(before(1)) || (before(1) == "the" && of(before(2)));
+            // An aside the run closed (`Officer)`) is not a name.
+            let closed = s[b].text.ends_with([')', '"', '\u{201d}']);
+            if bare && !(a2 == 0 && b == 0) && !placed && !closed && plausible(plan, s, a2, b) {
                 let toks: Vec<&Tok> = s[a2..=b].iter().collect();
                 let name = toks.iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
                 add(name, toks);
@@ -390,17 +405,68 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
                 continue;
             }
         }
-        if let Some(end) = named {
+        if let Some(end) = named.filter(|&end| plausible(plan, s, a, end)) {
             let toks: Vec<&Tok> = s[a..=end].iter().collect();
             let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
             if let Some(last) = words.last_mut() {
                 *last = last.trim_end_matches([',', ';', ':']);
+                // A bracket the name did not open (`Screens, Inc.)`).
+                if last.ends_with(')') && !last.contains('(') {
+                    *last = last.trim_end_matches(')');
+                }
             }
             add(words.join(" "), toks);
         }
         i = b + 1;
     }
     out
+}
+
+/// Whether words `s[a..=b]` read as a party's name rather than a place
+/// (`State of Florida`, a country), a description (`a Delaware
+/// corporation`), a heading (`I. EMPLOYMENT`), a clause run on (`Party-2
+/// is employed`), the field's own words (`Board of Directors` for the
+/// parties who sign) or a legal form alone (`Company`).
+fn plausible(plan: &Plan, s: &[Tok], a: usize, b: usize) -> bool {
+    const MOST_WORDS: usize = 8;
+    const PLACES: &[&str] = &[
+        "state of ",
+        "commonwealth of ",
+        "province of ",
+        "republic of ",
+        "country of ",
+    ];
+    let toks = &s[a..=b];
+    let lower = |t: &Tok| core(t.text).to_lowercase();
+    let name = toks
+        .iter()
+        .map(|t| core(t.text))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let first = toks[0].text;
+    let roman = first.len() > 1
+        && first.ends_with('.')
+        && first[..first.len() - 1].chars().all(|c| "IVX".contains(c));
+    toks.len() <= MOST_WORDS
+        && core(first).chars().next().is_some_and(char::is_alphabetic)
+        && !roman
+        && !toks[1..].iter().any(|t| {
+            let c = core(t.text);
+            c.chars().next().is_some_and(char::is_lowercase)
+                && !CONNECTORS.contains(&c)
+                && !legal_form(t.text)
+        })
+        && !toks[..toks.len() - 1]
+            .iter()
+            .any(|t| t.text.contains([')', '"', '\u{201d}']))
+        && !(a > 0 && ["a", "an"].contains(&lower(&s[a - 1]).as_str()))
+        && !toks.iter().any(|t| is_cue(plan, t))
+        && !toks
+            .iter()
+            .all(|t| legal_form(t.text) || STOP.contains(&lower(t).as_str()))
+        && !is_country(&name)
+        && !PLACES.iter().any(|p| name.starts_with(p))
 }
 
 /// A person's initial (`A.`, `J.`).
@@ -412,13 +478,11 @@ fn is_initial(t: &str) -> bool {
 /// A list of names (the parties to an agreement): the names in the first
 /// sentence, among the document's first [`PARTY_SENTENCES`], that holds
 /// one of the field's words (`held[i]`: those sentence `i` holds) and a
-/// name; `share` gives a sentence's share of the field's word weight.
-fn parties(
-    plan: &Plan,
-    sents: &[Vec<Tok>],
-    held: &[BTreeSet<&str>],
-    share: impl Fn(&BTreeSet<&str>) -> f32,
-) -> Vec<Cand> {
+/// name. Each name's score is its lines' OCR confidence × 0.6, without the
+/// sentence's share of the field's word weight: on the tune split that
+/// share ranked right lists below wrong ones as often as above; how sure
+/// the list is comes from its length (see `list_value`).
+fn parties(plan: &Plan, sents: &[Vec<Tok>], held: &[BTreeSet<&str>]) -> Vec<Cand> {
     const PARTY_SENTENCES: usize = 40;
     for (s, have) in sents.iter().zip(held).take(PARTY_SENTENCES) {
         if have.is_empty() {
@@ -428,10 +492,9 @@ fn parties(
         if names.is_empty() {
             continue;
         }
-        let share = share(have);
         return names
             .into_iter()
-            .map(|(name, toks)| prose_cand(name, &toks, share))
+            .map(|(name, toks)| prose_cand(name, &toks, 1.0))
             .collect();
     }
     Vec::new()
