@@ -405,6 +405,25 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
                 continue;
             }
         }
+        // A person's name without a defined term: given name, initial,
+        // surname (`Patrick J. Mahaffy`).
+        let len = b + 1 - a;
+        let person = named.is_none()
+            && (3..=4).contains(&len)
+            && !is_initial(s[a].text)
+            && s[a + 1..b].iter().any(|t| is_initial(t.text))
+            && core(s[b].text).chars().count() > 1
+            && plausible(plan, s, a, b);
+        if person {
+            let toks: Vec<&Tok> = s[a..=b].iter().collect();
+            let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
+            if let Some(last) = words.last_mut() {
+                *last = last.trim_end_matches([',', ';', ':', '.']);
+            }
+            add(words.join(" "), toks);
+            i = b + 1;
+            continue;
+        }
         if let Some(end) = named.filter(|&end| plausible(plan, s, a, end)) {
             let toks: Vec<&Tok> = s[a..=end].iter().collect();
             let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
