@@ -465,3 +465,66 @@ fn the_parties_are_the_companies_the_opening_sentence_names() {
         "{r:?}"
     );
 }
+
+fn parties_engine() -> LayoutEngine {
+    engine(json!({
+        "party": {
+            "type": "array",
+            "items": {"type": "string"},
+            "title": "Parties",
+            "description": "The parties who sign the agreement."
+        }
+    }))
+}
+
+#[test]
+fn places_and_descriptions_are_not_parties_and_a_person_needs_no_defined_term() {
+    let r = parties_engine().extract(&page(paragraph(&[
+        "This Agreement is made between Globex Holdings ASA, organised under the laws of the",
+        "Cayman Islands (\"Cayman\"), Northwind Traders, Inc., a Delaware Corporation",
+        "(\"Northwind\"), and Patrick J. Mahaffy, who together sign it.",
+    ])));
+    assert_eq!(
+        value(&r, "party"),
+        Some(json!([
+            "Globex Holdings ASA",
+            "Northwind Traders, Inc.",
+            "Patrick J. Mahaffy"
+        ])),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_party_list_is_surest_with_two_members() {
+    let e = parties_engine();
+    let conf_of = |text: &str| {
+        let r = e.extract(&page(paragraph(&[text])));
+        assert!(value(&r, "party").is_some(), "{text}: {r:?}");
+        conf(&r, "party")
+    };
+    let one = conf_of("This Agreement is made by Globex Holdings LLC for its own use.");
+    let two = conf_of("This Agreement is made between Globex Holdings LLC and Initech Ltd.");
+    let three = conf_of(
+        "This Agreement is made between Globex Holdings LLC, Initech Ltd. and Hooli Inc. today.",
+    );
+    assert!(
+        two > one && two > three,
+        "one {one} two {two} three {three}"
+    );
+    // The second member is not a rival of the first.
+    assert!(two >= 0.5, "{two}");
+}
+
+#[test]
+fn a_party_repeated_with_words_before_it_is_one_party() {
+    let r = parties_engine().extract(&page(paragraph(&[
+        "This Agreement is made between CONFIDENTIAL Globex Holdings, Inc. and Globex",
+        "Holdings, Inc, who sign it with Initech Ltd. as the parties.",
+    ])));
+    assert_eq!(
+        value(&r, "party"),
+        Some(json!(["Globex Holdings, Inc", "Initech Ltd."])),
+        "{r:?}"
+    );
+}
