@@ -397,7 +397,9 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
             let placed = of(before(1)) || (before(1) == "the" && of(before(2)));
             // An aside the run closed (`Officer)`) is not a name.
             let closed = s[b].text.ends_with([')', '"', '\u{201d}']);
-            if bare && !(a2 == 0 && b == 0) && !placed && !closed && plausible(plan, s, a2, b) {
+            let lone_first = a2 == 0 && b == 0;
+            let clear = !(lone_first || placed || closed);
+            if bare && clear && plausible(plan, s, a2, b) {
                 let toks: Vec<&Tok> = s[a2..=b].iter().collect();
                 let name = toks.iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
                 add(name, toks);
@@ -467,25 +469,26 @@ fn plausible(plan: &Plan, s: &[Tok], a: usize, b: usize) -> bool {
     let roman = first.len() > 1
         && first.ends_with('.')
         && first[..first.len() - 1].chars().all(|c| "IVX".contains(c));
-    toks.len() <= MOST_WORDS
-        && core(first).chars().next().is_some_and(char::is_alphabetic)
-        && !roman
-        && !toks[1..].iter().any(|t| {
-            let c = core(t.text);
-            c.chars().next().is_some_and(char::is_lowercase)
-                && !CONNECTORS.contains(&c)
-                && !legal_form(t.text)
-        })
-        && !toks[..toks.len() - 1]
-            .iter()
-            .any(|t| t.text.contains([')', '"', '\u{201d}']))
-        && !(a > 0 && ["a", "an"].contains(&lower(&s[a - 1]).as_str()))
-        && !toks.iter().any(|t| is_cue(plan, t))
-        && !toks
-            .iter()
-            .all(|t| legal_form(t.text) || STOP.contains(&lower(t).as_str()))
-        && !is_country(&name)
-        && !PLACES.iter().any(|p| name.starts_with(p))
+    let starts_like_a_name = core(first).chars().next().is_some_and(char::is_alphabetic) && !roman;
+    // A lower-case word inside that joins no name: a clause run on.
+    let runs_on = toks[1..].iter().any(|t| {
+        let c = core(t.text);
+        c.chars().next().is_some_and(char::is_lowercase)
+            && !CONNECTORS.contains(&c)
+            && !legal_form(t.text)
+    });
+    // An aside or quotation closed inside.
+    let closes = toks[..toks.len() - 1]
+        .iter()
+        .any(|t| t.text.contains([')', '"', '\u{201d}']));
+    let described = a > 0 && ["a", "an"].contains(&lower(&s[a - 1]).as_str());
+    let cued = toks.iter().any(|t| is_cue(plan, t));
+    let only_forms = toks
+        .iter()
+        .all(|t| legal_form(t.text) || STOP.contains(&lower(t).as_str()));
+    let place = is_country(&name) || PLACES.iter().any(|p| name.starts_with(p));
+    let rejected = runs_on || closes || described || cued || only_forms || place;
+    toks.len() <= MOST_WORDS && starts_like_a_name && !rejected
 }
 
 /// A person's initial (`A.`, `J.`).
