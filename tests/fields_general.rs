@@ -528,3 +528,16 @@ fn a_party_repeated_with_words_before_it_is_one_party() {
         "{r:?}"
     );
 }
+
+#[test]
+fn the_defined_terms_standing_for_the_parties_are_no_party() {
+    let r = parties_engine().extract(&page(paragraph(&[
+        "This Agreement between Globex Holdings, Inc. (\"Globex\") and Initech CORP. (the",
+        "\"Company\"), under which Globex and Company agree, binds the parties.",
+    ])));
+    assert_eq!(
+        value(&r, "party"),
+        Some(json!(["Globex Holdings, Inc.", "Initech CORP."])),
+        "{r:?}"
+    );
+}

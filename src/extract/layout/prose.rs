@@ -173,11 +173,18 @@ fn ends_sentence(tok: &str) -> bool {
     };
     let body = body.trim_start_matches(|c: char| !c.is_alphanumeric());
     let letters = body.chars().filter(|c| c.is_alphabetic()).count();
+    // A legal form's abbreviation (`CORP.`, `GmbH.`), not a spelled-out
+    // one that may end a sentence (`... to the Company.`).
+    let form = legal_form(body) && !SPELLED_FORMS.contains(&body.to_lowercase().as_str());
     let short = body.contains('.')
         || (letters <= 3 && body.chars().next().is_some_and(char::is_uppercase))
-        || body.chars().all(|c| c.is_ascii_digit());
+        || body.chars().all(|c| c.is_ascii_digit())
+        || form;
     !short
 }
+
+/// The legal forms of [`LEGAL_FORMS`] that are whole words.
+const SPELLED_FORMS: &[&str] = &["company", "corporation", "incorporated", "limited"];
 
 /// Capitalised: starts with an upper-case letter (or is all digits inside a
 /// name such as `Route 66`: not allowed to start one).
@@ -328,10 +335,29 @@ fn defines(t: &str, next: Option<&Tok>) -> bool {
 /// Party names in sentence `s`: runs of capitalised words (connectors
 /// inside) that end in a legal form, a comma before the form allowed
 /// (`Kite Pharma, Inc.`), or that a defined term follows.
-fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b Tok<'a>>)> {
+fn party_names<'a, 'b>(
+    plan: &Plan,
+    s: &'b [Tok<'a>],
+    defined: &BTreeMap<String, usize>,
+) -> Vec<(String, Vec<&'b Tok<'a>>)> {
     let mut out: Vec<(String, Vec<&Tok>)> = Vec::new();
-    // Each name once, whatever its case.
-    let mut add = |name: String, toks: Vec<&'b Tok<'a>>| {
+    // Each name once, whatever its case; not the document's defined terms
+    // standing for the parties (`Kite and Company`, `Employee`): a name
+    // whose every word, a legal form too, the document defines elsewhere
+    // than right after it.
+    let mut add = |name: String, toks: Vec<&'b Tok<'a>>, b: usize| {
+        let after = s
+            .get(b + 1)
+            .map(|_| defined_at(s, b + 1))
+            .unwrap_or_default();
+        let reference = toks
+            .iter()
+            .map(|t| core(t.text).to_lowercase())
+            .filter(|w| !w.is_empty() && !CONNECTORS.contains(&w.as_str()))
+            .all(|w| defined.get(&w).copied().unwrap_or(0) > usize::from(after.contains(&w)));
+        if reference {
+            return;
+        }
         if !out
             .iter()
             .any(|(n, _)| n.to_lowercase() == name.to_lowercase())
@@ -402,7 +428,7 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
             if bare && clear && plausible(plan, s, a2, b) {
                 let toks: Vec<&Tok> = s[a2..=b].iter().collect();
                 let name = toks.iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
-                add(name, toks);
+                add(name, toks, b);
                 i = b + 1;
                 continue;
             }
@@ -415,6 +441,9 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
             && !is_initial(s[a].text)
             && s[a + 1..b].iter().any(|t| is_initial(t.text))
             && core(s[b].text).chars().count() > 1
+            && !s[a..=b].iter().any(|t| {
+                !is_initial(t.text) && STOP.contains(&core(t.text).to_lowercase().as_str())
+            })
             && plausible(plan, s, a, b);
         if person {
             let toks: Vec<&Tok> = s[a..=b].iter().collect();
@@ -422,7 +451,7 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
             if let Some(last) = words.last_mut() {
                 *last = last.trim_end_matches([',', ';', ':', '.']);
             }
-            add(words.join(" "), toks);
+            add(words.join(" "), toks, b);
             i = b + 1;
             continue;
         }
@@ -436,7 +465,7 @@ fn party_names<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Vec<(String, Vec<&'b To
                     *last = last.trim_end_matches(')');
                 }
             }
-            add(words.join(" "), toks);
+            add(words.join(" "), toks, end);
         }
         i = b + 1;
     }
@@ -491,6 +520,49 @@ fn plausible(plan: &Plan, s: &[Tok], a: usize, b: usize) -> bool {
     toks.len() <= MOST_WORDS && starts_like_a_name && !rejected
 }
 
+/// The words (lower case) of the defined term that token `i` of `s` opens
+/// (`("Kite")`, `(the "Company")`, `(“Second Party”)`), or none.
+fn defined_at(s: &[Tok], i: usize) -> Vec<String> {
+    const MOST_WORDS: usize = 6;
+    if !defines(s[i].text, s.get(i + 1)) {
+        return Vec::new();
+    }
+    // The quote opens in this token or the next (`(the "Company")`).
+    let Some(open) = (i..(i + 2).min(s.len()))
+        .find(|&k| s[k].text.trim_start_matches('(').starts_with(OPEN_QUOTES))
+    else {
+        return Vec::new();
+    };
+    let mut words = Vec::new();
+    for t in s.iter().skip(open).take(MOST_WORDS) {
+        let w = core(t.text).to_lowercase();
+        if !w.is_empty() {
+            words.push(w);
+        }
+        let body = t
+            .text
+            .trim_start_matches(['(', '"', '\u{201c}', '\'', '\u{2018}']);
+        if body.contains(['"', '\u{201d}', '\u{2019}', ')']) {
+            break;
+        }
+    }
+    words
+}
+
+/// How many times the document defines each word of a defined term (see
+/// [`defined_at`]).
+fn defined_words(sents: &[Vec<Tok>]) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    for s in sents {
+        for i in 0..s.len() {
+            for w in defined_at(s, i) {
+                *out.entry(w).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
 /// A person's initial (`A.`, `J.`).
 fn is_initial(t: &str) -> bool {
     let c: Vec<char> = t.chars().collect();
@@ -506,11 +578,12 @@ fn is_initial(t: &str) -> bool {
 /// the list is comes from its length (see `list_value`).
 fn parties(plan: &Plan, sents: &[Vec<Tok>], held: &[BTreeSet<&str>]) -> Vec<Cand> {
     const PARTY_SENTENCES: usize = 40;
+    let defined = defined_words(sents);
     for (s, have) in sents.iter().zip(held).take(PARTY_SENTENCES) {
         if have.is_empty() {
             continue;
         }
-        let names = party_names(plan, s);
+        let names = party_names(plan, s, &defined);
         if names.is_empty() {
             continue;
         }
@@ -782,6 +855,8 @@ mod tests {
         assert!(ends_sentence("hereto;"));
         assert!(!ends_sentence("Inc."));
         assert!(!ends_sentence("U.S."));
+        assert!(!ends_sentence("CORP."));
+        assert!(ends_sentence("Company."));
         assert!(!ends_sentence("No."));
         assert!(!ends_sentence("1."));
     }
