@@ -446,30 +446,40 @@ fn party_names<'a, 'b>(
             })
             && plausible(plan, s, a, b);
         if person {
-            let toks: Vec<&Tok> = s[a..=b].iter().collect();
-            let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
-            if let Some(last) = words.last_mut() {
-                *last = last.trim_end_matches([',', ';', ':', '.']);
-            }
-            add(words.join(" "), toks, b);
+            add(name_text(&s[a..=b], true), s[a..=b].iter().collect(), b);
             i = b + 1;
             continue;
         }
         if let Some(end) = named.filter(|&end| plausible(plan, s, a, end)) {
-            let toks: Vec<&Tok> = s[a..=end].iter().collect();
-            let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
-            if let Some(last) = words.last_mut() {
-                *last = last.trim_end_matches([',', ';', ':']);
-                // A bracket the name did not open (`Screens, Inc.)`).
-                if last.ends_with(')') && !last.contains('(') {
-                    *last = last.trim_end_matches(')');
-                }
-            }
-            add(words.join(" "), toks, end);
+            add(
+                name_text(&s[a..=end], false),
+                s[a..=end].iter().collect(),
+                end,
+            );
         }
         i = b + 1;
     }
     out
+}
+
+/// A name's text from its tokens: the punctuation after its last word cut
+/// (`,` `;` `:`, and `.` when `stop` says the full stop is not part of the
+/// name, as after a person's surname but not after `Inc.`), and a closing
+/// bracket the name did not open (`Screens, Inc.)`).
+fn name_text(toks: &[Tok], stop: bool) -> String {
+    let mut words: Vec<&str> = toks.iter().map(|t| t.text).collect();
+    if let Some(last) = words.last_mut() {
+        let cut: &[char] = if stop {
+            &[',', ';', ':', '.']
+        } else {
+            &[',', ';', ':']
+        };
+        *last = last.trim_end_matches(cut);
+        if last.ends_with(')') && !last.contains('(') {
+            *last = last.trim_end_matches(')');
+        }
+    }
+    words.join(" ")
 }
 
 /// Whether words `s[a..=b]` read as a party's name rather than a place
