@@ -430,16 +430,20 @@ fn an_address_ends_at_its_postcode_line() {
     );
 }
 
-#[test]
-fn the_parties_are_the_companies_the_opening_sentence_names() {
-    let e = engine(json!({
+fn parties_engine() -> LayoutEngine {
+    engine(json!({
         "party": {
             "type": "array",
             "items": {"type": "string"},
             "title": "Parties",
             "description": "The parties who sign the agreement."
         }
-    }));
+    }))
+}
+
+#[test]
+fn the_parties_are_the_companies_the_opening_sentence_names() {
+    let e = parties_engine();
     let r = e.extract(&page(paragraph(&[
         "CONFIDENTIALITY AGREEMENT",
         "This Agreement is entered into by and between Northwind Traders, Inc., a",
@@ -464,17 +468,6 @@ fn the_parties_are_the_companies_the_opening_sentence_names() {
         Some(json!(["Northwind Traders", "Jane Q. Roe"])),
         "{r:?}"
     );
-}
-
-fn parties_engine() -> LayoutEngine {
-    engine(json!({
-        "party": {
-            "type": "array",
-            "items": {"type": "string"},
-            "title": "Parties",
-            "description": "The parties who sign the agreement."
-        }
-    }))
 }
 
 #[test]

@@ -530,11 +530,7 @@ fn list_value(cands: &[Cand], best: &Cand) -> FieldValue {
         }
     }
     let keys: Vec<String> = members.iter().map(|m| m.1.clone()).collect();
-    members.retain(|m| {
-        !keys
-            .iter()
-            .any(|k| k != &m.1 && !k.is_empty() && m.1.ends_with(&format!(" {k}")))
-    });
+    members.retain(|m| !keys.iter().any(|k| m.1.ends_with(&format!(" {k}"))));
     let weakest = members
         .iter()
         .map(|m| m.2)
@@ -560,17 +556,14 @@ fn list_value(cands: &[Cand], best: &Cand) -> FieldValue {
 /// agreements, where lists of three or more names were never all right.
 const LIST_MEMBER_RIGHT: f32 = 0.4;
 
-/// A list member as compared for repeats: its letters and digits
-/// lower-cased, one space between words.
+/// A list member as compared for repeats: its lower-case words (see
+/// [`text::words`]), one space between them.
 fn member_key(v: &Value) -> String {
-    let text = match v {
-        Value::String(s) => s.to_lowercase(),
-        other => other.to_string(),
-    };
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    match v {
+        Value::String(s) => text::words(s),
+        other => text::words(&other.to_string()),
+    }
+    .join(" ")
 }
 
 /// Numeric dates that read either way take the document's reading (see

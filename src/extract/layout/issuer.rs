@@ -30,7 +30,7 @@
 //! outranks a keyword row three rows below it (`0.6 × 1.5 > 0.9³`); they
 //! were not tuned on any corpus's names.
 
-use super::text::{find_label, letters, L};
+use super::text::{find_label, letters, words, L};
 use crate::types::BBox;
 
 pub const SIZE_BONUS: f32 = 0.5;
@@ -105,14 +105,6 @@ const GENERIC_DOMAINS: &[&str] = &[
     "aol",
     "mail",
 ];
-
-/// Lower-case alphanumeric words of `s`.
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
 
 /// The name part of the domains of e-mail addresses and web addresses in
 /// `text` (`info@acme-tools.co.uk` → `acmetools`).

@@ -95,6 +95,11 @@ pub(super) fn stem(word: &str) -> String {
     w
 }
 
+/// Whether token `t` is a stop word (see [`STOP`]), whatever its case.
+fn is_stop(t: &str) -> bool {
+    STOP.contains(&core(t).to_lowercase().as_str())
+}
+
 /// A token's core: the word without outer punctuation.
 fn core(t: &str) -> &str {
     t.trim_matches(|c: char| !c.is_alphanumeric())
@@ -346,10 +351,7 @@ fn party_names<'a, 'b>(
     // whose every word, a legal form too, the document defines elsewhere
     // than right after it.
     let mut add = |name: String, toks: Vec<&'b Tok<'a>>, b: usize| {
-        let after = s
-            .get(b + 1)
-            .map(|_| defined_at(s, b + 1))
-            .unwrap_or_default();
+        let after = defined_at(s, b + 1);
         let reference = toks
             .iter()
             .map(|t| core(t.text).to_lowercase())
@@ -403,10 +405,7 @@ fn party_names<'a, 'b>(
         // are dropped (`This Agreement ("Agreement")` names no one).
         if named.is_none() && s.get(b + 1).is_some_and(|n| defines(n.text, s.get(b + 2))) {
             let mut a2 = a;
-            while a2 <= b
-                && (is_cue(plan, &s[a2])
-                    || STOP.contains(&core(s[a2].text).to_lowercase().as_str()))
-            {
+            while a2 <= b && (is_cue(plan, &s[a2]) || is_stop(s[a2].text)) {
                 a2 += 1;
             }
             let bare = a2 <= b
@@ -441,9 +440,9 @@ fn party_names<'a, 'b>(
             && !is_initial(s[a].text)
             && s[a + 1..b].iter().any(|t| is_initial(t.text))
             && core(s[b].text).chars().count() > 1
-            && !s[a..=b].iter().any(|t| {
-                !is_initial(t.text) && STOP.contains(&core(t.text).to_lowercase().as_str())
-            })
+            && !s[a..=b]
+                .iter()
+                .any(|t| !is_initial(t.text) && is_stop(t.text))
             && plausible(plan, s, a, b);
         if person {
             add(name_text(&s[a..=b], true), s[a..=b].iter().collect(), b);
@@ -497,7 +496,6 @@ fn plausible(plan: &Plan, s: &[Tok], a: usize, b: usize) -> bool {
         "country of ",
     ];
     let toks = &s[a..=b];
-    let lower = |t: &Tok| core(t.text).to_lowercase();
     let name = toks
         .iter()
         .map(|t| core(t.text))
@@ -520,21 +518,20 @@ fn plausible(plan: &Plan, s: &[Tok], a: usize, b: usize) -> bool {
     let closes = toks[..toks.len() - 1]
         .iter()
         .any(|t| t.text.contains([')', '"', '\u{201d}']));
-    let described = a > 0 && ["a", "an"].contains(&lower(&s[a - 1]).as_str());
+    let described = a > 0 && ["a", "an"].contains(&core(s[a - 1].text).to_lowercase().as_str());
     let cued = toks.iter().any(|t| is_cue(plan, t));
-    let only_forms = toks
-        .iter()
-        .all(|t| legal_form(t.text) || STOP.contains(&lower(t).as_str()));
+    let only_forms = toks.iter().all(|t| legal_form(t.text) || is_stop(t.text));
     let place = is_country(&name) || PLACES.iter().any(|p| name.starts_with(p));
     let rejected = runs_on || closes || described || cued || only_forms || place;
     toks.len() <= MOST_WORDS && starts_like_a_name && !rejected
 }
 
 /// The words (lower case) of the defined term that token `i` of `s` opens
-/// (`("Kite")`, `(the "Company")`, `(“Second Party”)`), or none.
+/// (`("Kite")`, `(the "Company")`, `(“Second Party”)`), or none (also
+/// past the sentence's end).
 fn defined_at(s: &[Tok], i: usize) -> Vec<String> {
     const MOST_WORDS: usize = 6;
-    if !defines(s[i].text, s.get(i + 1)) {
+    if !s.get(i).is_some_and(|t| defines(t.text, s.get(i + 1))) {
         return Vec::new();
     }
     // The quote opens in this token or the next (`(the "Company")`).
@@ -551,7 +548,7 @@ fn defined_at(s: &[Tok], i: usize) -> Vec<String> {
         }
         let body = t
             .text
-            .trim_start_matches(['(', '"', '\u{201c}', '\'', '\u{2018}']);
+            .trim_start_matches(|c| c == '(' || OPEN_QUOTES.contains(&c));
         if body.contains(['"', '\u{201d}', '\u{2019}', ')']) {
             break;
         }
@@ -657,7 +654,7 @@ fn name_in<'a, 'b>(plan: &Plan, s: &'b [Tok<'a>]) -> Option<(String, Vec<&'b Tok
         let mut a = a;
         while a <= b
             && (is_cue(plan, &s[a])
-                || STOP.contains(&core(s[a].text).to_lowercase().as_str())
+                || is_stop(s[a].text)
                 || CONNECTORS.contains(&core(s[a].text).to_lowercase().as_str()))
         {
             a += 1;

@@ -262,6 +262,14 @@ pub(super) fn prepare(pages: &[PageLines]) -> Vec<L> {
     out
 }
 
+/// Lower-case alphanumeric words of `s`.
+pub(super) fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 pub(super) fn letters(s: &str) -> usize {
     s.chars().filter(|c| c.is_alphabetic()).count()
 }
