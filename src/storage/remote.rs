@@ -312,13 +312,9 @@ impl Storage for Remote {
                 path: p.clone(),
                 message: e.to_string(),
             })?;
-            // An object named whole is listed whatever the globs.
-            if !key.as_ref().is_empty() {
-                if let Ok(m) = self.head_meta(&key) {
-                    singles.push(self.source(&key, key.filename().unwrap_or("").into(), m));
-                    continue;
-                }
-            }
+            // A prefix with objects under it is walked; else an object
+            // named whole is listed whatever the globs. (Listing first: some
+            // servers answer a HEAD on a "folder" with an error.)
             let store = self.store.clone();
             let k = key.clone();
             let any = self
@@ -328,10 +324,16 @@ impl Storage for Remote {
                     path: p.clone(),
                     message: e.to_string(),
                 })?;
-            if any.is_none() {
-                return Err(ListError::Missing(p.clone()));
+            if any.is_some() {
+                roots.push(key);
+                continue;
             }
-            roots.push(key);
+            match self.head_meta(&key) {
+                Ok(m) if !key.as_ref().is_empty() => {
+                    singles.push(self.source(&key, key.filename().unwrap_or("").into(), m));
+                }
+                _ => return Err(ListError::Missing(p.clone())),
+            }
         }
         roots.sort();
         roots.dedup();
