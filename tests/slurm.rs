@@ -21,7 +21,7 @@ use common::slurm::Cluster;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -640,9 +640,12 @@ fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
     assert!(slurm.contains("\"$bin\" run \"$pipeline\" --shard \"$shard\""));
     assert!(slurm.contains("shard=auto"));
 
-    // Run that command as it stands, as index 1 of 3, on local folders.
+    // Run that command as it stands, as index 1 of 3, on local folders:
+    // first stopped by the SIGTERM a pod gets (it reaches only the shell,
+    // which passes it on: docpipe drains, exit 130), then again to the end,
+    // resuming.
     let dir = workdir("k8s-index");
-    make_inputs(&dir, 12);
+    make_inputs(&dir, 30);
     let pipeline = write_pipeline(&dir);
     let out = dir.join("out");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_docpipe"));
@@ -651,27 +654,52 @@ fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let o = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(&script)
-        .env("PATH", path)
-        .env("JOB_COMPLETION_INDEX", "1")
-        .env("DOCPIPE_SHARDS", "3")
-        .env("DOCPIPE_THREADS", "1")
-        .env("PIPELINE", &pipeline)
-        .env("INPUT", dir.join("in"))
-        .env("OUTPUT", &out)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .env_remove("SLURM_ARRAY_TASK_MIN")
-        .output()
+    let pod = |delay_ms: &str| {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(&script)
+            .env("PATH", &path)
+            .env("JOB_COMPLETION_INDEX", "1")
+            .env("DOCPIPE_SHARDS", "3")
+            .env("DOCPIPE_THREADS", "1")
+            .env("PIPELINE", &pipeline)
+            .env("INPUT", dir.join("in"))
+            .env("OUTPUT", &out)
+            .env("DOCPIPE_TEST_SINK_DELAY_MS", delay_ms)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .env_remove("SLURM_ARRAY_TASK_MIN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let said = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let first = pod("400").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let k = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
         .unwrap();
+    assert!(k.success());
+    let o = first.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "SIGTERM to the pod's shell\n{}",
+        said(&o)
+    );
+    let o = pod("0").output().unwrap();
     assert!(
         o.status.success(),
-        "the manifest's command exited {:?}\n{}{}",
+        "the manifest's command exited {:?}\n{}",
         o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        said(&o)
     );
     let docs = parts(&out, "documents");
     assert!(!docs.is_empty(), "index 1 wrote no documents");
