@@ -398,6 +398,10 @@ fn slurm_array_of_three_shards_gives_the_rows_of_one_run() {
         }
     }
     assert_eq!(shards_with_docs, BTreeSet::from([0, 1, 2]));
+    for k in 0..3 {
+        let journal = out.join(format!("_journal/shard-{k}-of-3.jsonl"));
+        assert!(journal.is_file(), "no journal {}", journal.display());
+    }
     assert!(
         !parts(&out, "failures").is_empty(),
         "the truncated PDF fails"
@@ -442,8 +446,8 @@ fn slurm_array_of_three_shards_gives_the_rows_of_one_run() {
     let text = String::from_utf8_lossy(&o.stdout);
     for k in 0..3 {
         assert!(
-            text.contains(&format!("{k}/3")),
-            "status names shard {k}/3:\n{text}"
+            text.lines().any(|l| l.starts_with(&format!("{k}/3 "))),
+            "status has a line for shard {k}/3:\n{text}"
         );
     }
 }
@@ -453,24 +457,37 @@ fn check_status(status: &serde_json::Value, n: usize, rows: &Rows) {
     let shards = status["shards"]
         .as_array()
         .unwrap_or_else(|| panic!("no shards list in {status:#}"));
-    assert_eq!(shards.len(), n, "{status:#}");
-    let total = &status["total"];
-    let failed = rows
-        .docs
-        .values()
-        .filter(|d| d[2].as_deref() == Some("failed"))
-        .count();
+    let names: BTreeSet<String> = shards
+        .iter()
+        .map(|s| s["shard"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let want: BTreeSet<String> = (0..n).map(|k| format!("{k}/{n}")).collect();
+    assert_eq!(names, want, "{status:#}");
     let num =
         |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v:#}"));
+    for s in shards {
+        assert_eq!(s["state"], "finished", "{status:#}");
+    }
+    let total = &status["total"];
+    let status_of = |want: &str| {
+        rows.docs
+            .values()
+            .filter(|d| d[2].as_deref() == Some(want))
+            .count() as u64
+    };
     assert_eq!(
-        num(total, "done") + num(total, "failed") + num(total, "partial"),
+        num(total, "documents"),
         rows.docs.len() as u64,
         "{status:#}"
     );
-    assert_eq!(num(total, "failed"), failed as u64, "{status:#}");
+    assert_eq!(num(total, "ok"), status_of("ok"), "{status:#}");
+    assert_eq!(num(total, "failed"), status_of("failed"), "{status:#}");
+    assert_eq!(num(total, "partial"), status_of("partial"), "{status:#}");
     assert_eq!(num(total, "pages"), rows.pages.len() as u64, "{status:#}");
-    let sum: u64 = shards.iter().map(|s| num(s, "done")).sum();
-    assert_eq!(sum, num(total, "done"), "{status:#}");
+    for k in ["documents", "ok", "failed", "pages"] {
+        let sum: u64 = shards.iter().map(|s| num(s, k)).sum();
+        assert_eq!(sum, num(total, k), "{k}: {status:#}");
+    }
 }
 
 #[test]
