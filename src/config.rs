@@ -169,6 +169,11 @@ pub struct RuntimeConfig {
     pub doc_timeout_s: u64,
     /// Largest resident memory of a render worker, MiB; it is restarted past it.
     pub worker_memory_mb: u64,
+    /// Inputs on object storage read at once (1..=256, default 8): the
+    /// ingest stage's threads when any input is a URL or a manifest; local
+    /// folders are read by one. Eight requests in flight hide a cloud
+    /// store's latency (tens of ms a GET) behind the models' work.
+    pub fetch_concurrency: usize,
 }
 
 /// Field extraction engine.
@@ -247,6 +252,18 @@ pub struct LimitsConfig {
     pub max_image_pixels: u64,
 }
 
+/// A storage path or URL of the pipeline file and where it was written,
+/// so that a store that cannot be reached is reported at its key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlaceRef {
+    /// The field path, e.g. `output.path` or `input.path[1]`.
+    pub key: String,
+    pub line: usize,
+    pub col: usize,
+    /// The resolved path or URL.
+    pub path: PathBuf,
+}
+
 /// A whole pipeline, with every path made absolute.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pipeline {
@@ -263,9 +280,41 @@ pub struct Pipeline {
     pub limits: LimitsConfig,
     /// Field extraction; `None` for OCR-only pipelines.
     pub extract: Option<ExtractConfig>,
+    /// Its input and output paths with their places in the file.
+    #[serde(skip)]
+    pub places: Vec<PlaceRef>,
 }
 
 impl Pipeline {
+    /// Checks that every object store the pipeline names can be reached
+    /// (credentials, network, bucket) without changing anything; all
+    /// failures at once, each at its key. Local paths are not checked here.
+    pub fn probe_storage(&self) -> Result<(), ConfigError> {
+        let mut issues = Vec::new();
+        for p in &self.places {
+            if !crate::storage::url::is_remote(&p.path) {
+                continue;
+            }
+            let probed = crate::storage::for_path(&p.path).and_then(|s| s.probe(&p.path));
+            if let Err(e) = probed {
+                issues.push(ConfigIssue {
+                    line: p.line,
+                    col: p.col,
+                    path: p.key.clone(),
+                    message: format!("{} cannot be reached: {e}", p.path.display()),
+                });
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                file: self.file.clone(),
+                issues,
+            })
+        }
+    }
+
     /// Reads and checks a pipeline file. Every problem found is returned at once.
     pub fn load(file: &Path) -> Result<Pipeline, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
@@ -398,6 +447,7 @@ fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
         runtime: runtime?,
         limits: limits?,
         extract: extract?,
+        places: std::mem::take(&mut r.places),
     })
 }
 
@@ -546,12 +596,52 @@ fn normalize_lexically(p: &Path) -> PathBuf {
     out
 }
 
+/// A path or storage URL of the pipeline file: a URL as written (checked),
+/// a local path resolved against `base`. A malformed URL is an issue at
+/// `node`.
+fn location(r: &mut Reader, node: &Node, path: &str, base: &Path, s: &str) -> Option<PathBuf> {
+    let resolved = match crate::storage::url::parse(s) {
+        Ok(crate::storage::url::Target::Object(u)) => u.to_path(),
+        Ok(crate::storage::url::Target::Local(p)) => resolve(base, &p.to_string_lossy()),
+        Err(why) => {
+            r.issue(node, path, why);
+            return None;
+        }
+    };
+    r.places.push(PlaceRef {
+        key: path.to_string(),
+        line: node.line,
+        col: node.col,
+        path: resolved.clone(),
+    });
+    Some(resolved)
+}
+
 fn read_input(r: &mut Reader, top: &read::Map, root: &Node, base: &Path) -> Option<InputConfig> {
     let m = section(r, top, "input", &["path", "include", "exclude"])?;
     let paths = match m.get("path") {
-        Some((n, path)) => r
-            .strings(n, path)
-            .map(|v| v.iter().map(|s| resolve(base, s)).collect::<Vec<_>>()),
+        Some((n, path)) => {
+            // Each item at its own place, so a bad URL is shown where it is.
+            let items: Vec<(&Node, String)> = match &n.kind {
+                yaml::NodeKind::Seq(v) => v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c, format!("{path}[{i}]")))
+                    .collect(),
+                _ => vec![(n, path.to_string())],
+            };
+            let mut out = Some(Vec::new());
+            for (node, at) in items {
+                let got = r
+                    .string(node, &at)
+                    .and_then(|s| location(r, node, &at, base, &s));
+                match (got, out.as_mut()) {
+                    (Some(p), Some(v)) => v.push(p),
+                    _ => out = None,
+                }
+            }
+            out
+        }
         None => {
             r.issue(root, "input.path", "missing required field `input.path`");
             None
@@ -686,9 +776,10 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
 fn read_output(r: &mut Reader, top: &read::Map, root: &Node, base: &Path) -> Option<OutputConfig> {
     let m = section(r, top, "output", &["path"])?;
     match m.get("path") {
-        Some((n, p)) => r.string(n, p).map(|s| OutputConfig {
-            path: resolve(base, &s),
-        }),
+        Some((n, p)) => r
+            .string(n, p)
+            .and_then(|s| location(r, n, p, base, &s))
+            .map(|path| OutputConfig { path }),
         None => {
             r.issue(root, "output.path", "missing required field `output.path`");
             None
@@ -707,6 +798,7 @@ fn read_runtime(r: &mut Reader, top: &read::Map) -> Option<RuntimeConfig> {
             "workers",
             "doc_timeout_s",
             "worker_memory_mb",
+            "fetch_concurrency",
         ],
     )?;
     let mut count_or_auto = |key: &str| match m.get(key) {
@@ -735,12 +827,16 @@ fn read_runtime(r: &mut Reader, top: &read::Map) -> Option<RuntimeConfig> {
     let worker_memory_mb = opt(&m, "worker_memory_mb", 2048, |n, p| {
         r.int(n, p, 64, 1 << 20).map(|v| v as u64)
     });
+    let fetch_concurrency = opt(&m, "fetch_concurrency", 8, |n, p| {
+        r.int(n, p, 1, 256).map(|v| v as usize)
+    });
     Some(RuntimeConfig {
         threads: threads?,
         device: device?,
         workers: workers?,
         doc_timeout_s: doc_timeout_s?,
         worker_memory_mb: worker_memory_mb?,
+        fetch_concurrency: fetch_concurrency?,
     })
 }
 

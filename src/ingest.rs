@@ -3,7 +3,7 @@
 pub use crate::storage::{walk, ListError, SourceFile, Walk};
 
 use crate::config::{InputConfig, LimitsConfig};
-use crate::storage::ReadError;
+use crate::storage::{ObjectMeta, ReadError};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -94,8 +94,13 @@ pub enum IngestError {
     TooLarge { size: u64, limit: u64 },
 }
 
-/// Reads a file (within the size limit), hashes it and tells its kind.
-pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>, IngestError>) {
+/// Reads a file (within the size limit), hashes it and tells its kind;
+/// with the size and modification time of what was read (for the
+/// journal), where known.
+pub fn read(
+    file: &SourceFile,
+    limits: &LimitsConfig,
+) -> (DocRef, Option<ObjectMeta>, Result<Vec<u8>, IngestError>) {
     let id = hex::encode(&Sha256::digest(file.uri.as_bytes())[..8]);
     let mut doc = DocRef {
         id,
@@ -105,34 +110,32 @@ pub fn read(file: &SourceFile, limits: &LimitsConfig) -> (DocRef, Result<Vec<u8>
         bytes: 0,
         kind: Kind::Unknown,
     };
-    let storage = crate::storage::for_path(&file.path);
-    let size = match storage.stat(&file.path) {
-        Ok(m) => m.size,
-        Err(e) => return (doc, Err(e.into())),
+    let too_large = |mut doc: DocRef, size: u64| {
+        doc.bytes = size;
+        let err = IngestError::TooLarge {
+            size,
+            limit: limits.max_file_bytes,
+        };
+        let meta = ObjectMeta::of(&file.path);
+        (doc, meta, Err(err))
     };
-    doc.bytes = size;
-    if size > limits.max_file_bytes {
-        return (
-            doc,
-            Err(IngestError::TooLarge {
-                size,
-                limit: limits.max_file_bytes,
-            }),
-        );
+    // A size the listing gave is checked before any request.
+    if let Some(m) = file.meta.filter(|m| m.size > limits.max_file_bytes) {
+        return too_large(doc, m.size);
     }
+    let storage = match crate::storage::for_path(&file.path) {
+        Ok(s) => s,
+        Err(e) => return (doc, None, Err(e.into())),
+    };
     match storage.read(&file.path, limits.max_file_bytes) {
-        Ok(data) => {
+        Ok((data, meta)) => {
             doc.bytes = data.len() as u64;
             doc.sha256 = hex::encode(Sha256::digest(&data));
             doc.kind = sniff(&data);
-            (doc, Ok(data))
+            (doc, Some(meta), Ok(data))
         }
-        // It grew past the limit since the stat.
-        Err(ReadError::TooLarge { size, limit }) => {
-            doc.bytes = size;
-            (doc, Err(IngestError::TooLarge { size, limit }))
-        }
-        Err(ReadError::Io(e)) => (doc, Err(e.into())),
+        Err(ReadError::TooLarge { size, .. }) => too_large(doc, size),
+        Err(ReadError::Io(e)) => (doc, None, Err(e.into())),
     }
 }
 

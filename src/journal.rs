@@ -22,24 +22,40 @@
 //!
 //! `_journal/lock` is held (an exclusive file lock) while a run writes, so
 //! two runs cannot write to one output at once.
+//!
+//! **Shards** ([`crate::shard`]) each keep a journal of their own,
+//! `_journal/shard-K-of-N.jsonl` with the lock `_journal/shard-K-of-N.lock`,
+//! and name their part files `part-shard-K-of-N-<run>-NNNNN.parquet`: a
+//! shard's recovery leaves the other shards' files alone.
+//!
+//! **On object storage** ([`Place`] with a staging folder) the journal is a
+//! folder of entry objects, each created put-if-absent, and a part's files
+//! are uploaded whole *before* its record is written
+//! ([`crate::storage::CommitOrder::PutThenRecord`]): an upload cut off
+//! leaves no object, and a part uploaded but never recorded is deleted at
+//! the next start.
 
 mod done;
+mod files;
 mod record;
+mod recover;
 mod sink;
 mod state;
+mod status;
 
+pub use files::{clear, exists, has_part_files, journal_path, journals};
 pub use record::{read_records, DocEntry, ReadInfo, Record};
+pub use recover::RecoveryReport;
 pub use sink::{failure_rows, stage_of, JournaledSink};
 pub use state::{doc_id_of_uri, doc_key, Entry, FailedInput, State, Status};
+pub use status::{status, ShardStatus, StatusReport};
 
 use crate::ingest::{DocRef, SourceFile};
-use crate::output::{
-    micros_since_epoch, recover_parts, CommitHook, OutputError, SealedPart, TABLES,
-};
-use crate::storage::Log;
-use fs4::fs_std::FileExt;
+use crate::output::{micros_since_epoch, CommitHook, OutputError, SealedPart};
+use crate::shard::Shard;
+use crate::storage::{Log, Place};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,9 +63,9 @@ use std::time::SystemTime;
 
 /// Folder of the journal inside the output folder.
 pub const JOURNAL_DIR: &str = "_journal";
-/// The journal file inside [`JOURNAL_DIR`].
+/// The whole-run journal's file inside [`JOURNAL_DIR`] (see
+/// [`journal_path`] for a shard's).
 pub const JOURNAL_FILE: &str = "journal.jsonl";
-const LOCK_FILE: &str = "lock";
 
 /// Why the journal cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,25 +93,7 @@ fn now_us() -> i64 {
 }
 
 /// A file's size and modification time, taken just before it is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStat {
-    /// Bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the Unix epoch; `None` where the
-    /// file system does not give one.
-    pub mtime_ns: Option<i64>,
-}
-
-impl FileStat {
-    /// `None` when the file cannot be stat'ed (it is then read and fails).
-    pub fn of(path: &Path) -> Option<Self> {
-        let m = crate::storage::for_path(path).stat(path).ok()?;
-        Some(Self {
-            size: m.size,
-            mtime_ns: m.mtime_ns,
-        })
-    }
-}
+pub use crate::storage::ObjectMeta as FileStat;
 
 /// What a run does with the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,26 +119,6 @@ pub struct Plan {
     pub done_failed: u64,
 }
 
-/// What [`Journal::recover`] did at start-up.
-#[derive(Clone, Debug, Default)]
-pub struct RecoveryReport {
-    /// Part files renamed into place (committed, not yet renamed at the crash).
-    pub renamed: usize,
-    /// Temporary part files of uncommitted parts deleted.
-    pub deleted_tmp: usize,
-    /// Final part files that no record lists, deleted.
-    pub deleted_unlisted: usize,
-    /// Part files of runs this journal does not know (another tool, or a
-    /// docpipe without a journal), left alone.
-    pub foreign: usize,
-    /// Committed parts found incomplete; their documents will be redone.
-    pub lost_parts: Vec<String>,
-    /// Lines of the journal that did not parse and were skipped (their
-    /// parts count as not committed), plus a torn last line that was cut.
-    pub bad_lines: usize,
-    pub torn_tail: bool,
-}
-
 /// What the journal knows about a document between its admission (read and
 /// hashed) and the commit of its part.
 #[derive(Clone, Debug)]
@@ -164,7 +142,8 @@ struct Inner {
 /// [`admit`](Journal::admit)), the sink (attempt numbers) and the writer's
 /// commit hook ([`hook`](Journal::hook)).
 pub struct Journal {
-    output: PathBuf,
+    place: Place,
+    shard: Shard,
     path: PathBuf,
     inner: Mutex<Inner>,
     /// What reading the journal found at open.
@@ -172,106 +151,26 @@ pub struct Journal {
     _lock: File,
 }
 
-/// Whether `output` has a journal.
-pub fn exists(output: &Path) -> bool {
-    output.join(JOURNAL_DIR).join(JOURNAL_FILE).is_file()
-}
-
-/// Whether any table folder under `output` holds part files (final or
-/// temporary) — e.g. from a docpipe without a journal.
-pub fn has_part_files(output: &Path) -> bool {
-    TABLES.iter().any(|t| {
-        fs::read_dir(output.join(t))
-            .map(|rd| {
-                rd.flatten().any(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.ends_with(".parquet") || n.ends_with(".parquet.tmp")
-                })
-            })
-            .unwrap_or(false)
-    })
-}
-
-fn lock(output: &Path) -> Result<File, JournalError> {
-    let dir = output.join(JOURNAL_DIR);
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    match FileExt::try_lock_exclusive(&file) {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(JournalError::Locked(output.to_path_buf())),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            Err(JournalError::Locked(output.to_path_buf()))
-        }
-        Err(e) => Err(JournalError::Io { path, source: e }),
-    }
-}
-
-/// Deletes the output tables and the journal under `output` (for
-/// `--overwrite`), holding the lock while it does. Other files are kept.
-pub fn clear(output: &Path) -> Result<(), JournalError> {
-    let _lock = lock(output)?;
-    for t in TABLES {
-        let d = output.join(t);
-        if d.exists() {
-            fs::remove_dir_all(&d).map_err(io_err(&d))?;
-        }
-    }
-    let j = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
-    if j.exists() {
-        fs::remove_file(&j).map_err(io_err(&j))?;
-    }
-    Ok(())
-}
-
-/// Replays the journal file into a [`State`], cutting a torn last line.
-fn load(path: &Path) -> Result<(State, ReadInfo), JournalError> {
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let storage = crate::storage::for_path(path);
-    let mut lost: HashSet<String> = HashSet::new();
-    if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
-        read_records(f, Some("{\"type\":\"lost\""), |r| {
-            if let Record::Lost { part, .. } = r {
-                lost.insert(part);
-            }
-        })
-        .map_err(io_err(path))?;
-    }
-    let mut state = State::new(dir);
-    let mut failed: Option<io::Error> = None;
-    let info = if let Some(f) = storage.read_log(path).map_err(io_err(path))? {
-        read_records(f, None, |r| {
-            if failed.is_none() {
-                failed = state.apply(&r, &lost).err();
-            }
-        })
-        .map_err(io_err(path))?
-    } else {
-        ReadInfo::default()
-    };
-    if let Some(e) = failed {
-        return Err(io_err(path)(e));
-    }
-    state.compact().map_err(io_err(path))?;
-    Ok((state, info))
-}
-
 impl Journal {
-    /// Opens (or creates) the journal of `output`, taking its lock. Replays
-    /// the journal; cuts a torn last line. Call [`recover`](Self::recover)
-    /// before writing.
+    /// Opens (or creates) the whole-run journal of the local output folder
+    /// `output` (see [`open_in`](Self::open_in)).
     pub fn open(output: &Path) -> Result<Self, JournalError> {
-        let lock = lock(output)?;
-        let path = output.join(JOURNAL_DIR).join(JOURNAL_FILE);
-        let (state, info) = load(&path)?;
-        let mut file = crate::storage::for_path(&path)
-            .open_log(&path)
-            .map_err(io_err(&path))?;
+        let place = Place::open(output, "journal").map_err(io_err(output))?;
+        Self::open_in(&place, Shard::ALL)
+    }
+
+    /// Opens (or creates) `shard`'s journal of the output at `place`,
+    /// taking its lock. Replays the journal; cuts a torn last line. Call
+    /// [`recover`](Self::recover) before writing.
+    pub fn open_in(place: &Place, shard: Shard) -> Result<Self, JournalError> {
+        let lock = files::lock(place, shard)?;
+        let path = journal_path(&place.root, shard);
+        let dir = place.root.join(JOURNAL_DIR);
+        if !place.is_staged() {
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let (state, info) = files::load(place, &path, recover::cache_dir(place))?;
+        let mut file = place.storage.open_log(&path).map_err(io_err(&path))?;
         if info.good_len < info.file_len {
             tracing::warn!(
                 journal = %path.display(),
@@ -290,10 +189,11 @@ impl Journal {
             );
         }
         // A new journal file must survive a power loss with its folder entry.
-        sync_dir(&output.join(JOURNAL_DIR))?;
+        place.storage.sync_folder(&dir).map_err(io_err(&dir))?;
         Ok(Self {
             opened: info,
-            output: output.to_path_buf(),
+            place: place.clone(),
+            shard,
             path,
             inner: Mutex::new(Inner {
                 file,
@@ -319,76 +219,6 @@ impl Journal {
         &self.path
     }
 
-    /// Brings the output folder in line with the journal (see the module
-    /// docs). A committed part missing one of its files is *lost*: its other
-    /// files are deleted, a `lost` record is appended, and its documents
-    /// are no longer done.
-    pub fn recover(&self) -> Result<RecoveryReport, JournalError> {
-        let mut inner = self.lock_inner();
-        let r = recover_parts(
-            &self.output,
-            |prefix| inner.state.knows_run(prefix),
-            |stem, table| inner.state.committed(stem, table),
-        )
-        .map_err(output_to_journal)?;
-        let mut report = RecoveryReport {
-            renamed: r.renamed.len(),
-            deleted_tmp: r.deleted_tmp.len(),
-            deleted_unlisted: r.deleted_unlisted.len(),
-            foreign: r.foreign.len(),
-            bad_lines: self.opened.bad_lines.len(),
-            torn_tail: self.opened.good_len < self.opened.file_len,
-            ..RecoveryReport::default()
-        };
-        for p in &r.foreign {
-            tracing::warn!(file = %p.display(), "a part file of a run this journal does not know; left alone (readers will see its rows)");
-        }
-        for p in &r.deleted_unlisted {
-            tracing::warn!(file = %p.display(), "deleted a part file that the journal does not list");
-        }
-        let mut lost = Vec::new();
-        for (stem, tables) in inner.state.parts() {
-            let missing: Vec<String> = tables
-                .iter()
-                .filter(|t| {
-                    !self
-                        .output
-                        .join(t)
-                        .join(format!("{stem}.parquet"))
-                        .is_file()
-                })
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                lost.push((stem, tables, missing));
-            }
-        }
-        lost.sort();
-        for (stem, tables, missing) in &lost {
-            tracing::warn!(part = %stem, missing = ?missing, "a committed part is incomplete; its documents will be processed again");
-            for t in tables {
-                let f = self.output.join(t).join(format!("{stem}.parquet"));
-                if f.is_file() {
-                    fs::remove_file(&f).map_err(io_err(&f))?;
-                }
-            }
-            append(
-                &mut inner.file,
-                &self.path,
-                &Record::Lost {
-                    part: stem.clone(),
-                    reason: format!("missing {}", missing.join(", ")),
-                    at_us: now_us(),
-                },
-            )?;
-            report.lost_parts.push(stem.clone());
-        }
-        if !lost.is_empty() {
-            inner.state = load(&self.path)?.0;
-        }
-        Ok(report)
-    }
-
     /// The latest state under `config` of a listed file that a resumed run
     /// skips unread: one recorded with its current size and mtime. `None`:
     /// the run reads it (and [`admit`](Self::admit) decides by its hash).
@@ -396,7 +226,9 @@ impl Journal {
         let id = doc_id_of_uri(&file.uri);
         let entry = self.lock_inner().state.get(&id, config)?;
         // A file never recorded is not stat'ed.
-        entry.unchanged(FileStat::of(&file.path)).then_some(entry)
+        entry
+            .unchanged(file.meta.or_else(|| FileStat::of(&file.path)))
+            .then_some(entry)
     }
 
     /// Counts, in one streaming pass over a listing, what a resumed run
@@ -454,6 +286,8 @@ impl Journal {
             .failed_inputs(config)
             .into_iter()
             .map(|f| SourceFile {
+                key: String::new(),
+                meta: None,
                 path: f.path,
                 uri: f.uri,
             })
@@ -468,6 +302,19 @@ impl Journal {
         config: &str,
         mode: Mode,
     ) -> Result<(), JournalError> {
+        self.begin(run, pipeline, config, mode, None)
+    }
+
+    /// [`begin_run`](Self::begin_run), with what the run set out to do
+    /// (for `docpipe status`): the listing's plan.
+    pub fn begin(
+        &self,
+        run: &str,
+        pipeline: &str,
+        config: &str,
+        mode: Mode,
+        plan: Option<&Plan>,
+    ) -> Result<(), JournalError> {
         let mut inner = self.lock_inner();
         inner.run = run.to_string();
         inner.config = config.to_string();
@@ -479,8 +326,16 @@ impl Journal {
             retry_failed: mode == Mode::RetryFailed,
             at_us: now_us(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            shard: (!self.shard.is_all()).then(|| self.shard.to_string()),
+            inputs: plan.map(|p| p.listed),
+            todo: plan.map(|p| p.todo),
         };
         append(&mut inner.file, &self.path, &rec)
+    }
+
+    /// The shard this journal is.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// Appends the `end` record of the run.
@@ -584,6 +439,7 @@ impl Journal {
                 attempt,
                 size: stat.map_or(0, |s| s.size),
                 mtime_ns: stat.and_then(|s| s.mtime_ns),
+                pages: d.pages,
             });
         }
         let rec = Record::Part {
@@ -622,16 +478,6 @@ impl CommitHook for Hook {
     }
 }
 
-fn output_to_journal(e: OutputError) -> JournalError {
-    match e {
-        OutputError::Io { path, source } => JournalError::Io { path, source },
-        other => JournalError::Io {
-            path: PathBuf::new(),
-            source: io::Error::other(other.to_string()),
-        },
-    }
-}
-
 /// One record as one line, appended with a single write, durably.
 fn append(file: &mut Box<dyn Log>, path: &Path, rec: &Record) -> Result<(), JournalError> {
     let mut line = serde_json::to_vec(rec).map_err(|e| JournalError::Io {
@@ -640,12 +486,6 @@ fn append(file: &mut Box<dyn Log>, path: &Path, rec: &Record) -> Result<(), Jour
     })?;
     line.push(b'\n');
     file.append(&line).map_err(io_err(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    crate::storage::for_path(dir)
-        .sync_folder(dir)
-        .map_err(io_err(dir))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod pdf;
 pub mod pipeline;
 pub mod render;
 pub mod resources;
+pub mod shard;
 pub mod show;
 pub mod storage;
 pub mod types;

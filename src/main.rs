@@ -4,12 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use docpipe::config::{ConfigError, Pipeline};
 use docpipe::fetch::Cache;
-use docpipe::journal::{self, Journal, JournalError, JournaledSink, Mode, Plan};
-use docpipe::output::{OutputWriter, WriterOptions};
-use docpipe::pipeline::{self, RunOptions};
+use docpipe::output::WriterOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Exit codes, as documented in the README.
 mod exit {
@@ -44,6 +41,8 @@ macro_rules! say_inline {
     }};
 }
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "docpipe",
@@ -64,12 +63,24 @@ enum Command {
     Run {
         /// The pipeline file (YAML).
         pipeline: PathBuf,
-        /// Read these files or folders instead of the pipeline's `input.path`.
+        /// Read these files, folders, prefixes (`s3://bucket/prefix`) or
+        /// manifests instead of the pipeline's `input.path`.
         #[arg(long = "input", value_name = "PATH")]
         inputs: Vec<PathBuf>,
-        /// Write to this folder instead of the pipeline's `output.path`.
+        /// Write to this folder or object storage URL instead of the
+        /// pipeline's `output.path`.
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// Process one shard of the input: `K/N` (0-based), or `auto` to
+        /// take it from Slurm's array (`SLURM_ARRAY_TASK_ID`,
+        /// `SLURM_ARRAY_TASK_COUNT`) or a Kubernetes Indexed Job
+        /// (`JOB_COMPLETION_INDEX`, with `--shards N` or `DOCPIPE_SHARDS`).
+        #[arg(long, value_name = "K/N|auto")]
+        shard: Option<String>,
+        /// The number of shards, for `--shard auto` where the engine does
+        /// not say it.
+        #[arg(long, value_name = "N", requires = "shard")]
+        shards: Option<u32>,
         /// Start afresh: delete the output tables and the run journal first.
         /// Without it a run resumes: documents already done are skipped.
         #[arg(long)]
@@ -91,6 +102,20 @@ enum Command {
         /// time per stage, queue fill, the bottleneck) to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+    },
+    /// Progress of a run's shards, from their journals: documents done,
+    /// failed and partial, pages, pages/s, last commit, ETA.
+    Status {
+        /// The run's output folder or object storage URL.
+        #[arg(value_name = "OUTPUT")]
+        output: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Call a shard under way stalled after this many minutes without
+        /// a commit.
+        #[arg(long, value_name = "MIN", default_value_t = 15)]
+        stale_after: u64,
     },
     /// Check a pipeline file without running it.
     Check {
@@ -183,6 +208,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
             let fields = docpipe::resources::field_schema(&p)?;
+            // An object store that cannot be reached is named at its key.
+            p.probe_storage()?;
             println!(
                 "{}: ok (pipeline `{}`, config hash {})",
                 pipeline.display(),
@@ -280,152 +307,26 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             commit_every_secs,
             quiet,
             metrics,
-        } => {
-            let mut p = Pipeline::load(&pipeline)?;
-            // A bad field schema is refused before anything runs.
-            let fields = docpipe::resources::field_schema(&p)?;
-            if !inputs.is_empty() {
-                p.input.paths = inputs
-                    .iter()
-                    .map(|i| std::path::absolute(i).unwrap_or_else(|_| i.clone()))
-                    .collect();
-            }
-            if let Some(o) = output {
-                p.output.path = std::path::absolute(&o).unwrap_or(o);
-            }
-            if !retry_failed {
-                for path in &p.input.paths {
-                    if !path.exists() {
-                        return Err(SetupError(format!(
-                            "input path {} does not exist",
-                            path.display()
-                        ))
-                        .into());
-                    }
-                }
-            }
-            let journal = Arc::new(prepare_output(&p.output.path, overwrite)?);
-            let rec = journal.recover()?;
-            if rec.renamed + rec.deleted_tmp + rec.deleted_unlisted > 0
-                || !rec.lost_parts.is_empty()
-            {
-                say!(
-                    "recovered: {} part file(s) finished, {} unfinished part file(s) removed{}",
-                    rec.renamed,
-                    rec.deleted_tmp + rec.deleted_unlisted,
-                    if rec.lost_parts.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} incomplete part(s) to redo", rec.lost_parts.len())
-                    }
-                );
-            }
-            if rec.foreign > 0 {
-                say!(
-                    "warning: {} part file(s) in {} come from runs this output's journal does not know; they were left alone and readers will see their rows",
-                    rec.foreign,
-                    p.output.path.display()
-                );
-            }
-            let config = p.config_hash();
-            let mode = if retry_failed {
-                Mode::RetryFailed
-            } else {
-                Mode::Resume
-            };
-            // The listing is streamed, never held: a first pass counts what is
-            // done (for this line and the progress total), and the run walks
-            // it again, skipping the same files.
-            let (files, plan) = match mode {
-                Mode::RetryFailed => {
-                    let retry = journal.retry_inputs(&config);
-                    say!(
-                        "retrying {} document(s) whose latest state is failed or partial",
-                        retry.len()
-                    );
-                    let n = retry.len() as u64;
-                    let files: pipeline::Files = Box::new(retry.into_iter().map(Ok));
-                    (pipeline::Listing::counted(files, n), Plan::default())
-                }
-                Mode::Resume => {
-                    let storage = docpipe::storage::for_input(&p.input);
-                    let plan = journal.plan(storage.list(&p.input)?, &config)?;
-                    if plan.done > 0 {
-                        say!(
-                            "resuming: {} of {} document(s) already done, skipped; {} to do",
-                            plan.done,
-                            plan.listed,
-                            plan.todo
-                        );
-                    }
-                    let todo = journal
-                        .todo(storage.list(&p.input)?, &config)
-                        .map(|f| f.map_err(anyhow::Error::from));
-                    (pipeline::Listing::counted(Box::new(todo), plan.todo), plan)
-                }
-            };
-            if plan.done_failed > 0 {
-                say!(
-                    "{} of the skipped document(s) failed earlier; add --retry-failed to try them again",
-                    plan.done_failed
-                );
-            }
-            let cache = Cache::from_env();
-            let resources = docpipe::resources::prepare(&p, &cache, fields.clone())?;
-            let run_id = run_id();
-            let opts = WriterOptions {
-                commit_every_docs,
-                commit_every_secs,
-                fields,
-                ..WriterOptions::default()
-            };
-            let writer = OutputWriter::create(&p.output.path, &run_id, opts)
-                .with_context(|| format!("cannot create output in {}", p.output.path.display()))?;
-            let sink = JournaledSink::new(writer, journal.clone(), &run_id);
-            journal.begin_run(&run_id, &p.name, &config, mode)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            rt.spawn(watch_signals(stop_tx));
-            let program = std::env::current_exe()
-                .context("cannot find the docpipe binary to start render workers")?;
-            let opts = RunOptions {
-                quiet,
-                files: Some(files),
-                admission: Some(journal.clone()),
-                stop: Some(stop_rx),
-                renderer: pipeline::Renderer::Workers { program },
-                ..RunOptions::default()
-            };
-            let (summary, sink) = rt.block_on(pipeline::run(&p, resources, sink, opts))?;
-            sink.close()?;
-            journal.end_run(summary.stopped)?;
-            say_inline!("{}", summary.render());
-            say!("output:    {}", p.output.path.display());
-            if let Some(path) = metrics {
-                let json = serde_json::to_vec_pretty(&summary.metrics)?;
-                std::fs::write(&path, json)
-                    .with_context(|| format!("cannot write metrics to {}", path.display()))?;
-                say!("metrics:   {}", path.display());
-            }
-            if summary.stopped {
-                say!(
-                    "stopped:   {} document(s) committed by this run; the rest were not started.\n           Resume with the same command:\n  {}",
-                    journal.committed_docs(),
-                    resume_command()
-                );
-                return Ok(exit::STOPPED);
-            }
-            Ok(
-                if summary.docs_failed + summary.docs_partial + plan.done_failed > 0 {
-                    exit::SOME_FAILED
-                } else {
-                    exit::OK
-                },
-            )
-        }
+            shard,
+            shards,
+        } => cli::run::run(cli::run::RunArgs {
+            pipeline,
+            inputs,
+            output,
+            overwrite,
+            retry_failed,
+            commit_every_docs,
+            commit_every_secs,
+            quiet,
+            metrics,
+            shard,
+            shards,
+        }),
+        Command::Status {
+            output,
+            json,
+            stale_after,
+        } => cli::status::status(&output, json, stale_after),
     }
 }
 
@@ -493,37 +394,4 @@ fn resume_command() -> String {
     let mut parts = vec![quote(&bin)];
     parts.extend(args.filter(|a| a != "--overwrite").map(|a| quote(&a)));
     parts.join(" ")
-}
-
-/// Opens the output's run journal (creating both if need be). `overwrite`
-/// deletes the earlier tables and journal first. An output that holds part
-/// files but no journal (written by a docpipe without one) is refused
-/// unless `overwrite`, as its rows could not be told apart from new ones.
-fn prepare_output(dir: &Path, overwrite: bool) -> anyhow::Result<Journal> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let setup = |e: JournalError| -> anyhow::Error {
-        match e {
-            JournalError::Locked(_) => SetupError(e.to_string()).into(),
-            other => other.into(),
-        }
-    };
-    if overwrite {
-        journal::clear(dir).map_err(setup)?;
-    } else if !journal::exists(dir) && journal::has_part_files(dir) {
-        return Err(SetupError(format!(
-            "{} holds part files but no run journal (written by an older docpipe?); pass --overwrite to replace them, or choose another --output",
-            dir.display()
-        ))
-        .into());
-    }
-    Journal::open(dir).map_err(setup)
-}
-
-fn run_id() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let rand = uuid::Uuid::new_v4().simple().to_string();
-    format!("{secs}-{}", &rand[..8])
 }

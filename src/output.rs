@@ -30,8 +30,8 @@ pub use field_types::{arrow_type, field_columns_schema};
 pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
 pub use schema::{documents_schema_for, fields_markdown, schema_markdown, schemas, type_name, UTC};
 pub use writer::{
-    part_stem, recover_parts, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
-    Recovery, SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,
+    parse_any_part, part_stem, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
+    SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,
 };
 
 /// Where a document's rows go. The real sink writes Parquet; tests may stall.

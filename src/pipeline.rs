@@ -314,7 +314,7 @@ fn count_in_background(input: crate::config::InputConfig, progress: Arc<Progress
     let spawned = std::thread::Builder::new()
         .name("docpipe-count".into())
         .spawn(move || {
-            if let Ok(walk) = crate::storage::for_input(&input).list(&input) {
+            if let Ok(walk) = crate::storage::list(&input) {
                 let n = walk.map_while(Result::ok).count();
                 progress.set_total(n as u64);
             }
@@ -401,7 +401,7 @@ pub async fn run<S: DocSink + 'static>(
     let (files, total): (Files, Option<u64>) = match opts.files {
         Some(l) => (l.files, l.total),
         None => {
-            let walk = crate::storage::for_input(&pipeline.input).list(&pipeline.input)?;
+            let walk = crate::storage::list(&pipeline.input)?;
             count_in_background(pipeline.input.clone(), progress.clone());
             (Box::new(walk.map(|f| f.map_err(anyhow::Error::from))), None)
         }
@@ -483,16 +483,37 @@ pub async fn run<S: DocSink + 'static>(
         limits: pipeline.limits.clone(),
         doc_timeout: Duration::from_secs(pipeline.runtime.doc_timeout_s),
     };
+    // Object storage answers each read after tens of milliseconds: several
+    // reads in flight keep the models fed. A local disk needs one.
+    let fetchers = if pipeline
+        .input
+        .paths
+        .iter()
+        .any(|p| crate::storage::url::is_remote(p) || crate::storage::is_manifest(p))
+    {
+        pipeline.runtime.fetch_concurrency.max(1)
+    } else {
+        1
+    };
     let ingest = tokio::task::spawn_blocking(move || {
-        ingest::ingest(
-            &settings,
-            &p,
-            file_rx,
-            doc_tx,
-            r,
-            admission.as_deref(),
-            &|| is_stopped(&ingest_stop),
-        )
+        let each = pool::run_pool("docpipe-ingest", fetchers, || {
+            Ok(ingest::ingest(
+                &settings,
+                &p,
+                file_rx.clone(),
+                doc_tx.clone(),
+                r.clone(),
+                admission.as_deref(),
+                &|| is_stopped(&ingest_stop),
+            ))
+        });
+        // Dropped here, not when the last thread's clone goes: the stages
+        // after see their input end once every fetcher is done.
+        drop((file_rx, doc_tx, r));
+        each.map(|v| {
+            v.into_iter()
+                .fold((Duration::ZERO, 0u64), |(b, n), (b2, n2)| (b + b2, n + n2))
+        })
     });
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
@@ -544,7 +565,7 @@ pub async fn run<S: DocSink + 'static>(
 
     // A listing error stops the run, once what was listed is finished.
     let listed = lister.await?;
-    let (ingest_busy, skipped) = ingest.await?;
+    let (ingest_busy, skipped) = ingest.await??;
     let (render_busy, render_threads) = render.await?;
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
@@ -582,7 +603,7 @@ pub async fn run<S: DocSink + 'static>(
         pages: summary.pages,
         pages_per_s: summary.pages_per_second(),
         stages: vec![
-            stage("ingest", 1, ingest_busy),
+            stage("ingest", fetchers, ingest_busy),
             stage("render", render_threads, render_busy),
             stage("normalise", layout.det_workers, normalise_busy),
             stage("detect", layout.det_workers, detect_busy),

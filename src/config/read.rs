@@ -8,6 +8,8 @@ use super::ConfigIssue;
 #[derive(Default)]
 pub struct Reader {
     pub issues: Vec<ConfigIssue>,
+    /// Every path or URL that names storage, with where it was written.
+    pub places: Vec<super::PlaceRef>,
 }
 
 impl Reader {

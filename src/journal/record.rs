@@ -17,6 +17,17 @@ pub enum Record {
         /// Microseconds since the Unix epoch, UTC.
         at_us: i64,
         version: String,
+        /// The shard this run is (`K/N`); absent for a whole run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
+        /// Files of the listing this run's shard owns, and of those the
+        /// ones it set out to read (not done before): what `docpipe
+        /// status` counts its progress and ETA against. Absent where the
+        /// run did not count them (`--retry-failed` counts the retried).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        todo: Option<u64>,
     },
     /// A part was sealed and is committed: its documents are done. Written
     /// (and fsynced) after the part's files are fsynced under their `.tmp`
@@ -72,6 +83,9 @@ pub struct DocEntry {
     pub size: u64,
     #[serde(default)]
     pub mtime_ns: Option<i64>,
+    /// Pages of the document (0 when unknown or unread).
+    #[serde(default)]
+    pub pages: u32,
 }
 
 /// What [`read_records`] found besides the records.

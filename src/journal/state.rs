@@ -391,6 +391,7 @@ mod tests {
             attempt,
             size: 10,
             mtime_ns: Some(7),
+            pages: 1,
         }
     }
 

@@ -5,6 +5,8 @@
 use super::*;
 use crate::ingest::Kind;
 use crate::output::{DocStatus, DocumentRow, OutputWriter, WriterOptions};
+use crate::shard::Shard;
+use std::fs;
 
 fn row(uri: &str, sha: &str, status: DocStatus) -> DocumentRow {
     DocumentRow {
@@ -124,6 +126,8 @@ fn commits_are_recorded_and_resume_skips_them() {
         .map(|d| SourceFile {
             path: d.path.clone(),
             uri: d.uri.clone(),
+            key: String::new(),
+            meta: None,
         })
         .collect();
     let ok = |v: &Vec<SourceFile>| v.clone().into_iter().map(Ok::<_, ()>);
@@ -153,6 +157,8 @@ fn the_todo_of_a_listing_is_filtered_as_it_is_walked() {
     let src = |d: &DocRef| SourceFile {
         path: d.path.clone(),
         uri: d.uri.clone(),
+        key: String::new(),
+        meta: None,
     };
     let listing = || {
         vec![
@@ -322,13 +328,83 @@ fn torn_last_record_is_cut_and_appends_go_on() {
 fn one_run_at_a_time_and_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
+    let place = Place::open(&out, "t").unwrap();
     let j = Journal::open(&out).unwrap();
     assert!(matches!(Journal::open(&out), Err(JournalError::Locked(_))));
-    assert!(matches!(clear(&out), Err(JournalError::Locked(_))));
+    assert!(matches!(
+        clear(&place, Shard::ALL),
+        Err(JournalError::Locked(_))
+    ));
     drop(j);
     fs::create_dir_all(out.join("documents")).unwrap();
     fs::write(out.join("documents/part-x-00000.parquet"), b"x").unwrap();
-    assert!(has_part_files(&out) && exists(&out));
-    clear(&out).unwrap();
-    assert!(!has_part_files(&out) && !exists(&out));
+    assert!(has_part_files(&place) && exists(&place, Shard::ALL));
+    clear(&place, Shard::ALL).unwrap();
+    assert!(!has_part_files(&place) && !exists(&place, Shard::ALL));
+}
+
+/// Runs shard `s` over `docs` with its own journal and part prefix.
+fn write_shard(place: &Place, s: Shard, run: &str, docs: &[&DocRef]) -> Arc<Journal> {
+    let j = Arc::new(Journal::open_in(place, s).unwrap());
+    j.recover().unwrap();
+    let prefix = s.part_prefix(run);
+    j.begin_run(&prefix, "t", "cfg", Mode::Resume).unwrap();
+    let mut w = OutputWriter::create_in(place, &prefix, WriterOptions::default()).unwrap();
+    w.set_commit_hook(j.hook());
+    for d in docs {
+        assert!(j.admit(d, FileStat::of(&d.path)));
+        w.write_document(row(&d.uri, &d.sha256, DocStatus::Ok), vec![], vec![])
+            .unwrap();
+    }
+    w.close().unwrap();
+    j.end_run(false).unwrap();
+    j
+}
+
+#[test]
+fn shards_keep_their_own_journals_and_leave_each_other_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, input) = (tmp.path().join("out"), tmp.path().join("in"));
+    fs::create_dir_all(&input).unwrap();
+    let a = docref(&input, "a.pdf", b"aaa");
+    let b = docref(&input, "b.pdf", b"bbb");
+    let place = Place::open(&out, "t").unwrap();
+    let (s0, s1) = (Shard { index: 0, count: 2 }, Shard { index: 1, count: 2 });
+    // Both shards open at once: separate locks.
+    let j0 = write_shard(&place, s0, "r0", &[&a]);
+    let j1 = write_shard(&place, s1, "r1", &[&b]);
+    assert_eq!(journals(&place).unwrap(), vec![s0, s1]);
+    assert_eq!(
+        files(&out.join("documents")),
+        vec![
+            "part-shard-0-of-2-r0-00000.parquet",
+            "part-shard-1-of-2-r1-00000.parquet"
+        ]
+    );
+    drop((j0, j1));
+    // A shard's recovery leaves the other shard's parts alone without
+    // calling them foreign; a part of its own name from a run its journal
+    // does not know is foreign (left alone, reported).
+    fs::write(out.join("lines/part-shard-0-of-2-r9-00000.parquet"), b"x").unwrap();
+    let j0 = Journal::open_in(&place, s0).unwrap();
+    let rec = j0.recover().unwrap();
+    assert_eq!((rec.foreign, rec.deleted_unlisted), (1, 0), "{rec:?}");
+    drop(j0);
+    fs::remove_file(out.join("lines/part-shard-0-of-2-r9-00000.parquet")).unwrap();
+    // Each shard resumes alone: its own documents are done, not the other's.
+    let j1 = Journal::open_in(&place, s1).unwrap();
+    assert!(j1.latest(&b.id, "cfg").is_some() && j1.latest(&a.id, "cfg").is_none());
+    drop(j1);
+    // --overwrite of one shard removes its files and journal only.
+    clear(&place, s0).unwrap();
+    assert_eq!(journals(&place).unwrap(), vec![s1]);
+    assert_eq!(
+        files(&out.join("documents")),
+        vec!["part-shard-1-of-2-r1-00000.parquet"]
+    );
+    // status sees the one journal left and names the shard never run.
+    let st = status(&place, i64::MAX / 2, 60).unwrap();
+    assert_eq!(st.shards.len(), 2);
+    assert_eq!(st.total.documents, 1);
+    assert_eq!(st.attention, vec!["0/2 not started".to_string()]);
 }

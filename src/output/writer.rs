@@ -1,6 +1,8 @@
 //! `OutputWriter`: the Parquet sink for the output tables, with part files
-//! that are written under a temporary name and renamed into place when
-//! complete, and the recovery of part files left behind by a crash.
+//! that are written under a temporary name in a local folder and put in
+//! place when complete (renamed into place locally, uploaded whole to
+//! object storage). Recovery of what a crash leaves is the journal's
+//! ([`crate::journal::Journal::recover`]).
 
 use std::fs::{self, File};
 use std::io;
@@ -21,6 +23,7 @@ use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RowSize};
 use super::schema::{documents_batch, documents_schema_for, lines_batch, pages_batch, schemas};
 use super::OutputError;
 use crate::extract::FieldSchema;
+use crate::storage::{CommitOrder, Place, Storage};
 
 /// Rows of one table to a `RecordBatch` of its schema.
 type ToBatch<R> = Box<dyn Fn(&[R]) -> Result<RecordBatch, ArrowError> + Send + Sync>;
@@ -133,6 +136,8 @@ pub struct CommittedDoc {
     pub config_hash: String,
     pub status: DocStatus,
     pub error_class: Option<String>,
+    /// Pages of the document (0 when unknown).
+    pub pages: u32,
 }
 
 impl CommittedDoc {
@@ -144,6 +149,7 @@ impl CommittedDoc {
             config_hash: row.config_hash.clone(),
             status: row.status,
             error_class: row.error_class.clone(),
+            pages: row.pages.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
         }
     }
 }
@@ -236,7 +242,7 @@ fn parse_part(name: &str, prefix: &str) -> Option<(u32, bool)> {
 
 /// The stem (`part-<prefix>-<NNNNN>`) and prefix of `name` if it is a part
 /// file of any prefix, and whether it is a temporary one.
-fn parse_any_part(name: &str) -> Option<(String, String, bool)> {
+pub fn parse_any_part(name: &str) -> Option<(String, String, bool)> {
     let (rest, tmp) = match name.strip_prefix('.') {
         Some(r) => (r.strip_suffix(".tmp")?, true),
         None => (name, false),
@@ -250,85 +256,6 @@ fn parse_any_part(name: &str) -> Option<(String, String, bool)> {
         return None;
     }
     Some((stem.to_string(), prefix.to_string(), tmp))
-}
-
-/// What [`recover_parts`] did.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Recovery {
-    /// Temporary files of committed parts renamed into place.
-    pub renamed: Vec<PathBuf>,
-    /// Temporary files of parts that were never committed, deleted.
-    pub deleted_tmp: Vec<PathBuf>,
-    /// Final part files that no commit record lists, deleted.
-    pub deleted_unlisted: Vec<PathBuf>,
-    /// Part files (final or temporary) of prefixes that are not `ours`, left alone.
-    pub foreign: Vec<PathBuf>,
-}
-
-/// Brings the table folders under `dir` in line with the commit records of
-/// a run journal. `ours(prefix)` says whether the journal knows the writer
-/// prefix (run id); part files of other prefixes are left alone and
-/// reported in [`Recovery::foreign`]. `committed(stem, table)` says whether
-/// the journal lists that part as committed with a file in `table`.
-/// Temporary files of committed parts are renamed into place (a crash
-/// between the journal record and the rename); other temporary files, and
-/// final files that the journal does not list, are deleted (a crash before
-/// the record). Files that are not part files are left alone. Folders are
-/// fsynced after changes.
-pub fn recover_parts(
-    dir: &Path,
-    ours: impl Fn(&str) -> bool,
-    committed: impl Fn(&str, &str) -> bool,
-) -> Result<Recovery, OutputError> {
-    let mut out = Recovery::default();
-    for table in TABLES {
-        let table_dir = dir.join(table);
-        if !table_dir.is_dir() {
-            continue;
-        }
-        let mut names: Vec<String> = Vec::new();
-        for entry in fs::read_dir(&table_dir).map_err(io_err(&table_dir))? {
-            let entry = entry.map_err(io_err(&table_dir))?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_string());
-            }
-        }
-        names.sort();
-        let mut changed = false;
-        for name in names {
-            let Some((stem, prefix, tmp)) = parse_any_part(&name) else {
-                continue;
-            };
-            let path = table_dir.join(&name);
-            if !ours(&prefix) {
-                out.foreign.push(path);
-                continue;
-            }
-            match (tmp, committed(&stem, table)) {
-                (true, true) => {
-                    let to = table_dir.join(format!("{stem}.parquet"));
-                    crate::storage::for_path(&to)
-                        .put_file(&path, &to)
-                        .map_err(io_err(&to))?;
-                    out.renamed.push(to);
-                }
-                (true, false) => {
-                    fs::remove_file(&path).map_err(io_err(&path))?;
-                    out.deleted_tmp.push(path);
-                }
-                (false, false) => {
-                    fs::remove_file(&path).map_err(io_err(&path))?;
-                    out.deleted_unlisted.push(path);
-                }
-                (false, true) => continue,
-            }
-            changed = true;
-        }
-        if changed {
-            sync_dir(&table_dir)?;
-        }
-    }
-    Ok(out)
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {
@@ -366,10 +293,8 @@ fn properties(opts: &WriterOptions, no_dict: &[&str]) -> Result<WriterProperties
 
 /// Sync a directory so that a rename in it is durable. Only meaningful (and
 /// only possible) on Unix.
-fn sync_dir(dir: &Path) -> Result<(), OutputError> {
-    crate::storage::for_path(dir)
-        .sync_folder(dir)
-        .map_err(io_err(dir))
+fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), OutputError> {
+    storage.sync_folder(dir).map_err(io_err(dir))
 }
 
 struct OpenFile {
@@ -387,7 +312,11 @@ struct SealedFile {
 
 /// One table: its rows buffered, then encoded into the open part file.
 struct Table<R> {
+    /// The local folder its files are written in.
     dir: PathBuf,
+    /// The folder they are put in when complete (`dir` itself for a local
+    /// output).
+    dest: PathBuf,
     schema: SchemaRef,
     props: WriterProperties,
     to_batch: ToBatch<R>,
@@ -403,7 +332,7 @@ struct Table<R> {
 
 impl<R: RowSize> Table<R> {
     fn new(
-        dir: PathBuf,
+        (dir, dest): (PathBuf, PathBuf),
         schema: SchemaRef,
         props: WriterProperties,
         to_batch: ToBatch<R>,
@@ -411,6 +340,7 @@ impl<R: RowSize> Table<R> {
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(Self {
             dir,
+            dest,
             schema,
             props,
             to_batch,
@@ -425,7 +355,7 @@ impl<R: RowSize> Table<R> {
 
     fn open(&mut self, prefix: &str, number: u32) -> Result<(), OutputError> {
         let tmp = self.dir.join(tmp_name(prefix, number));
-        let path = self.dir.join(part_name(prefix, number));
+        let path = self.dest.join(part_name(prefix, number));
         if self.lazy {
             self.pending = Some((tmp, path));
             return Ok(());
@@ -536,11 +466,9 @@ impl<R: RowSize> Table<R> {
 }
 
 /// Put a sealed file in place (a rename, on the local file system).
-fn publish(sealed: &SealedFile) -> Result<(), OutputError> {
+fn publish(storage: &dyn Storage, sealed: &SealedFile) -> Result<(), OutputError> {
     let to = &sealed.file.path;
-    crate::storage::for_path(to)
-        .put_file(&sealed.tmp, to)
-        .map_err(io_err(to))
+    storage.put_file(&sealed.tmp, to).map_err(io_err(to))
 }
 
 /// The Parquet sink: `documents/`, `pages/`, `lines/` and `failures/` under
@@ -560,6 +488,7 @@ fn publish(sealed: &SealedFile) -> Result<(), OutputError> {
 /// part of a document); drop it, and the `.tmp` files stay behind.
 pub struct OutputWriter {
     prefix: String,
+    storage: &'static dyn Storage,
     opts: WriterOptions,
     documents: Table<DocumentRow>,
     pages: Table<PageRow>,
@@ -577,16 +506,31 @@ pub struct OutputWriter {
 
 impl OutputWriter {
     /// Create the writer and the folders `<dir>/documents/`, `<dir>/pages/`,
-    /// `<dir>/lines/`, `<dir>/failures/`.
+    /// `<dir>/lines/`, `<dir>/failures/` of the local output folder `dir`
+    /// (see [`create_in`](Self::create_in)).
+    pub fn create(dir: &Path, part_prefix: &str, opts: WriterOptions) -> Result<Self, OutputError> {
+        let place = Place::open(dir, "writer").map_err(io_err(dir))?;
+        Self::create_in(&place, part_prefix, opts)
+    }
+
+    /// Create the writer of the output at `place`: its table folders in
+    /// the place's local folder, where part files are written before they
+    /// are put in place under the place's root.
     ///
     /// `part_prefix` names this writer's parts (e.g. a run id or `shard-3`):
     /// 1..=128 ASCII letters, digits, `-`, `_` or `.`. Part numbers start
     /// after the highest existing `part-<prefix>-*.parquet` in any of the
-    /// folders, so a re-run with the same prefix never overwrites
+    /// local folders, so a re-run with the same prefix never overwrites
     /// committed parts; leftover `.part-<prefix>-*.parquet.tmp` files from a
     /// writer that was not closed are removed. No file is created until the
     /// first document is written.
-    pub fn create(dir: &Path, part_prefix: &str, opts: WriterOptions) -> Result<Self, OutputError> {
+    pub fn create_in(
+        place: &Place,
+        part_prefix: &str,
+        opts: WriterOptions,
+    ) -> Result<Self, OutputError> {
+        let dir = place.local.as_path();
+        let at = |t: &str| (dir.join(t), place.root.join(t));
         check_prefix(part_prefix).map_err(|msg| OutputError::Io {
             path: dir.to_path_buf(),
             source: io::Error::new(io::ErrorKind::InvalidInput, msg),
@@ -596,7 +540,7 @@ impl OutputWriter {
         let ds = documents_schema_for(fields.as_deref());
         let batch_schema = ds.clone();
         let documents = Table::new(
-            dir.join("documents"),
+            at("documents"),
             ds,
             properties(&opts, &["doc_id", "uri", "sha256", "error_message"])?,
             Box::new(move |rows: &[DocumentRow]| {
@@ -604,19 +548,19 @@ impl OutputWriter {
             }),
         )?;
         let pages = Table::new(
-            dir.join("pages"),
+            at("pages"),
             ps,
             properties(&opts, &["text"])?,
             Box::new(pages_batch),
         )?;
         let lines = Table::new(
-            dir.join("lines"),
+            at("lines"),
             ls,
             properties(&opts, &["text"])?,
             Box::new(lines_batch),
         )?;
         let mut failures = Table::new(
-            dir.join("failures"),
+            at("failures"),
             failures_schema(),
             properties(&opts, &["doc_id", "uri", "sha256", "message", "input"])?,
             Box::new(failures_batch),
@@ -640,6 +584,7 @@ impl OutputWriter {
         }
         Ok(Self {
             prefix: part_prefix.to_string(),
+            storage: place.storage,
             opts,
             documents,
             pages,
@@ -785,6 +730,18 @@ impl OutputWriter {
             failures: failures.as_ref().map(|f| f.file.clone()),
         };
         let docs = std::mem::take(&mut self.open_docs);
+        let sealed = [
+            Some(&documents),
+            Some(&pages),
+            Some(&lines),
+            failures.as_ref(),
+        ];
+        let order = self.storage.commit_order();
+        if order == CommitOrder::PutThenRecord {
+            for s in sealed.iter().flatten() {
+                publish(self.storage, s)?;
+            }
+        }
         if let Some(hook) = self.hook.as_mut() {
             let name = part_stem(&self.prefix, number);
             hook.sealed(&SealedPart {
@@ -793,22 +750,18 @@ impl OutputWriter {
                 docs: &docs,
             })?;
         }
-        let sealed = [
-            Some(&documents),
-            Some(&pages),
-            Some(&lines),
-            failures.as_ref(),
-        ];
-        for s in sealed.iter().flatten() {
-            publish(s)?;
-        }
-        for t in [
-            &self.documents.dir,
-            &self.pages.dir,
-            &self.lines.dir,
-            &self.failures.dir,
-        ] {
-            sync_dir(t)?;
+        if order == CommitOrder::RecordThenPut {
+            for s in sealed.iter().flatten() {
+                publish(self.storage, s)?;
+            }
+            for t in [
+                &self.documents.dest,
+                &self.pages.dest,
+                &self.lines.dest,
+                &self.failures.dest,
+            ] {
+                sync_dir(self.storage, t)?;
+            }
         }
         tracing::debug!(
             part = number,

@@ -40,8 +40,7 @@ pub fn ingest(
         let t = Instant::now();
         let started_at_us = now_us();
         let _span = tracing::debug_span!("ingest", uri = %file.uri).entered();
-        let stat = crate::journal::FileStat::of(&file.path);
-        let (doc, data) = ingest::read(&file, &settings.limits);
+        let (doc, stat, data) = ingest::read(&file, &settings.limits);
         progress.counters.files_read.fetch_add(1, Ordering::Relaxed);
         let ingest_ms = ms(t.elapsed());
         busy += t.elapsed();

@@ -1,6 +1,6 @@
 //! [`Storage`] on the local file system.
 
-use super::{ListError, Log, ObjectMeta, Objects, ReadError, Storage};
+use super::{CommitOrder, ListError, Log, ObjectMeta, Objects, ReadError, Storage};
 use crate::config::InputConfig;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -18,24 +18,18 @@ impl Storage for Local {
     }
 
     fn stat(&self, path: &Path) -> io::Result<ObjectMeta> {
-        let m = fs::metadata(path)?;
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_nanos()).ok());
-        Ok(ObjectMeta {
-            size: m.len(),
-            mtime_ns,
-        })
+        Ok(meta_of(&fs::metadata(path)?))
     }
 
-    fn read(&self, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-        let size = fs::metadata(path)?.len();
-        if size > limit {
-            return Err(ReadError::TooLarge { size, limit });
+    fn read(&self, path: &Path, limit: u64) -> Result<(Vec<u8>, ObjectMeta), ReadError> {
+        let meta = meta_of(&fs::metadata(path)?);
+        if meta.size > limit {
+            return Err(ReadError::TooLarge {
+                size: meta.size,
+                limit,
+            });
         }
-        Ok(fs::read(path)?)
+        Ok((fs::read(path)?, meta))
     }
 
     fn read_range(&self, path: &Path, range: Range<u64>) -> io::Result<Vec<u8>> {
@@ -71,6 +65,70 @@ impl Storage for Local {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Box::new(LocalLog(file)))
     }
+
+    fn names(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            if let Some(n) = e?.file_name().to_str() {
+                out.push(n.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn remove_folder(&self, dir: &Path) -> io::Result<()> {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn commit_order(&self) -> CommitOrder {
+        CommitOrder::RecordThenPut
+    }
+
+    fn probe(&self, path: &Path) -> io::Result<()> {
+        // The nearest folder that exists must be one we can write in.
+        let mut p = path;
+        while !p.exists() {
+            match p.parent() {
+                Some(q) if !q.as_os_str().is_empty() => p = q,
+                _ => return Ok(()),
+            }
+        }
+        if fs::metadata(p)?.permissions().readonly() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is read-only", p.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn meta_of(m: &fs::Metadata) -> ObjectMeta {
+    let mtime_ns = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    ObjectMeta {
+        size: m.len(),
+        mtime_ns,
+    }
 }
 
 /// A journal file opened for appending.
@@ -99,7 +157,7 @@ mod tests {
         let p = dir.path().join("a.bin");
         fs::write(&p, b"0123456789").unwrap();
         let s = Local;
-        assert_eq!(s.read(&p, 10).unwrap(), b"0123456789");
+        assert_eq!(s.read(&p, 10).unwrap().0, b"0123456789");
         assert!(matches!(
             s.read(&p, 9),
             Err(ReadError::TooLarge { size: 10, limit: 9 })

@@ -2,6 +2,9 @@
 //! Parquet it wrote, comparing text.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod rows;
+pub mod s3;
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use std::path::{Path, PathBuf};
