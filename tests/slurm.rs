@@ -511,7 +511,7 @@ fn slurm_task_warned_of_its_time_limit_drains_requeues_and_resumes() {
     std::thread::spawn(move || tx.send(c.output().unwrap()));
 
     // Once shard 1 has committed a part, send its batch shell what
-    // `--signal=B:USR1@300` sends five minutes before the time limit.
+    // `--signal=B:USR1@600` sends ten minutes before the time limit.
     let deadline = Instant::now() + Duration::from_secs(120);
     let job = loop {
         assert!(
