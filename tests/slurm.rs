@@ -600,6 +600,49 @@ fn seq(node: &docpipe::config::yaml::Node) -> &[docpipe::config::yaml::Node] {
     }
 }
 
+/// The manifest's container command: the script its `sh -c` runs.
+fn pod_script() -> String {
+    let text = std::fs::read_to_string(k8s_manifest()).unwrap();
+    let doc = docpipe::config::yaml::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let pod = get(get(get(&doc, "spec"), "template"), "spec");
+    let container = &seq(get(pod, "containers"))[0];
+    scalar(&seq(get(container, "args"))[0])
+}
+
+/// `sh -c SCRIPT` as pod index 1 of 3 would run it, with the test binary
+/// as the image's `docpipe` on PATH and `pipeline` as `PIPELINE`; the
+/// caller adds `INPUT`, `OUTPUT` and anything else.
+fn pod_command(script: &str, pipeline: &Path) -> Command {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_docpipe"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("DOCPIPE_SHARDS", "3")
+        .env("DOCPIPE_THREADS", "1")
+        .env("PIPELINE", pipeline)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn said(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 #[test]
 fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
     let text = std::fs::read_to_string(k8s_manifest()).unwrap();
@@ -648,7 +691,7 @@ fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
     // The same docpipe command as the Slurm script.
     let command: Vec<String> = seq(get(container, "command")).iter().map(scalar).collect();
     assert_eq!(command, ["/bin/sh", "-c"]);
-    let script = scalar(&seq(get(container, "args"))[0]);
+    let script = pod_script();
     let slurm = std::fs::read_to_string(sbatch_script()).unwrap();
     assert!(
         script.contains("docpipe run \"$PIPELINE\" --shard auto"),
@@ -665,37 +708,12 @@ fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
     make_inputs(&dir, 30);
     let pipeline = write_pipeline(&dir);
     let out = dir.join("out");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_docpipe"));
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let pod = |delay_ms: &str| {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(&script)
-            .env("PATH", &path)
-            .env("JOB_COMPLETION_INDEX", "1")
-            .env("DOCPIPE_SHARDS", "3")
-            .env("DOCPIPE_THREADS", "1")
-            .env("PIPELINE", &pipeline)
-            .env("INPUT", dir.join("in"))
+        let mut c = pod_command(&script, &pipeline);
+        c.env("INPUT", dir.join("in"))
             .env("OUTPUT", &out)
-            .env("DOCPIPE_TEST_SINK_DELAY_MS", delay_ms)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT")
-            .env_remove("SLURM_ARRAY_TASK_MIN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("DOCPIPE_TEST_SINK_DELAY_MS", delay_ms);
         c
-    };
-    let said = |o: &Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
     };
     let first = pod("400").spawn().unwrap();
     std::thread::sleep(Duration::from_millis(2500));
@@ -738,4 +756,77 @@ fn k8s_indexed_job_manifest_runs_its_shard_from_job_completion_index() {
     ]);
     assert!(matches!(o.status.code(), Some(0 | 3)));
     assert_eq!(rows(&out), rows(&direct));
+}
+
+#[test]
+fn k8s_manifest_command_reads_and_writes_object_storage() {
+    // What the pod gets from the docpipe-s3 Secret, pointing at a real S3
+    // server on 127.0.0.1; INPUT and OUTPUT on it, as in the manifest.
+    let s3 = common::s3::S3::start("archive");
+    let dir = workdir("k8s-s3");
+    make_inputs(&dir, 12);
+    s3.put_tree(&dir.join("in"), "scans");
+    let pipeline = write_pipeline(&dir);
+    let o = pod_command(&pod_script(), &pipeline)
+        .envs(s3.env())
+        .env("INPUT", s3.url("scans/"))
+        .env("OUTPUT", s3.url("ocr/"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the manifest's command on S3 exited {:?}\n{}",
+        o.status.code(),
+        said(&o)
+    );
+    let out = s3.local("ocr");
+    assert!(
+        !parts(&out, "documents").is_empty(),
+        "index 1 wrote no documents"
+    );
+    for table in TABLES {
+        for name in parts(&out, table) {
+            assert_eq!(shard_of(&name, 3).0, 1, "{table}/{name}");
+        }
+    }
+    // The rows of `--shard 1/3` run directly on the same objects.
+    let o = docpipe()
+        .envs(s3.env())
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--quiet",
+            "--shard",
+            "1/3",
+        ])
+        .args(["--input", &s3.url("scans/"), "--output", &s3.url("direct/")])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", said(&o));
+    assert_eq!(rows(&out), rows(&s3.local("direct")));
+    // `docpipe status` on the bucket: shard 1 of 3 finished, 0 and 2 not started.
+    let o = docpipe()
+        .envs(s3.env())
+        .args(["status", &s3.url("ocr/"), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", said(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let states: BTreeMap<String, String> = status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["shard"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states["1/3"], "finished", "{status:#}");
+    assert_eq!(
+        status["total"]["documents"].as_u64(),
+        Some(rows(&out).docs.len() as u64),
+        "{status:#}"
+    );
 }
