@@ -132,7 +132,10 @@ pub fn read(
             doc.bytes = data.len() as u64;
             doc.sha256 = hex::encode(Sha256::digest(&data));
             doc.kind = sniff(&data);
-            (doc, Some(meta), Ok(data))
+            // What the listing said is what the next listing is compared
+            // with (object stores list modification times in finer units
+            // than a read reports them).
+            (doc, Some(file.meta.unwrap_or(meta)), Ok(data))
         }
         Err(ReadError::TooLarge { size, .. }) => too_large(doc, size),
         Err(ReadError::Io(e)) => (doc, None, Err(e.into())),

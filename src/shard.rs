@@ -46,10 +46,12 @@ impl Shard {
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
     /// Reads `--shard SPEC`: `K/N`, `auto` or `auto/N`. `auto` takes the
-    /// index from `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN` where
-    /// set, so `--array=1-8` works too) or `JOB_COMPLETION_INDEX`
-    /// (Kubernetes Indexed Jobs), and the count from `auto/N`,
-    /// `DOCPIPE_SHARDS`, or `SLURM_ARRAY_TASK_COUNT`, in that order.
+    /// index from `SLURM_ARRAY_TASK_ID` or `JOB_COMPLETION_INDEX`
+    /// (Kubernetes Indexed Jobs), and the count from `auto/N`, else
+    /// `DOCPIPE_SHARDS`, else `SLURM_ARRAY_TASK_COUNT`. With the array's
+    /// own count the index is the task id less `SLURM_ARRAY_TASK_MIN`
+    /// (`--array=1-8` is shards 0..7); with a count given, the task id is
+    /// the shard (`DOCPIPE_SHARDS=64 sbatch --array=5,17` reruns two).
     /// `env` stands in for `std::env::var`.
     pub fn parse(spec: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ShardError> {
         let spec = spec.trim();
@@ -76,15 +78,24 @@ impl Shard {
                     .map_err(|_| ShardError::BadEnv { name, value: v }),
             }
         };
-        let index = match var("SLURM_ARRAY_TASK_ID")? {
-            Some(id) => id.saturating_sub(var("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0)),
-            None => var("JOB_COMPLETION_INDEX")?.ok_or(ShardError::NoIndex)?,
+        // The count given (auto/N, DOCPIPE_SHARDS) makes a task id the
+        // shard itself (`--array=5,17` reruns shards 5 and 17); a count
+        // from the array makes the array the shards (`--array=1-8` is
+        // shards 0 to 7).
+        let given = match count {
+            Some(c) => Some(c),
+            None => var("DOCPIPE_SHARDS")?,
         };
-        let count = match count {
-            Some(c) => c,
-            None => var("DOCPIPE_SHARDS")?
-                .or(var("SLURM_ARRAY_TASK_COUNT")?)
-                .ok_or(ShardError::NoCount)?,
+        let (index, count) = match (var("SLURM_ARRAY_TASK_ID")?, given) {
+            (Some(id), Some(c)) => (id, c),
+            (Some(id), None) => (
+                id.saturating_sub(var("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0)),
+                var("SLURM_ARRAY_TASK_COUNT")?.ok_or(ShardError::NoCount)?,
+            ),
+            (None, c) => (
+                var("JOB_COMPLETION_INDEX")?.ok_or(ShardError::NoIndex)?,
+                c.ok_or(ShardError::NoCount)?,
+            ),
         };
         if index >= count {
             return Err(ShardError::OutOfRange { index, count });
@@ -263,6 +274,17 @@ mod tests {
                 spec: "auto",
                 env: &[("JOB_COMPLETION_INDEX", "2")],
                 want: Err(()),
+            },
+            // A count given: the task id is the shard, MIN or not.
+            Case {
+                spec: "auto",
+                env: &[
+                    ("SLURM_ARRAY_TASK_ID", "17"),
+                    ("SLURM_ARRAY_TASK_MIN", "5"),
+                    ("SLURM_ARRAY_TASK_COUNT", "2"),
+                    ("DOCPIPE_SHARDS", "64"),
+                ],
+                want: Ok((17, 64)),
             },
             Case {
                 spec: "auto",

@@ -102,6 +102,22 @@ fn three_shards_at_once_give_exactly_the_rows_of_one_run() {
     }
     let got = rows(&out);
     assert_eq!(got, want, "the union of the shards differs from one run");
+    let failures = |o: &Path| {
+        let cols = [
+            "doc_id",
+            "page_index",
+            "stage",
+            "error_class",
+            "message",
+            "attempt",
+            "input",
+        ];
+        let mut v = common::rows::columns(o, "failures", &cols);
+        v.sort();
+        v
+    };
+    assert_eq!(failures(&out), failures(&single));
+    assert_eq!(failures(&out).len(), 1);
     // Every shard did some of the work, named its parts after itself and
     // kept its own journal.
     assert_eq!(part_shards(&out, "documents"), ["0/3", "1/3", "2/3"]);

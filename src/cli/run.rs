@@ -63,10 +63,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
             .iter()
             .map(|i| absolute(i))
             .collect::<anyhow::Result<_>>()?;
+        p.places.retain(|r| !r.key.starts_with("input."));
     }
     if let Some(o) = &a.output {
         p.output.path = absolute(o)?;
+        p.places.retain(|r| r.key != "output.path");
     }
+    // Object stores the pipeline file names are reached before anything
+    // runs; a failure is reported at its key.
+    p.probe_storage()?;
     if let Some(t) = std::env::var(ENV_THREADS)
         .ok()
         .filter(|t| !t.trim().is_empty())

@@ -224,34 +224,36 @@ impl Remote {
         })?
     }
 
-    /// The keys under `prefix` (a folder), sorted.
-    fn keys_under(&self, prefix: &Key) -> io::Result<Vec<Key>> {
+    /// The objects under `prefix` (a folder), sorted by key, with sizes.
+    fn objects_under(&self, prefix: &Key) -> io::Result<Vec<(Key, u64)>> {
         let store = self.store.clone();
         let prefix = prefix.clone();
-        let mut keys: Vec<Key> = self.run(async move {
+        let mut objects: Vec<(Key, u64)> = self.run(async move {
             store
                 .list(Some(&prefix))
-                .map_ok(|m| m.location)
+                .map_ok(|m| (m.location, m.size))
                 .try_collect::<Vec<_>>()
                 .await
                 .map_err(io_of)
         })??;
-        keys.sort();
-        Ok(keys)
+        objects.sort();
+        Ok(objects)
     }
 
-    /// The entry objects of the journal at `path`, sorted, with their
-    /// sequence numbers.
-    fn log_entries(&self, path: &Path) -> io::Result<Vec<(u64, Key)>> {
+    /// The entry objects of the journal at `path`, in order: number, key,
+    /// size.
+    fn log_entries(&self, path: &Path) -> io::Result<Vec<(u64, Key, u64)>> {
         let prefix = self.key(path)?;
-        Ok(self
-            .keys_under(&prefix)?
+        let mut v: Vec<(u64, Key, u64)> = self
+            .objects_under(&prefix)?
             .into_iter()
-            .filter_map(|k| {
+            .filter_map(|(k, size)| {
                 let n = k.filename()?.strip_suffix(".jsonl")?.parse::<u64>().ok()?;
-                Some((n, k))
+                Some((n, k, size))
             })
-            .collect())
+            .collect();
+        v.sort_by_key(|e| e.0);
+        Ok(v)
     }
 }
 
@@ -451,23 +453,38 @@ impl Storage for Remote {
         if entries.is_empty() {
             return Ok(None);
         }
+        // Fetched a few at once, in order, through a bounded channel: the
+        // journal is streamed, never held whole.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(LOG_READ_CONCURRENCY);
         let store = self.store.clone();
-        let keys: Vec<Key> = entries.into_iter().map(|(_, k)| k).collect();
-        let parts: Vec<Vec<u8>> = self.run(async move {
-            futures::stream::iter(keys)
-                .map(|k| {
+        self.rt.spawn(async move {
+            let mut s = futures::stream::iter(entries)
+                .map(|(_, k, _)| {
                     let store = store.clone();
                     async move {
                         let b = store.get(&k).await?.bytes().await?;
                         Ok::<_, object_store::Error>(b.to_vec())
                     }
                 })
-                .buffered(LOG_READ_CONCURRENCY)
-                .try_collect()
-                .await
-                .map_err(io_of)
-        })??;
-        Ok(Some(Box::new(io::Cursor::new(parts.concat()))))
+                .buffered(LOG_READ_CONCURRENCY);
+            while let Some(item) = s.next().await {
+                let stop = item.is_err();
+                // A full channel blocks this task's thread, not the reader:
+                // hand the send to the blocking pool.
+                let tx = tx.clone();
+                let sent =
+                    tokio::task::spawn_blocking(move || tx.send(item.map_err(io_of)).is_ok())
+                        .await
+                        .unwrap_or(false);
+                if !sent || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Some(Box::new(LogReader {
+            rx,
+            current: io::Cursor::new(Vec::new()),
+        })))
     }
 
     fn open_log(&self, path: &Path) -> io::Result<Box<dyn Log>> {
@@ -479,8 +496,7 @@ impl Storage for Remote {
         })?;
         let mut entries = Vec::new();
         let mut start = 0u64;
-        for (n, k) in self.log_entries(path)? {
-            let len = self.head_meta(&k)?.size;
+        for (n, k, len) in self.log_entries(path)? {
             entries.push((n, k, start, len));
             start += len;
         }
@@ -523,7 +539,7 @@ impl Storage for Remote {
 
     fn remove_folder(&self, dir: &Path) -> io::Result<()> {
         let prefix = self.key(dir)?;
-        for k in self.keys_under(&prefix)? {
+        for (k, _) in self.objects_under(&prefix)? {
             self.remove(Path::new(&self.url(&k)))?;
         }
         Ok(())
@@ -615,6 +631,27 @@ async fn multipart(store: Arc<dyn ObjectStore>, key: Key, file: PathBuf) -> io::
         Err(e) => {
             let _ = w.abort().await;
             Err(e)
+        }
+    }
+}
+
+/// A journal's entries read in order as one stream of bytes.
+struct LogReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: io::Cursor<Vec<u8>>,
+}
+
+impl Read for LogReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            match self.rx.recv() {
+                Ok(next) => self.current = io::Cursor::new(next?),
+                Err(_) => return Ok(0),
+            }
         }
     }
 }
