@@ -494,7 +494,9 @@ fn check_status(status: &serde_json::Value, n: usize, rows: &Rows) {
 fn slurm_task_warned_of_its_time_limit_drains_requeues_and_resumes() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = workdir("slurm-requeue");
-    make_inputs(&dir, 30);
+    // More documents than docpipe holds in flight (its queues), so that the
+    // drain leaves some for the requeued run.
+    make_inputs(&dir, 120);
     let pipeline = write_pipeline(&dir);
     let out = dir.join("out");
     let cluster = Cluster::start("requeue");
@@ -506,7 +508,7 @@ fn slurm_task_warned_of_its_time_limit_drains_requeues_and_resumes() {
         &["--array=0-1", "--cpus-per-task=1"],
         &["--commit-every-docs", "2"],
     );
-    c.env("DOCPIPE_TEST_SINK_DELAY_MS", "600");
+    c.env("DOCPIPE_TEST_SINK_DELAY_MS", "100");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(c.output().unwrap()));
 
@@ -559,6 +561,11 @@ fn slurm_task_warned_of_its_time_limit_drains_requeues_and_resumes() {
     ] {
         assert!(log.contains(said), "task 1's log lacks {said:?}:\n{log}");
     }
+    let (_, second) = log.split_once("restart 1").unwrap();
+    assert!(
+        second.contains("resuming: "),
+        "the requeued task did not resume:\n{log}"
+    );
     // Shard 1 committed parts in two runs (before and after its requeue).
     let runs: BTreeSet<String> = parts(&out, "documents")
         .iter()
