@@ -329,8 +329,8 @@ fn task_log(dir: &Path, job: &str, task: usize) -> String {
 #[test]
 fn slurm_test_cluster_runs_an_array_with_the_variables_docpipe_reads() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = workdir("slurm-cluster");
     let cluster = Cluster::start("cluster");
+    let dir = workdir("slurm-cluster");
     let mut c = cluster.command("sbatch");
     c.current_dir(&dir).args([
         "--parsable",
@@ -352,11 +352,11 @@ fn slurm_test_cluster_runs_an_array_with_the_variables_docpipe_reads() {
 #[test]
 fn slurm_array_of_three_shards_gives_the_rows_of_one_run() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start("array");
     let dir = workdir("slurm-array");
     make_inputs(&dir, 30);
     let pipeline = write_pipeline(&dir);
     let out = dir.join("out");
-    let cluster = Cluster::start("array");
 
     let started = Instant::now();
     let o = cluster.run(
@@ -493,13 +493,13 @@ fn check_status(status: &serde_json::Value, n: usize, rows: &Rows) {
 #[test]
 fn slurm_task_warned_of_its_time_limit_drains_requeues_and_resumes() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start("requeue");
     let dir = workdir("slurm-requeue");
     // More documents than docpipe holds in flight (its queues), so that the
     // drain leaves some for the requeued run.
     make_inputs(&dir, 120);
     let pipeline = write_pipeline(&dir);
     let out = dir.join("out");
-    let cluster = Cluster::start("requeue");
 
     // Two shards, paced so that task 1 is still running when it is warned.
     let mut c = sbatch(

@@ -71,12 +71,6 @@ fn is_root() -> bool {
 /// missing and this is root on a system with apt-get; panics saying what to
 /// install otherwise.
 pub fn ensure_installed() {
-    if missing_programs().is_empty() {
-        return;
-    }
-    let lock = std::fs::File::create(std::env::temp_dir().join("docpipe-slurm-install.lock"))
-        .expect("create the install lock file");
-    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("take the install lock");
     let missing = missing_programs();
     if missing.is_empty() {
         return;
@@ -91,6 +85,13 @@ pub fn ensure_installed() {
          packages, with slurmctld, slurmd and the client commands) and run the test as root.",
         missing.join(", ")
     );
+    let lock = std::fs::File::create(std::env::temp_dir().join("docpipe-slurm-install.lock"))
+        .expect("create the install lock file");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("take the install lock");
+    let missing = missing_programs();
+    if missing.is_empty() {
+        return;
+    }
     let apt = apt.unwrap();
     eprintln!(
         "slurm: installing {} with apt-get (missing: {})",
