@@ -28,8 +28,9 @@ pub struct RunArgs {
     pub shards: Option<u32>,
 }
 
-/// Environment variable: model threads, overriding `runtime.threads`
-/// (what a cluster script sets from the cores it was given).
+/// Environment variable: model threads, overriding `runtime.threads`, and
+/// render workers where `runtime.workers` is `auto` (what a cluster script
+/// sets from the cores it was given; 0 = every core).
 pub const ENV_THREADS: &str = "DOCPIPE_THREADS";
 
 /// A path from the command line: URLs as given, local paths made absolute.
@@ -80,6 +81,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
             .trim()
             .parse()
             .map_err(|_| SetupError(format!("{ENV_THREADS}={t:?} is not a number of threads")))?;
+        // The cores a scheduler gave bound the render workers too, where
+        // the pipeline leaves their number to docpipe.
+        if p.runtime.workers == 0 {
+            p.runtime.workers = p.runtime.threads;
+        }
     }
     let shard = shard_of(a.shard.as_deref(), a.shards)?;
     if !a.retry_failed {
