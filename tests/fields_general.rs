@@ -430,6 +430,35 @@ fn an_address_ends_at_its_postcode_line() {
     );
 }
 
+#[test]
+fn tall_boxes_of_a_tilted_scan_are_read_top_to_bottom() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
+    )
+    .expect("the shipped receipt schema loads");
+    let e = LayoutEngine::new(&schema);
+    // A tilted receipt: each line's box is three lines tall, so the centres
+    // of two stacked lines are less than half a box apart; they share
+    // their width, so they are two rows, the upper one first.
+    let tall = |t: &str, x: f32, y: f32| {
+        let mut l = line(t, x, y);
+        l.bbox.y1 = y + 75.0;
+        l
+    };
+    let r = e.extract(&page(vec![
+        tall("ASIA TRADING SDN BHD", 310.0, 20.0),
+        tall("NO.23 BATU 10, TAMAN SENTOSA,", 180.0, 127.0),
+        tall("JALAN KAPAR, 42200 KLANG, SELANGOR.", 130.0, 157.0),
+        tall("GST ID: 001609584640", 260.0, 241.0),
+    ]));
+    assert_eq!(
+        value(&r, "address"),
+        Some(json!(
+            "NO.23 BATU 10, TAMAN SENTOSA, JALAN KAPAR, 42200 KLANG, SELANGOR."
+        ))
+    );
+}
+
 fn parties_engine() -> LayoutEngine {
     engine(json!({
         "party": {
