@@ -431,6 +431,49 @@ fn an_address_ends_at_its_postcode_line() {
 }
 
 #[test]
+fn an_address_is_as_sure_as_its_weakest_line_and_its_street() {
+    let e = engine(json!({
+        "shop": {"type": "string", "x-docpipe": {"position": "top"}},
+        "address": {"type": "string", "x-docpipe": {"after": "shop", "lines": 5}}
+    }));
+    let shop = |lines: Vec<Line>| {
+        let mut all = vec![line("NORTHWIND TRADERS LTD", 300.0, 40.0)];
+        all.extend(lines);
+        e.extract(&page(all))
+    };
+    let whole = shop(vec![
+        line("12 HIGH STREET,", 300.0, 70.0),
+        line("47400 SPRINGFIELD", 300.0, 100.0),
+    ]);
+    assert_eq!(
+        value(&whole, "address"),
+        Some(json!("12 HIGH STREET, 47400 SPRINGFIELD"))
+    );
+    // The chance of an exact copy: a line of 0.95 per character over its
+    // 15 characters is far from sure, whatever its mean.
+    let c = conf(&whole, "address");
+    assert!(c > 0.3 && c < 0.6, "{c}");
+    // One poorly read line makes the whole address less sure.
+    let mut blurred = line("12 HIGH STREET,", 300.0, 70.0);
+    blurred.confidence = 0.8;
+    let weak = shop(vec![blurred, line("47400 SPRINGFIELD", 300.0, 100.0)]);
+    assert!(conf(&weak, "address") < 0.5 * c, "{weak:?}");
+    // Its postcode line first, with no number before the postcode: the
+    // street was not read, and the address is half as sure.
+    let headless = shop(vec![line("47400 SPRINGFIELD", 300.0, 70.0)]);
+    assert_eq!(
+        value(&headless, "address"),
+        Some(json!("47400 SPRINGFIELD"))
+    );
+    let one_line = shop(vec![line("12 HIGH ST, 47400 SPRINGFIELD", 300.0, 70.0)]);
+    let street_only = shop(vec![line("HIGH ST, 47400 SPRINGFIELD", 300.0, 70.0)]);
+    assert!(
+        conf(&street_only, "address") < 0.6 * conf(&one_line, "address"),
+        "{street_only:?} {one_line:?}"
+    );
+}
+
+#[test]
 fn tall_boxes_of_a_tilted_scan_are_read_top_to_bottom() {
     let schema = FieldSchema::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),

@@ -8,7 +8,7 @@ use super::labelled::cand_from;
 use super::text::*;
 use super::{Cand, Plan};
 use crate::extract::field::FieldType;
-use crate::extract::parse::address::takes_next;
+use crate::extract::parse::address::{lacks_street, takes_next};
 use crate::extract::parse::find_dates;
 
 /// `position: top`: the first rows of the first page that has text. A row
@@ -131,6 +131,7 @@ pub(super) fn extend_below(plan: &Plan, lines: &[L], from: &L, c: &mut Cand, n: 
     };
     let mut text = s.clone();
     let mut confs = vec![from.conf];
+    let mut read: Vec<(&str, f32)> = vec![(from.text.as_str(), from.conf)];
     let mut prev = from;
     let mut taken: Vec<&str> = vec![s.as_str()];
     for m in following(plan, lines, from).into_iter().take(n) {
@@ -144,10 +145,16 @@ pub(super) fn extend_below(plan: &Plan, lines: &[L], from: &L, c: &mut Cand, n: 
         text.push(' ');
         text.push_str(m.text.trim());
         confs.push(m.conf);
+        read.push((m.text.as_str(), m.conf));
         c.bbox = c.bbox.union(&m.bbox);
         prev = m;
     }
-    c.score *= mean(confs.iter().copied()) / from.conf.max(f32::EPSILON);
+    let sure = if plan.address {
+        address_sureness(&read)
+    } else {
+        mean(confs.iter().copied())
+    };
+    c.score *= sure / from.conf.max(f32::EPSILON);
     c.value = Value::String(strip_tail(&text, plan.strip.as_ref()));
 }
 
@@ -188,6 +195,27 @@ pub(super) fn following<'a>(plan: &Plan, lines: &'a [L], from: &L) -> Vec<&'a L>
         out.push(m);
     }
     out
+}
+
+/// How sure an address read from lines `read` (text, OCR confidence) is:
+/// the chance that its weakest line was read without one wrong character
+/// (its confidence to the power of its characters, spaces aside: a line's
+/// OCR confidence is about the mean of its characters', and one wrong
+/// character makes the address wrong), halved when it lacks its street
+/// (see [`lacks_street`]: the lines above its postcode line were missed).
+/// The mean OCR confidence it replaces ranked right addresses above wrong
+/// ones hardly better than chance: it says how well the lines were read on
+/// average, not whether the whole address was.
+pub(super) fn address_sureness(read: &[(&str, f32)]) -> f32 {
+    let weakest = read
+        .iter()
+        .map(|(t, c)| c.powi(t.chars().filter(|c| !c.is_whitespace()).count() as i32))
+        .fold(1.0f32, f32::min);
+    let street = match read.first() {
+        Some((t, _)) if lacks_street(t) => 0.5,
+        _ => 1.0,
+    };
+    weakest * street
 }
 
 /// `after: <field>`: up to `lines` lines below the anchor field's line.
@@ -243,9 +271,16 @@ pub(super) fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<C
             .into_iter()
             .collect();
     }
+    // A block's sureness is set as it grows (see `extend_block`).
+    let sure = if plan.address && !plan.def.hints.block {
+        let read: Vec<(&str, f32)> = used.iter().map(|l| (l.text.as_str(), l.conf)).collect();
+        address_sureness(&read)
+    } else {
+        mean(used.iter().map(|l| l.conf))
+    };
     let mut c = Cand {
         value,
-        score: mean(used.iter().map(|l| l.conf)) * 0.9,
+        score: sure * 0.9,
         page: first.page,
         bbox,
         order: first.order,
@@ -293,6 +328,7 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
     };
     let mut parts = vec![s.clone()];
     let mut least = from.conf;
+    let mut confs = vec![from.conf];
     let (mut left, mut right) = (x0, from.bbox.x1);
     let mut prev_bottom = from.bbox.y1;
     let mut last_order = from.order;
@@ -365,12 +401,21 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
             break;
         }
         parts.push(text);
+        confs.push(mean(row.iter().map(|o| o.conf)));
         least = least.min(mean(row.iter().map(|o| o.conf)));
         c.bbox = c.bbox.union(&bbox);
         left = left.min(bbox.x0);
         right = right.max(bbox.x1);
         prev_bottom = bbox.y1;
         last_order = order;
+    }
+    if plan.address {
+        let read: Vec<(&str, f32)> = parts
+            .iter()
+            .map(String::as_str)
+            .zip(confs.iter().copied())
+            .collect();
+        least = address_sureness(&read);
     }
     c.score *= least / from.conf.max(f32::EPSILON);
     c.value = Value::String(strip_tail(
