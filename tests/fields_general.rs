@@ -502,6 +502,31 @@ fn tall_boxes_of_a_tilted_scan_are_read_top_to_bottom() {
     );
 }
 
+#[test]
+fn a_term_said_of_the_agreement_is_surer_than_a_period_of_a_promise() {
+    let e = agreement_engine();
+    // The period of a promise (not to solicit), and the agreement's own
+    // end: the sentence that says the agreement ends wins.
+    let r = e.extract(&page(paragraph(&[
+        "7. For a period of one (1) year, neither party shall solicit the",
+        "employees of the other. 8. Term. This Agreement shall expire two (2)",
+        "years after the Effective Date.",
+    ])));
+    assert_eq!(value(&r, "term"), Some(json!("2 years")), "{r:?}");
+    let said = conf(&r, "term");
+    // The period of a promise alone is read, and less sure.
+    let r = e.extract(&page(paragraph(&[
+        "7. For a period of one (1) year, neither party shall solicit the",
+        "employees of the other or disclose the terms of this Agreement.",
+    ])));
+    assert_eq!(value(&r, "term"), Some(json!("1 year")), "{r:?}");
+    assert!(
+        conf(&r, "term") < 0.5 * said,
+        "{} vs {said}",
+        conf(&r, "term")
+    );
+}
+
 fn parties_engine() -> LayoutEngine {
     engine(json!({
         "party": {

@@ -39,7 +39,9 @@
 //!
 //! `confidence = ocr × label × place × parse`, each in `[0, 1]`:
 //! - `ocr`: the recognition confidence of the line the value came from (the
-//!   mean over lines for multi-line values);
+//!   mean over lines for multi-line values; for an address, the chance that
+//!   its weakest line was read without one wrong character, halved when
+//!   its street lines are missing: see `placed::address_sureness`);
 //! - `label`: 1.0 when the label starts its line, 0.9 when it is inside it;
 //!   × 0.95 for a one-word label (a phrase is more specific); × 0.9 for a
 //!   synonym taken from the description; × 0.8 for a label read with one
@@ -47,8 +49,10 @@
 //! - `place`: same line 1.0; right on the same row 0.95 (next one 0.85);
 //!   below 0.85 (next one 0.7); unlabelled dates 0.5, enum votes 0.5;
 //!   `position: top` 0.9^rank among the candidate rows × (1.0 with a
-//!   keyword, 0.6 without); `after` 0.9; running text 0.6 × the share of
-//!   the field's word weight the sentence holds;
+//!   keyword, 0.6 without); `after` 0.9; running text 0.6 × (0.5 + 0.5 ×
+//!   the share of the field's word weight the sentence holds), and for a
+//!   duration × how plainly the sentence says it is how long the field's
+//!   subject lasts (1/3, 2/3 or 1: see `prose::lasting`);
 //! - `parse`: 1.0, or 0.8 for an amount written without decimals.
 //!
 //! These factors were set by hand on the SROIE receipts and the invoices of
