@@ -169,6 +169,50 @@ fn a_block_value_runs_down_while_its_lines_stay_aligned() {
 }
 
 #[test]
+fn the_shipped_invoice_schema_reads_the_bill_to_block_under_its_heading() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invoice.schema.json"),
+    )
+    .expect("the shipped invoice schema loads");
+    let e = LayoutEngine::new(&schema);
+    let r = e.extract(&page(vec![
+        line("Northwind Traders Ltd", 50.0, 30.0),
+        line("Invoice No: 2024-117", 600.0, 30.0),
+        // Two headings on one row, each over its own block: the cell right
+        // of the label is the next column's heading, not the buyer.
+        line("Billing Address", 50.0, 200.0),
+        line("Shipping Address", 500.0, 200.0),
+        line("Harbour Supplies Ltd", 50.0, 225.0),
+        line("Warehouse 7", 500.0, 225.0),
+        line("12 Quay Road", 50.0, 250.0),
+        line("3 Dock Lane", 500.0, 250.0),
+        line("Portsmouth PO1 3AX", 50.0, 275.0),
+        line("Southampton SO14 2AA", 500.0, 275.0),
+        line("Total: 120.00 GBP", 600.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "bill_to"),
+        Some(json!(
+            "Harbour Supplies Ltd, 12 Quay Road, Portsmouth PO1 3AX"
+        )),
+        "{r:?}"
+    );
+    // A label with its value beside it on the row reads there.
+    let r = e.extract(&page(vec![
+        line("Northwind Traders Ltd", 50.0, 30.0),
+        line("Bill to:", 50.0, 200.0),
+        line("Harbour Supplies Ltd", 200.0, 200.0),
+        line("12 Quay Road", 200.0, 225.0),
+        line("Total: 120.00 GBP", 600.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "bill_to"),
+        Some(json!("Harbour Supplies Ltd, 12 Quay Road")),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn a_receipt_address_is_the_centred_lines_under_the_company() {
     let schema = FieldSchema::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),

@@ -535,9 +535,14 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             })
             .collect();
         right.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
-        if let Some(c) = first_cand(plan, lines, &right, [0.95, 0.85], label_q) {
-            out.push(c);
-            continue;
+        // A block's label heads its column: the block is read below it
+        // first (the cell to the right of a heading is most often the next
+        // column's heading: `Billing Address  Shipping Address`).
+        if !plan.def.hints.block {
+            if let Some(c) = first_cand(plan, lines, &right, [0.95, 0.85], label_q) {
+                out.push(c);
+                continue;
+            }
         }
         // 3. Below, overlapping the label horizontally.
         let h = l.h();
@@ -558,7 +563,11 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 .total_cmp(&b.bbox.y0)
                 .then(a.bbox.x0.total_cmp(&b.bbox.x0))
         });
-        out.extend(first_cand(plan, lines, &below, [0.85, 0.7], label_q));
+        let under = first_cand(plan, lines, &below, [0.85, 0.7], label_q);
+        if plan.def.hints.block && under.is_none() {
+            out.extend(first_cand(plan, lines, &right, [0.95, 0.85], label_q));
+        }
+        out.extend(under);
     }
     out
 }

@@ -10,6 +10,7 @@ use super::{Cand, Plan};
 use crate::extract::field::FieldType;
 use crate::extract::parse::address::{lacks_street, takes_next};
 use crate::extract::parse::find_dates;
+use crate::types::BBox;
 
 /// `position: top`: the first rows of the first page that has text. A row
 /// is one candidate (its lines joined left to right). A row made of
@@ -315,13 +316,14 @@ pub(super) fn starts_with_key(lower: &str, labels: &[String]) -> bool {
 }
 
 /// `lines: "block"`: grow a string candidate from line `from` (the value
-/// starting at `x0`) down its column, one row at a time, while the next
-/// row is close (a gap under 1.2 line heights), of the same size (height
+/// starting at `x0`) down its column (the lines that overlap the block so
+/// far horizontally), one row at a time, while the next row is close (a gap under 1.2 line heights), of the same size (height
 /// within a factor 1.5), aligned with the block (left edges, centres or
 /// right edges within 1.5 line heights), has letters and no date, does not
 /// start with a key or a label of any field, and holds no `stop` text;
 /// rows matching `skip` are passed over. Rows are joined with the field's
-/// `separator`; the confidence is the least of the rows'.
+/// `separator`; the confidence is the least of the rows' (for an address,
+/// see [`address_sureness`]).
 pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut Cand) {
     let Value::String(s) = &c.value else {
         return;
@@ -340,6 +342,10 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
         .chain(plan.others.iter().cloned())
         .collect();
     while parts.len() < plan.def.hints.lines.max(2) {
+        // A line of the block's column overlaps it: one that starts past
+        // its right edge, however close, is the next column's (two address
+        // blocks side by side may stand less than a line height apart).
+        let in_column = |b: &BBox| b.x1.min(right) > b.x0.max(left);
         // The nearest row below that overlaps the block's column.
         let next = lines
             .iter()
@@ -347,7 +353,7 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
                 m.page == from.page
                     && m.order > last_order
                     && m.bbox.y0 >= prev_bottom - 0.3 * h
-                    && m.bbox.x1.min(right + h) > m.bbox.x0.max(left - h)
+                    && in_column(&m.bbox)
             })
             .min_by(|a, b| a.bbox.y0.total_cmp(&b.bbox.y0));
         let Some(m) = next else { break };
@@ -357,7 +363,7 @@ pub(super) fn extend_block(plan: &Plan, lines: &[L], from: &L, x0: f32, c: &mut 
                 .filter(|o| {
                     o.page == m.page
                         && vertical_overlap(&o.bbox, &m.bbox) >= 0.5
-                        && o.bbox.x1.min(right + h) > o.bbox.x0.max(left - h)
+                        && in_column(&o.bbox)
                 })
                 .collect();
             r.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
