@@ -132,6 +132,22 @@ fn dates_that_read_either_way_follow_the_document_or_stay_null() {
 }
 
 #[test]
+fn a_gst_number_says_day_first() {
+    let e = engine(json!({"date": {"type": "string", "format": "date"}}));
+    let r = e.extract(&page(vec![
+        line("GST ID: 002116837376", 50.0, 20.0),
+        line("Date: 04/05/2020", 50.0, 40.0),
+    ]));
+    assert_eq!(value(&r, "date"), Some(json!("2020-05-04")));
+    // The word alone, with no number after it, is no registration.
+    let r = e.extract(&page(vec![
+        line("Prices include GST", 50.0, 20.0),
+        line("Date: 04/05/2020", 50.0, 40.0),
+    ]));
+    assert_eq!(value(&r, "date"), None, "{r:?}");
+}
+
+#[test]
 fn a_block_value_runs_down_while_its_lines_stay_aligned() {
     let e = engine(json!({
         "bill_to": {

@@ -606,12 +606,27 @@ fn resolve_currencies(cands: Vec<Cand>, money: &Evidence, allowed: &[String]) ->
         .collect()
 }
 
+/// Whether `text` holds a GST registration number: the word `GST`, then
+/// within three words a number of at least six digits (`GST ID:
+/// 002116837376`, `GST Reg. No : 000416321536`).
+fn gst_number(text: &str) -> bool {
+    let w = text::words(text);
+    w.iter().enumerate().any(|(i, x)| {
+        x == "gst"
+            && w[i + 1..].iter().take(3).any(|n| {
+                n.chars().filter(char::is_ascii_digit).count() >= 6
+                    && n.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+    })
+}
+
 /// How the document writes numeric dates, from its own evidence: a date
 /// whose first number is over 12 is day-first, one whose second is over 12
 /// is month-first; failing that, the document's currency cues (see
 /// [`Evidence`]: printed codes and symbols, the country named, phone code,
-/// domain, tax id, postcode): more cues for US dollars say month-first, more
-/// for currencies of countries that write dates day first say day-first
+/// domain, tax id, postcode, and a GST number: see [`gst_number`]): more
+/// cues for US dollars say month-first, more for currencies of countries
+/// that write dates day first (or a GST number) say day-first
 /// (Canada and the Philippines write both and count for neither); a tie:
 /// unknown.
 fn date_order(lines: &[text::L], money: &Evidence) -> DateOrder {
@@ -634,7 +649,16 @@ fn date_order(lines: &[text::L], money: &Evidence) -> DateOrder {
     }
     let (us, rest) = money.split(&["USD"]);
     let (either, _) = money.split(&["CAD", "PHP"]);
-    let day_first = rest - either;
+    // A GST registration number: the countries that call their sales tax
+    // so (Australia, New Zealand, Singapore, Malaysia, India) write dates
+    // day first; with a Canadian cue on the page (Canada writes both) it
+    // counts for neither.
+    let gst = if either == 0 {
+        lines.iter().filter(|l| gst_number(&l.text)).count() as u32
+    } else {
+        0
+    };
+    let day_first = rest - either + gst;
     match us.cmp(&day_first) {
         std::cmp::Ordering::Greater => DateOrder::MonthFirst,
         std::cmp::Ordering::Less => DateOrder::DayFirst,
