@@ -251,6 +251,45 @@ fn a_receipt_address_is_the_centred_lines_under_the_company() {
     );
 }
 
+fn receipt_engine() -> LayoutEngine {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
+    )
+    .expect("the shipped receipt schema loads");
+    LayoutEngine::new(&schema)
+}
+
+#[test]
+fn a_company_is_printed_with_capitals_and_as_sure_as_an_exact_copy() {
+    let e = receipt_engine();
+    // A handwritten name at the top, taller than the print: lower case
+    // only, it is not the shop.
+    let mut hand = line("tan woon yann", 70.0, 20.0);
+    hand.bbox.y1 = 60.0;
+    let r = e.extract(&page(vec![
+        hand,
+        line("INDAH GIFT & HOME DECO", 110.0, 120.0),
+        line("27, JALAN DEDAP 13,", 120.0, 145.0),
+        line("81100 JOHOR BAHRU", 120.0, 170.0),
+        line("TOTAL 12.00", 120.0, 400.0),
+    ]));
+    assert_eq!(value(&r, "company"), Some(json!("INDAH GIFT & HOME DECO")));
+    // Read alike, a longer name is less sure: each character is one more
+    // chance of a wrong one.
+    let alone = |name: &str| {
+        e.extract(&page(vec![
+            line(name, 110.0, 20.0),
+            line("TOTAL 12.00", 120.0, 400.0),
+        ]))
+    };
+    let short = alone("ABC TRADING");
+    let long = alone("KEDAI RUNCIT DAN BORONG MAJU JAYA TRADING");
+    assert!(
+        conf(&long, "company") < 0.5 * conf(&short, "company"),
+        "{long:?} {short:?}"
+    );
+}
+
 #[test]
 fn a_rival_reading_lowers_the_confidence() {
     let e = engine(json!({"reference": {"type": "string", "title": "Reference"}}));

@@ -309,6 +309,7 @@ pub(super) fn cand_from(
         num: p.num,
         sure: p.q >= 1.0,
         alt: p.alt,
+        copy: 1.0,
     })
 }
 
@@ -444,6 +445,7 @@ fn date_cand(l: &L, d: DateFound, score: f32) -> Cand {
         bbox: l.span_box(d.start, d.end),
         value: Value::String(d.value),
         alt: d.month_first.map(Value::String),
+        copy: 1.0,
         score,
         page: l.page,
         order: l.order,
@@ -613,6 +615,7 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 for f in found {
                     out.push(Cand {
                         alt: None,
+                        copy: 1.0,
                         value: f.value,
                         score: l.conf * 0.5,
                         page: l.page,

@@ -102,6 +102,7 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             num: None,
             sure,
             alt: None,
+            copy: 1.0,
         };
         if plan.def.hints.block {
             if let Some(from) = last.lines.iter().max_by_key(|l| l.order) {
@@ -112,6 +113,10 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             if let Some(from) = last.lines.iter().max_by_key(|l| l.order) {
                 extend_below(plan, lines, from, &mut c, plan.def.hints.lines - 1);
             }
+        }
+        if let Value::String(v) = &c.value {
+            let chars = v.chars().filter(|ch| !ch.is_whitespace()).count() as i32;
+            c.copy = conf.powi(chars - 1).clamp(0.0, 1.0);
         }
         groups.push(used.iter().flat_map(|r| r.lines.iter().copied()).collect());
         out.push(c);
@@ -288,6 +293,7 @@ pub(super) fn after_candidates(plan: &Plan, lines: &[L], anchor: usize) -> Vec<C
         num: None,
         sure: true,
         alt: None,
+        copy: 1.0,
     };
     if plan.def.hints.block {
         extend_block(plan, lines, first, first.bbox.x0, &mut c);

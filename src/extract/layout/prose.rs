@@ -283,6 +283,7 @@ fn prose_cand(value: String, toks: &[&Tok], share: f32) -> Cand {
         num: None,
         sure: true,
         alt: None,
+        copy: 1.0,
     }
 }
 
