@@ -229,6 +229,37 @@ fn the_shipped_invoice_schema_reads_the_bill_to_block_under_its_heading() {
 }
 
 #[test]
+fn an_issuer_run_into_the_document_title_is_read_without_it() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invoice.schema.json"),
+    )
+    .expect("the shipped invoice schema loads");
+    let e = LayoutEngine::new(&schema);
+    let r = e.extract(&page(vec![
+        line("Northwind Trading Services Invoice", 400.0, 30.0),
+        line("Invoice Summary", 400.0, 70.0),
+        line("Invoice Number: 42183017", 400.0, 100.0),
+        line("Total: 4.11 EUR", 400.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "issuer"),
+        Some(json!("Northwind Trading Services")),
+        "{r:?}"
+    );
+    // A title with no name before it (no keyword) is still no issuer.
+    let r = e.extract(&page(vec![
+        line("Monthly Statement Invoice", 400.0, 30.0),
+        line("Acme Services Ltd", 400.0, 60.0),
+        line("Total: 4.11 EUR", 400.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "issuer"),
+        Some(json!("Acme Services Ltd")),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn a_receipt_address_is_the_centred_lines_under_the_company() {
     let schema = FieldSchema::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),

@@ -51,9 +51,17 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             continue;
         }
         rank += 1;
-        if contains_any(&r.lower, &plan.stop) {
-            continue;
-        }
+        // A row with a stop text is none, unless the stop text ends it and
+        // what comes before holds a keyword: a name run into the
+        // document's title (`Amazon Web Services Invoice`).
+        let titled = if contains_any(&r.lower, &plan.stop) {
+            match before_title(&r.text, &plan.stop) {
+                Some(head) if contains_any(&head.to_lowercase(), &plan.keywords) => Some(head),
+                _ => continue,
+            }
+        } else {
+            None
+        };
         let has_kw = !plan.keywords.is_empty() && contains_any(&r.lower, &plan.keywords);
         let kw = if plan.keywords.is_empty() || has_kw {
             1.0
@@ -77,7 +85,10 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         }
         let text = used
             .iter()
-            .map(|r| r.text.as_str())
+            .map(|u| match titled {
+                Some(head) if std::ptr::eq(*u, r) => head,
+                _ => u.text.as_str(),
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let text = strip_tail(cut_at_separator(&text), plan.strip.as_ref());
@@ -128,6 +139,31 @@ pub(super) fn top_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
         c.score *= f;
     }
     out
+}
+
+/// The part of row `text` before a stop text that ends it (`Amazon Web
+/// Services` of `Amazon Web Services Invoice`), with at least 4 letters and
+/// no other stop text; `None` otherwise.
+fn before_title<'a>(text: &'a str, stop: &[String]) -> Option<&'a str> {
+    let t = text.trim_end();
+    let lower = t.to_lowercase();
+    // Byte offsets are shared only when lower-casing keeps them.
+    if lower.len() != t.len() {
+        return None;
+    }
+    let cut = stop
+        .iter()
+        .filter(|s| {
+            lower.ends_with(s.as_str())
+                && lower[..lower.len() - s.len()]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| !c.is_alphanumeric())
+        })
+        .map(|s| t.len() - s.len())
+        .min()?;
+    let head = t[..cut].trim_end_matches(|c: char| !c.is_alphanumeric());
+    (letters(head) >= 4 && !contains_any(&head.to_lowercase(), stop)).then_some(head)
 }
 
 /// Append up to `n` following lines to a string candidate (see `after_candidates`).
