@@ -18,7 +18,9 @@
 //! An **unlabelled** field says where it is: `"position": "top"` reads the
 //! first 8 rows of the first page (a row: the lines side by side, joined;
 //! preferring rows with one of its `keywords`, passing over rows that match
-//! `skip` or contain a `stop` text; a row of keywords only, such as a legal
+//! `skip` or contain a `stop` text (but a row that ends in one, after a
+//! part with a keyword, is read without it: `Acme Services Invoice`); a
+//! row of keywords only, such as a legal
 //! suffix `SDN BHD` on its own, continues the row above, and a row ending
 //! in `&` the row below); `"after": "<field>"` reads up to `lines` lines
 //! below that field's value, passing over lines that match `skip` and
