@@ -245,8 +245,9 @@ pub(super) fn following<'a>(plan: &Plan, lines: &'a [L], from: &L) -> Vec<&'a L>
 /// OCR confidence is about the mean of its characters', and one wrong
 /// character makes the address wrong), halved when it lacks its street
 /// (see [`lacks_street`]: the lines above its postcode line were missed).
-/// The mean OCR confidence it replaces ranked right addresses above wrong
-/// ones hardly better than chance: it says how well the lines were read on
+/// The mean OCR confidence it replaces put every receipt address of the
+/// tune split in the top bin and ranked right ones above wrong ones at an
+/// AUROC of 0.64 (this, 0.76): it says how well the lines were read on
 /// average, not whether the whole address was.
 pub(super) fn address_sureness(read: &[(&str, f32)]) -> f32 {
     let weakest = read
