@@ -60,7 +60,14 @@ fn shipped_schemas_load_and_pipelines_check() {
         (
             "pipelines/invoices.yaml",
             "schemas/invoice.schema.json",
-            &["issuer", "invoice_number", "date", "amount", "currency"][..],
+            &[
+                "issuer",
+                "invoice_number",
+                "date",
+                "amount",
+                "currency",
+                "bill_to",
+            ][..],
         ),
     ] {
         let p =

@@ -132,6 +132,22 @@ fn dates_that_read_either_way_follow_the_document_or_stay_null() {
 }
 
 #[test]
+fn a_gst_number_says_day_first() {
+    let e = engine(json!({"date": {"type": "string", "format": "date"}}));
+    let r = e.extract(&page(vec![
+        line("GST ID: 002116837376", 50.0, 20.0),
+        line("Date: 04/05/2020", 50.0, 40.0),
+    ]));
+    assert_eq!(value(&r, "date"), Some(json!("2020-05-04")));
+    // The word alone, with no number after it, is no registration.
+    let r = e.extract(&page(vec![
+        line("Prices include GST", 50.0, 20.0),
+        line("Date: 04/05/2020", 50.0, 40.0),
+    ]));
+    assert_eq!(value(&r, "date"), None, "{r:?}");
+}
+
+#[test]
 fn a_block_value_runs_down_while_its_lines_stay_aligned() {
     let e = engine(json!({
         "bill_to": {
@@ -169,6 +185,81 @@ fn a_block_value_runs_down_while_its_lines_stay_aligned() {
 }
 
 #[test]
+fn the_shipped_invoice_schema_reads_the_bill_to_block_under_its_heading() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invoice.schema.json"),
+    )
+    .expect("the shipped invoice schema loads");
+    let e = LayoutEngine::new(&schema);
+    let r = e.extract(&page(vec![
+        line("Northwind Traders Ltd", 50.0, 30.0),
+        line("Invoice No: 2024-117", 600.0, 30.0),
+        // Two headings on one row, each over its own block: the cell right
+        // of the label is the next column's heading, not the buyer.
+        line("Billing Address", 50.0, 200.0),
+        line("Shipping Address", 500.0, 200.0),
+        line("Harbour Supplies Ltd", 50.0, 225.0),
+        line("Warehouse 7", 500.0, 225.0),
+        line("12 Quay Road", 50.0, 250.0),
+        line("3 Dock Lane", 500.0, 250.0),
+        line("Portsmouth PO1 3AX", 50.0, 275.0),
+        line("Southampton SO14 2AA", 500.0, 275.0),
+        line("Total: 120.00 GBP", 600.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "bill_to"),
+        Some(json!(
+            "Harbour Supplies Ltd, 12 Quay Road, Portsmouth PO1 3AX"
+        )),
+        "{r:?}"
+    );
+    // A label with its value beside it on the row reads there.
+    let r = e.extract(&page(vec![
+        line("Northwind Traders Ltd", 50.0, 30.0),
+        line("Bill to:", 50.0, 200.0),
+        line("Harbour Supplies Ltd", 200.0, 200.0),
+        line("12 Quay Road", 200.0, 225.0),
+        line("Total: 120.00 GBP", 600.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "bill_to"),
+        Some(json!("Harbour Supplies Ltd, 12 Quay Road")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_issuer_run_into_the_document_title_is_read_without_it() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invoice.schema.json"),
+    )
+    .expect("the shipped invoice schema loads");
+    let e = LayoutEngine::new(&schema);
+    let r = e.extract(&page(vec![
+        line("Northwind Trading Services Invoice", 400.0, 30.0),
+        line("Invoice Summary", 400.0, 70.0),
+        line("Invoice Number: 42183017", 400.0, 100.0),
+        line("Total: 4.11 EUR", 400.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "issuer"),
+        Some(json!("Northwind Trading Services")),
+        "{r:?}"
+    );
+    // A title with no name before it (no keyword) is still no issuer.
+    let r = e.extract(&page(vec![
+        line("Monthly Statement Invoice", 400.0, 30.0),
+        line("Acme Services Ltd", 400.0, 60.0),
+        line("Total: 4.11 EUR", 400.0, 500.0),
+    ]));
+    assert_eq!(
+        value(&r, "issuer"),
+        Some(json!("Acme Services Ltd")),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn a_receipt_address_is_the_centred_lines_under_the_company() {
     let schema = FieldSchema::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
@@ -188,6 +279,45 @@ fn a_receipt_address_is_the_centred_lines_under_the_company() {
     assert_eq!(
         value(&r, "address"),
         Some(json!("NO 5, JALAN MERAH 3, TAMAN SERI, 81200 JOHOR BAHRU"))
+    );
+}
+
+fn receipt_engine() -> LayoutEngine {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
+    )
+    .expect("the shipped receipt schema loads");
+    LayoutEngine::new(&schema)
+}
+
+#[test]
+fn a_company_is_printed_with_capitals_and_as_sure_as_an_exact_copy() {
+    let e = receipt_engine();
+    // A handwritten name at the top, taller than the print: lower case
+    // only, it is not the shop.
+    let mut hand = line("tan woon yann", 70.0, 20.0);
+    hand.bbox.y1 = 60.0;
+    let r = e.extract(&page(vec![
+        hand,
+        line("INDAH GIFT & HOME DECO", 110.0, 120.0),
+        line("27, JALAN DEDAP 13,", 120.0, 145.0),
+        line("81100 JOHOR BAHRU", 120.0, 170.0),
+        line("TOTAL 12.00", 120.0, 400.0),
+    ]));
+    assert_eq!(value(&r, "company"), Some(json!("INDAH GIFT & HOME DECO")));
+    // Read alike, a longer name is less sure: each character is one more
+    // chance of a wrong one.
+    let alone = |name: &str| {
+        e.extract(&page(vec![
+            line(name, 110.0, 20.0),
+            line("TOTAL 12.00", 120.0, 400.0),
+        ]))
+    };
+    let short = alone("ABC TRADING");
+    let long = alone("KEDAI RUNCIT DAN BORONG MAJU JAYA TRADING");
+    assert!(
+        conf(&long, "company") < 0.5 * conf(&short, "company"),
+        "{long:?} {short:?}"
     );
 }
 
@@ -427,6 +557,103 @@ fn an_address_ends_at_its_postcode_line() {
         Some(json!(
             "12 HIGH STREET, 47400 SPRINGFIELD WESTSHIRE UNITED KINGDOM"
         ))
+    );
+}
+
+#[test]
+fn an_address_is_as_sure_as_its_weakest_line_and_its_street() {
+    let e = engine(json!({
+        "shop": {"type": "string", "x-docpipe": {"position": "top"}},
+        "address": {"type": "string", "x-docpipe": {"after": "shop", "lines": 5}}
+    }));
+    let shop = |lines: Vec<Line>| {
+        let mut all = vec![line("NORTHWIND TRADERS LTD", 300.0, 40.0)];
+        all.extend(lines);
+        e.extract(&page(all))
+    };
+    let whole = shop(vec![
+        line("12 HIGH STREET,", 300.0, 70.0),
+        line("47400 SPRINGFIELD", 300.0, 100.0),
+    ]);
+    assert_eq!(
+        value(&whole, "address"),
+        Some(json!("12 HIGH STREET, 47400 SPRINGFIELD"))
+    );
+    // The chance of an exact copy: a line of 0.95 per character over its
+    // 15 characters is far from sure, whatever its mean.
+    let c = conf(&whole, "address");
+    assert!(c > 0.3 && c < 0.6, "{c}");
+    // One poorly read line makes the whole address less sure.
+    let mut blurred = line("12 HIGH STREET,", 300.0, 70.0);
+    blurred.confidence = 0.8;
+    let weak = shop(vec![blurred, line("47400 SPRINGFIELD", 300.0, 100.0)]);
+    assert!(conf(&weak, "address") < 0.5 * c, "{weak:?}");
+    // Its postcode line first, with no number before the postcode: the
+    // street was not read, and the address is half as sure.
+    let headless = shop(vec![line("47400 SPRINGFIELD", 300.0, 70.0)]);
+    assert_eq!(
+        value(&headless, "address"),
+        Some(json!("47400 SPRINGFIELD"))
+    );
+    let one_line = shop(vec![line("12 HIGH ST, 47400 SPRINGFIELD", 300.0, 70.0)]);
+    let street_only = shop(vec![line("HIGH ST, 47400 SPRINGFIELD", 300.0, 70.0)]);
+    assert!(
+        conf(&street_only, "address") < 0.6 * conf(&one_line, "address"),
+        "{street_only:?} {one_line:?}"
+    );
+}
+
+#[test]
+fn tall_boxes_of_a_tilted_scan_are_read_top_to_bottom() {
+    let schema = FieldSchema::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/receipt.schema.json"),
+    )
+    .expect("the shipped receipt schema loads");
+    let e = LayoutEngine::new(&schema);
+    // A tilted receipt: each line's box is three lines tall, so the centres
+    // of two stacked lines are less than half a box apart; they share
+    // their width, so they are two rows, the upper one first.
+    let tall = |t: &str, x: f32, y: f32| {
+        let mut l = line(t, x, y);
+        l.bbox.y1 = y + 75.0;
+        l
+    };
+    let r = e.extract(&page(vec![
+        tall("ASIA TRADING SDN BHD", 310.0, 20.0),
+        tall("NO.23 BATU 10, TAMAN SENTOSA,", 180.0, 127.0),
+        tall("JALAN KAPAR, 42200 KLANG, SELANGOR.", 130.0, 157.0),
+        tall("GST ID: 001609584640", 260.0, 241.0),
+    ]));
+    assert_eq!(
+        value(&r, "address"),
+        Some(json!(
+            "NO.23 BATU 10, TAMAN SENTOSA, JALAN KAPAR, 42200 KLANG, SELANGOR."
+        ))
+    );
+}
+
+#[test]
+fn a_term_said_of_the_agreement_is_surer_than_a_period_of_a_promise() {
+    let e = agreement_engine();
+    // The period of a promise (not to solicit), and the agreement's own
+    // end: the sentence that says the agreement ends wins.
+    let r = e.extract(&page(paragraph(&[
+        "7. For a period of one (1) year, neither party shall solicit the",
+        "employees of the other. 8. Term. This Agreement shall expire two (2)",
+        "years after the Effective Date.",
+    ])));
+    assert_eq!(value(&r, "term"), Some(json!("2 years")), "{r:?}");
+    let said = conf(&r, "term");
+    // The period of a promise alone is read, and less sure.
+    let r = e.extract(&page(paragraph(&[
+        "7. For a period of one (1) year, neither party shall solicit the",
+        "employees of the other or disclose the terms of this Agreement.",
+    ])));
+    assert_eq!(value(&r, "term"), Some(json!("1 year")), "{r:?}");
+    assert!(
+        conf(&r, "term") < 0.5 * said,
+        "{} vs {said}",
+        conf(&r, "term")
     );
 }
 

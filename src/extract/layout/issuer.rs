@@ -26,6 +26,10 @@
 //! - **footer** ([`FOOTER_BONUS`]): the row's text is repeated in the last
 //!   lines of a page (a company footer).
 //!
+//! A row whose letters are all lower case (handwriting, a slogan, a web
+//! address: a printed name has capitals) is then multiplied by
+//! [`LOWER_CASE`].
+//!
 //! The weights were set by hand so that a letterhead twice the body size
 //! outranks a keyword row three rows below it (`0.6 × 1.5 > 0.9³`); they
 //! were not tuned on any corpus's names.
@@ -41,6 +45,7 @@ pub const LABEL_BONUS: f32 = 0.6;
 pub const FOOTER_BONUS: f32 = 0.3;
 pub const MAX_BONUS: f32 = 1.0;
 pub const LABEL_ONLY: f32 = 0.3;
+pub const LOWER_CASE: f32 = 0.5;
 
 /// Labels that introduce the issuer, lower case.
 const SELLER_LABELS: &[&str] = &[
@@ -348,7 +353,13 @@ pub(super) fn row_factors(lines: &[L], rows: &[Vec<&L>]) -> Vec<f32> {
             {
                 bonus += FOOTER_BONUS;
             }
-            1.0 + f32::min(bonus, MAX_BONUS)
+            // A name printed at the head of a document has capitals; a
+            // row of lower-case letters only is handwriting, a slogan or a
+            // web address.
+            let raw: String = r.iter().map(|l| l.text.as_str()).collect();
+            let lower_only = letters(&raw) > 0 && !raw.chars().any(char::is_uppercase);
+            let case = if lower_only { LOWER_CASE } else { 1.0 };
+            (1.0 + f32::min(bonus, MAX_BONUS)) * case
         })
         .collect()
 }

@@ -309,6 +309,7 @@ pub(super) fn cand_from(
         num: p.num,
         sure: p.q >= 1.0,
         alt: p.alt,
+        copy: 1.0,
     })
 }
 
@@ -444,6 +445,7 @@ fn date_cand(l: &L, d: DateFound, score: f32) -> Cand {
         bbox: l.span_box(d.start, d.end),
         value: Value::String(d.value),
         alt: d.month_first.map(Value::String),
+        copy: 1.0,
         score,
         page: l.page,
         order: l.order,
@@ -535,9 +537,14 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
             })
             .collect();
         right.sort_by(|a, b| a.bbox.x0.total_cmp(&b.bbox.x0));
-        if let Some(c) = first_cand(plan, lines, &right, [0.95, 0.85], label_q) {
-            out.push(c);
-            continue;
+        // A block's label heads its column: the block is read below it
+        // first (the cell to the right of a heading is most often the next
+        // column's heading: `Billing Address  Shipping Address`).
+        if !plan.def.hints.block {
+            if let Some(c) = first_cand(plan, lines, &right, [0.95, 0.85], label_q) {
+                out.push(c);
+                continue;
+            }
         }
         // 3. Below, overlapping the label horizontally.
         let h = l.h();
@@ -558,7 +565,11 @@ pub(super) fn labelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 .total_cmp(&b.bbox.y0)
                 .then(a.bbox.x0.total_cmp(&b.bbox.x0))
         });
-        out.extend(first_cand(plan, lines, &below, [0.85, 0.7], label_q));
+        let under = first_cand(plan, lines, &below, [0.85, 0.7], label_q);
+        if plan.def.hints.block && under.is_none() {
+            out.extend(first_cand(plan, lines, &right, [0.95, 0.85], label_q));
+        }
+        out.extend(under);
     }
     out
 }
@@ -604,6 +615,7 @@ pub(super) fn unlabelled_candidates(plan: &Plan, lines: &[L]) -> Vec<Cand> {
                 for f in found {
                     out.push(Cand {
                         alt: None,
+                        copy: 1.0,
                         value: f.value,
                         score: l.conf * 0.5,
                         page: l.page,

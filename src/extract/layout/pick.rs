@@ -60,6 +60,7 @@ pub(super) fn apply_rounding(plan: &Plan, lines: &[L], cands: &[Cand], best: Can
                     num: Some(a.value.value),
                     sure: true,
                     alt: None,
+                    copy: 1.0,
                 };
             }
         }

@@ -228,8 +228,14 @@ pub(super) fn prepare(pages: &[PageLines]) -> Vec<L> {
         lines.sort_by(|a, b| cy(a).total_cmp(&cy(b)));
         let mut rows: Vec<Vec<&Line>> = Vec::new();
         for l in lines {
-            let joins = rows.last().and_then(|r| r.first()).is_some_and(|first| {
-                (cy(first) - cy(l)).abs() <= 0.5 * first.bbox.height().min(l.bbox.height()).max(1.0)
+            // One row: centres within half a line height, and no line of
+            // it above or below this one (boxes that share most of their
+            // width are stacked, however tall a tilted scan's boxes are).
+            let joins = rows.last().is_some_and(|r| {
+                r.first().is_some_and(|first| {
+                    (cy(first) - cy(l)).abs()
+                        <= 0.5 * first.bbox.height().min(l.bbox.height()).max(1.0)
+                }) && !r.iter().any(|m| stacked(&m.bbox, &l.bbox))
             });
             match rows.last_mut() {
                 Some(r) if joins => r.push(l),
@@ -260,6 +266,14 @@ pub(super) fn prepare(pages: &[PageLines]) -> Vec<L> {
         }
     }
     out
+}
+
+/// Whether boxes `a` and `b` share more than half the narrower one's width
+/// (so they cannot stand side by side on one row).
+fn stacked(a: &BBox, b: &BBox) -> bool {
+    let shared = a.x1.min(b.x1) - a.x0.max(b.x0);
+    let narrower = a.width().min(b.width()).max(1.0);
+    shared > 0.5 * narrower
 }
 
 /// Lower-case alphanumeric words of `s`.

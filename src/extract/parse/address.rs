@@ -94,6 +94,12 @@ const COUNTRIES: &[&str] = &[
 /// number), a country letter before it (`D-63571`), or 4 digits and two
 /// capitals (`3012 CN`), and letters besides (the town).
 pub fn has_postcode(text: &str) -> bool {
+    postcode_start(text).is_some()
+}
+
+/// Where the postcode of [`has_postcode`] starts in `text` (a char index),
+/// if the line holds one.
+fn postcode_start(text: &str) -> Option<usize> {
     let chars: Vec<char> = text.chars().collect();
     let letters = chars.iter().filter(|c| c.is_alphabetic()).count();
     let mut i = 0;
@@ -128,7 +134,7 @@ pub fn has_postcode(text: &str) -> bool {
             code.chars().count() == 2 && code.chars().all(|c| c.is_ascii_uppercase())
         };
         if clean && own_letters && (n == 5 || n == 6) && (town_after || state_before) {
-            return true;
+            return Some(start);
         }
         if clean && own_letters && n == 4 {
             let rest: String = chars[i..].iter().take(3).collect();
@@ -139,14 +145,23 @@ pub fn has_postcode(text: &str) -> bool {
                 && r[2].is_ascii_uppercase()
                 && chars.get(i + 3).is_none_or(|c| !c.is_alphanumeric())
             {
-                return true;
+                return Some(start);
             }
         }
         if country_prefix && own_letters && (n == 4 || n == 5) && !joined(after) {
-            return true;
+            return Some(start);
         }
     }
-    false
+    None
+}
+
+/// Whether an address whose first line is `first` lacks its street: the
+/// postcode is on that line and no number comes before it (no house, lot
+/// or unit number: `JALAN KAPAR, 42200 KLANG` or `81750 JOHOR BAHRU`, where
+/// `75, JALAN SS 22/19, 47400 PJ` is whole). The street lines above were
+/// not read (passed over, or taken for something else).
+pub fn lacks_street(first: &str) -> bool {
+    postcode_start(first).is_some_and(|at| !first.chars().take(at).any(|c| c.is_ascii_digit()))
 }
 
 /// The line is a country name and nothing else (outer punctuation aside).
@@ -228,6 +243,21 @@ mod tests {
         ] {
             assert!(!has_postcode(no), "{no}");
         }
+    }
+
+    #[test]
+    fn an_address_lacks_its_street_when_no_number_comes_before_its_postcode() {
+        assert!(lacks_street("81750 JOHOR BAHRU"));
+        assert!(lacks_street("JALAN KAPAR, 42200 KLANG, SELANGOR."));
+        assert!(lacks_street("Springfield, IL 62704"));
+        assert!(!lacks_street(
+            "75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ."
+        ));
+        assert!(!lacks_street("Hauptstr. 5, D-63571 Gelnhausen"));
+        assert!(
+            !lacks_street("LOT 1851-A & 1851-B, JALAN KPB 6,"),
+            "no postcode"
+        );
     }
 
     #[test]
