@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use docpipe::config::{ConfigError, Pipeline};
 use docpipe::fetch::Cache;
-use docpipe::output::WriterOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -60,49 +59,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline.
-    Run {
-        /// The pipeline file (YAML).
-        pipeline: PathBuf,
-        /// Read these files, folders, prefixes (`s3://bucket/prefix`) or
-        /// manifests instead of the pipeline's `input.path`.
-        #[arg(long = "input", value_name = "PATH")]
-        inputs: Vec<PathBuf>,
-        /// Write to this folder or object storage URL instead of the
-        /// pipeline's `output.path`.
-        #[arg(long, value_name = "DIR")]
-        output: Option<PathBuf>,
-        /// Process one shard of the input: `K/N` (0-based), or `auto` to
-        /// take it from Slurm's array (`SLURM_ARRAY_TASK_ID`,
-        /// `SLURM_ARRAY_TASK_COUNT`) or a Kubernetes Indexed Job
-        /// (`JOB_COMPLETION_INDEX`, with `--shards N` or `DOCPIPE_SHARDS`).
-        #[arg(long, value_name = "K/N|auto")]
-        shard: Option<String>,
-        /// The number of shards, for `--shard auto` where the engine does
-        /// not say it.
-        #[arg(long, value_name = "N", requires = "shard")]
-        shards: Option<u32>,
-        /// Start afresh: delete the output tables and the run journal first.
-        /// Without it a run resumes: documents already done are skipped.
-        #[arg(long)]
-        overwrite: bool,
-        /// Process again exactly the documents whose latest state is failed
-        /// or partial, read from their recorded paths.
-        #[arg(long, conflicts_with = "overwrite")]
-        retry_failed: bool,
-        /// Commit the open part file every N documents (0: only by time and size).
-        #[arg(long, value_name = "N", default_value_t = WriterOptions::default().commit_every_docs)]
-        commit_every_docs: usize,
-        /// Commit the open part file once it is S seconds old (0: only by count and size).
-        #[arg(long, value_name = "S", default_value_t = WriterOptions::default().commit_every_secs)]
-        commit_every_secs: u64,
-        /// No progress bar or progress lines.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Also write the run's stage, queue and batch figures (busy and idle
-        /// time per stage, queue fill, the bottleneck) to FILE as JSON.
-        #[arg(long, value_name = "FILE")]
-        metrics: Option<PathBuf>,
-    },
+    Run(cli::run::RunArgs),
     /// Progress of a run's shards, from their journals: documents done,
     /// failed and partial, pages, pages/s, last commit, ETA.
     Status {
@@ -297,31 +254,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             println!("{}", shown.summary());
             Ok(exit::OK)
         }
-        Command::Run {
-            pipeline,
-            inputs,
-            output,
-            overwrite,
-            retry_failed,
-            commit_every_docs,
-            commit_every_secs,
-            quiet,
-            metrics,
-            shard,
-            shards,
-        } => cli::run::run(cli::run::RunArgs {
-            pipeline,
-            inputs,
-            output,
-            overwrite,
-            retry_failed,
-            commit_every_docs,
-            commit_every_secs,
-            quiet,
-            metrics,
-            shard,
-            shards,
-        }),
+        Command::Run(args) => cli::run::run(args),
         Command::Status {
             output,
             json,

@@ -8,20 +8,13 @@
 
 mod common;
 
-use common::rows::{make_inputs, rows, Rows};
+use common::rows::{make_inputs, rows, workdir, Rows};
 use common::s3::S3;
 use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn workdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("in")).unwrap();
-    d
-}
 
 /// A pipeline reading `input` and writing `output` (URLs or paths).
 fn write_pipeline(dir: &Path, input: &str, output: &str) -> PathBuf {

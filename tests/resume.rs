@@ -10,21 +10,13 @@
 
 mod common;
 
-use common::rows::{columns, make_inputs, rows, Rows};
+use common::rows::{columns, make_inputs, rows, workdir, Rows};
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-/// A fresh folder under the test target folder.
-fn workdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("in")).unwrap();
-    d
-}
 
 fn write_pipeline(dir: &Path, extra: &str) -> PathBuf {
     let p = dir.join("pipeline.yaml");

@@ -9,16 +9,9 @@
 
 mod common;
 
-use common::rows::{make_inputs, rows};
+use common::rows::{make_inputs, rows, workdir};
 use common::*;
 use std::path::{Path, PathBuf};
-
-fn workdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("in")).unwrap();
-    d
-}
 
 fn write_pipeline(dir: &Path, input: &str) -> PathBuf {
     let p = dir.join("pipeline.yaml");

@@ -17,6 +17,7 @@
 
 mod common;
 
+use common::rows::{columns, workdir};
 use common::slurm::Cluster;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,14 +37,6 @@ fn sbatch_script() -> PathBuf {
 
 fn k8s_manifest() -> PathBuf {
     root().join("deploy/k8s/docpipe-job.yaml")
-}
-
-/// A fresh folder under the test target folder.
-fn workdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("in")).unwrap();
-    d
 }
 
 /// `n` text-layer PDFs of one to three pages (in `in/` and `in/sub/`), the
@@ -101,96 +94,24 @@ fn single_run(dir: &Path, pipeline: &Path) -> PathBuf {
     out
 }
 
-/// The rows of an output, keyed so that duplicates are caught and timings
-/// and run ids are left out.
+/// The rows of an output (see [`common::rows::Rows`]) and its failures,
+/// keyed by (doc_id, page_index, stage).
 #[derive(Debug, PartialEq)]
 struct Rows {
-    /// uri -> (doc_id, sha256, status, error_class, pages, config_hash)
     docs: BTreeMap<String, Vec<Option<String>>>,
-    /// (doc_id, page_index) -> page columns
     pages: BTreeMap<(String, String), Vec<Option<String>>>,
-    /// (doc_id, page_index, line_index) -> text and box
     lines: BTreeMap<(String, String, String), Vec<Option<String>>>,
-    /// (doc_id, page_index, stage) -> failure columns
     failures: BTreeMap<(String, String, String), Vec<Option<String>>>,
 }
 
-fn columns(out: &Path, table: &str, cols: &[&str]) -> Vec<Vec<Option<String>>> {
-    let batches = read_table(out, table);
-    let values: Vec<Vec<Option<String>>> = cols.iter().map(|c| strings(&batches, c)).collect();
-    let n = values.first().map_or(0, Vec::len);
-    (0..n)
-        .map(|i| values.iter().map(|v| v[i].clone()).collect())
-        .collect()
-}
-
 fn rows(out: &Path) -> Rows {
+    let common::rows::Rows { docs, pages, lines } = common::rows::rows(out);
     let mut r = Rows {
-        docs: BTreeMap::new(),
-        pages: BTreeMap::new(),
-        lines: BTreeMap::new(),
+        docs,
+        pages,
+        lines,
         failures: BTreeMap::new(),
     };
-    let docs = [
-        "uri",
-        "doc_id",
-        "sha256",
-        "status",
-        "error_class",
-        "pages",
-        "config_hash",
-    ];
-    for row in columns(out, "documents", &docs) {
-        let uri = row[0].clone().unwrap();
-        assert!(
-            r.docs.insert(uri.clone(), row[1..].to_vec()).is_none(),
-            "two documents rows for {uri} in {}",
-            out.display()
-        );
-    }
-    let pages = [
-        "doc_id",
-        "page_index",
-        "width_px",
-        "height_px",
-        "source",
-        "text",
-        "line_count",
-        "error",
-        "width_pt",
-    ];
-    for row in columns(out, "pages", &pages) {
-        let key = (row[0].clone().unwrap(), row[1].clone().unwrap());
-        assert!(
-            r.pages.insert(key.clone(), row[2..].to_vec()).is_none(),
-            "two pages rows for {key:?} in {}",
-            out.display()
-        );
-    }
-    let lines = [
-        "doc_id",
-        "page_index",
-        "line_index",
-        "text",
-        "x0",
-        "y0",
-        "x1",
-        "y1",
-        "x0_pt",
-        "y1_pt",
-    ];
-    for row in columns(out, "lines", &lines) {
-        let key = (
-            row[0].clone().unwrap(),
-            row[1].clone().unwrap(),
-            row[2].clone().unwrap(),
-        );
-        assert!(
-            r.lines.insert(key.clone(), row[3..].to_vec()).is_none(),
-            "two lines rows for {key:?} in {}",
-            out.display()
-        );
-    }
     let failures = [
         "doc_id",
         "page_index",

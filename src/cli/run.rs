@@ -14,18 +14,50 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What `docpipe run` was asked.
+#[derive(clap::Args)]
 pub struct RunArgs {
+    /// The pipeline file (YAML).
     pub pipeline: PathBuf,
+    /// Read these files, folders, prefixes (`s3://bucket/prefix`) or
+    /// manifests instead of the pipeline's `input.path`.
+    #[arg(long = "input", value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
+    /// Write to this folder or object storage URL instead of the
+    /// pipeline's `output.path`.
+    #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    pub overwrite: bool,
-    pub retry_failed: bool,
-    pub commit_every_docs: usize,
-    pub commit_every_secs: u64,
-    pub quiet: bool,
-    pub metrics: Option<PathBuf>,
+    /// Process one shard of the input: `K/N` (0-based), or `auto` to take
+    /// it from Slurm's array (`SLURM_ARRAY_TASK_ID`,
+    /// `SLURM_ARRAY_TASK_COUNT`) or a Kubernetes Indexed Job
+    /// (`JOB_COMPLETION_INDEX`, with `--shards N` or `DOCPIPE_SHARDS`).
+    #[arg(long, value_name = "K/N|auto")]
     pub shard: Option<String>,
+    /// The number of shards, for `--shard auto` where the engine does not
+    /// say it.
+    #[arg(long, value_name = "N", requires = "shard")]
     pub shards: Option<u32>,
+    /// Start afresh: delete the output tables and the run journal first
+    /// (a shard's own part files and journal only).
+    /// Without it a run resumes: documents already done are skipped.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Process again exactly the documents whose latest state is failed
+    /// or partial, read from their recorded paths.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub retry_failed: bool,
+    /// Commit the open part file every N documents (0: only by time and size).
+    #[arg(long, value_name = "N", default_value_t = WriterOptions::default().commit_every_docs)]
+    pub commit_every_docs: usize,
+    /// Commit the open part file once it is S seconds old (0: only by count and size).
+    #[arg(long, value_name = "S", default_value_t = WriterOptions::default().commit_every_secs)]
+    pub commit_every_secs: u64,
+    /// No progress bar or progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Also write the run's stage, queue and batch figures (busy and idle
+    /// time per stage, queue fill, the bottleneck) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// Environment variable: model threads, overriding `runtime.threads`, and

@@ -7,6 +7,15 @@ use super::strings;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A fresh folder `name` under the test target folder, with an empty
+/// `in/` in it.
+pub fn workdir(name: &str) -> std::path::PathBuf {
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    d
+}
+
 /// `n_pdf` copies of the born-digital fixture (each with its own bytes) and
 /// `n_png` small distinct PNGs.
 pub fn make_inputs(dir: &Path, n_pdf: usize, n_png: usize) {
