@@ -46,9 +46,10 @@ fn run_s3(s3: &S3, dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Journal entries under `out` (all shards) that commit a part.
-fn journal_entries(out: &Path) -> usize {
-    walkdir::WalkDir::new(out.join("_journal"))
+/// Journal entries under `journal` (a shard's journal folder, or
+/// `_journal/` for all) that commit a part.
+fn journal_entries(journal: &Path) -> usize {
+    walkdir::WalkDir::new(journal)
         .into_iter()
         .flatten()
         .filter(|e| e.file_type().is_file())
@@ -178,7 +179,7 @@ fn shards_on_s3_give_the_rows_of_one_run_and_pyarrow_reads_them() {
 
 /// Runs `args` until a journal entry past `entries` appears, waits
 /// `extra_ms`, then `kill -9`. False when it finished first.
-fn kill_after_commit(mut c: Command, out: &Path, entries: usize, extra_ms: u64) -> bool {
+fn kill_after_commit(mut c: Command, journal: &Path, entries: usize, extra_ms: u64) -> bool {
     let mut child = c
         .env("DOCPIPE_TEST_SINK_DELAY_MS", "15")
         .stdout(Stdio::null())
@@ -190,7 +191,7 @@ fn kill_after_commit(mut c: Command, out: &Path, entries: usize, extra_ms: u64) 
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        if journal_entries(out) > entries {
+        if journal_entries(journal) > entries {
             break;
         }
         assert!(Instant::now() < deadline, "no commit within 120 s");
@@ -215,17 +216,32 @@ fn kill_9_during_uploads_to_s3_loses_and_duplicates_nothing() {
     let want: Rows = rows(&s3.local("ref"));
     assert_eq!(want.docs.len(), 36);
 
+    // Two shards into one output; shard 0 is the one that dies.
     let out_url = s3.url("out");
     let out = s3.local("out");
-    let args = [
-        "run",
-        p,
-        "--quiet",
-        "--output",
-        &out_url,
-        "--commit-every-docs",
-        "2",
-    ];
+    let shard_args = |k: &'static str| {
+        vec![
+            "run".to_string(),
+            p.to_string(),
+            "--quiet".into(),
+            "--output".into(),
+            out_url.clone(),
+            "--commit-every-docs".into(),
+            "2".into(),
+            "--shard".into(),
+            k.into(),
+        ]
+    };
+    let (a0, a1) = (shard_args("0/2"), shard_args("1/2"));
+    let args: Vec<&str> = a0.iter().map(String::as_str).collect();
+    let other: Vec<&str> = a1.iter().map(String::as_str).collect();
+    // Shard 1 runs alongside, untouched by what happens to shard 0.
+    let shard1 = cmd(&s3, &dir.join("k1"), &other)
+        .env("DOCPIPE_TEST_SINK_DELAY_MS", "15")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // 1. Aborted right after a part file's upload, before its journal
     //    entry: the uploaded part is not counted and is removed at restart.
     let o = cmd(&s3, &dir, &args)
@@ -244,16 +260,26 @@ fn kill_9_during_uploads_to_s3_loses_and_duplicates_nothing() {
     );
     // 2. kill -9 at varied moments after commits (during the uploads and
     //    entries of the next parts).
+    let journal0 = out.join("_journal/shard-0-of-2.jsonl");
     let mut kills = 0;
     for extra in [0u64, 9, 21, 4, 35] {
-        let before = journal_entries(&out);
-        if !kill_after_commit(cmd(&s3, &dir, &args), &out, before, extra) {
+        let before = journal_entries(&journal0);
+        if !kill_after_commit(cmd(&s3, &dir, &args), &journal0, before, extra) {
             break;
         }
         kills += 1;
     }
+    eprintln!("{kills} kills of shard 0 landed");
     assert!(kills >= 3, "only {kills} kills landed");
-    // 3. Run to the end: exactly the reference rows, nothing unlisted.
+    let o = shard1.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 3. Run shard 0 to the end: the union is exactly the reference rows,
+    //    nothing unlisted.
     let (code, err) = run_s3(&s3, &dir, &args);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("resuming: "), "{err}");
@@ -263,13 +289,11 @@ fn kill_9_during_uploads_to_s3_loses_and_duplicates_nothing() {
         unlisted_parts(&out)
     );
     assert_eq!(rows(&out), want);
-    // No staging folder is left holding parts.
+    // And one more run of shard 0 does nothing.
     let (code, err) = run_s3(&s3, &dir, &args);
     assert_eq!(code, Some(0), "{err}");
-    assert!(
-        err.contains("resuming: 36 of 36 document(s) already done"),
-        "{err}"
-    );
+    assert!(err.contains("already done"), "{err}");
+    assert!(err.contains("documents: 0 "), "{err}");
 }
 
 #[test]
