@@ -17,7 +17,7 @@ pub mod page;
 use crate::config::LayoutConfig;
 use crate::ocr::model::{Accel, InferError};
 use crate::types::BBox;
-use decode::{DecodeParams, Level, BINS, INPUT_H, INPUT_W, STRIDES};
+use decode::{DecodeParams, Level, INPUT_H, INPUT_W, STRIDES};
 use image::RgbImage;
 use model::{LayoutInfer, OrtLayout};
 use std::path::Path;
@@ -97,7 +97,6 @@ impl LayoutDetector {
             &self.params,
         )
         .map_err(|e| fail(e.to_string()))?;
-        debug_assert!(BINS == 8);
         Ok(found
             .into_iter()
             .map(|d| Region {

@@ -32,28 +32,28 @@ impl Role {
     }
 }
 
-/// For each line, the region it overlaps most (intersection area; ties go
-/// to the higher-scored region, then the first); `None` when it overlaps
-/// none. `regions` are (box, score).
+/// For each line, the region it overlaps most, each overlap (intersection
+/// area) weighted by the region's score; `None` when it overlaps none.
+/// `regions` are (box, score). The weight matters where the model gives
+/// two boxes of different classes over the same place (a column called
+/// both `text` and `reference`, a title block inside a weak `title` box a
+/// few pixels larger): the line goes to the one the model is surer of,
+/// not to whichever box happens to be a pixel taller.
 pub fn assign(lines: &[BBox], regions: &[(BBox, f32)]) -> Vec<Option<usize>> {
     lines
         .iter()
         .map(|l| {
-            let mut best: Option<(f32, f32, usize)> = None;
+            let mut best: Option<(f32, usize)> = None;
             for (i, (r, score)) in regions.iter().enumerate() {
                 let Some(inter) = l.intersection(r) else {
                     continue;
                 };
-                let a = inter.area();
-                let better = match best {
-                    None => true,
-                    Some((ba, bs, _)) => a > ba || (a == ba && *score > bs),
-                };
-                if better {
-                    best = Some((a, *score, i));
+                let w = inter.area() * score.max(1e-6);
+                if best.is_none_or(|(bw, _)| w > bw) {
+                    best = Some((w, i));
                 }
             }
-            best.map(|(_, _, i)| i)
+            best.map(|(_, i)| i)
         })
         .collect()
 }
@@ -161,6 +161,18 @@ mod tests {
 
     fn b(x0: f32, y0: f32, x1: f32, y1: f32) -> BBox {
         BBox { x0, y0, x1, y1 }
+    }
+
+    #[test]
+    fn a_line_goes_to_the_region_it_overlaps_most_by_score() {
+        // The line (100-500 x 20-40) is wholly in a weak box and, but for
+        // the weak box's extra pixel row, in a strong one: 400 x 20 x 0.53
+        // = 4240 against 400 x 19 x 0.98 = 7448.
+        let regions = [
+            (b(90., 20., 600., 900.), 0.53),
+            (b(90., 21., 600., 899.), 0.98),
+        ];
+        assert_eq!(assign(&[b(100., 20., 500., 40.)], &regions), vec![Some(1)]);
     }
 
     #[test]

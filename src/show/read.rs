@@ -448,7 +448,7 @@ pub fn find_regions(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<RegionRow
             let (x0, y0, x1, y1) = (x0?, y0?, x1?, y1?);
             for r in 0..batch.num_rows() {
                 if ids[r].as_deref() != Some(doc_id)
-                    || !pages[r].is_some_and(|p| i64::from(p) == i64::from(page))
+                    || pages[r].is_none_or(|p| i64::from(p) != i64::from(page))
                 {
                     continue;
                 }
