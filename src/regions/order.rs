@@ -103,6 +103,10 @@ fn xy_cut(boxes: &[BBox], idx: Vec<usize>, out: &mut Vec<usize>) {
 
 /// Splits `idx` at the first gap along `axis` that no box spans: the
 /// boxes before it (left of or above) and the rest. `None` without a gap.
+/// A vertical gutter counts only between boxes that stand side by side:
+/// the two sides' vertical extents must overlap by half the shorter one,
+/// so a page number centred under two columns (in line with the gutter)
+/// is read after them, not between them.
 fn split(boxes: &[BBox], idx: &[usize], axis: Axis) -> Option<(Vec<usize>, Vec<usize>)> {
     let span = |i: usize| match axis {
         Axis::X => (boxes[i].x0, boxes[i].x1),
@@ -113,13 +117,29 @@ fn split(boxes: &[BBox], idx: &[usize], axis: Axis) -> Option<(Vec<usize>, Vec<u
     let mut end = span(sorted[0]).1;
     for k in 1..sorted.len() {
         let (start, stop) = span(sorted[k]);
-        if start > end {
+        if start > end
+            && (matches!(axis, Axis::Y) || side_by_side(boxes, &sorted[..k], &sorted[k..]))
+        {
             let rest = sorted.split_off(k);
             return Some((sorted, rest));
         }
         end = end.max(stop);
     }
     None
+}
+
+/// Whether two groups of boxes overlap vertically by at least half the
+/// shorter group's height.
+fn side_by_side(boxes: &[BBox], a: &[usize], b: &[usize]) -> bool {
+    let extent = |g: &[usize]| {
+        g.iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &i| {
+                (lo.min(boxes[i].y0), hi.max(boxes[i].y1))
+            })
+    };
+    let (a, b) = (extent(a), extent(b));
+    let overlap = a.1.min(b.1) - a.0.max(b.0);
+    overlap > 0.0 && overlap >= 0.5 * (a.1 - a.0).min(b.1 - b.0)
 }
 
 /// The order of a page's regions and lines. `regions` are (box, role);
@@ -209,6 +229,16 @@ mod tests {
             (b(100., 20., 900., 40.), Role::Header),   // 6 running head
         ];
         assert_eq!(reading_order(&items), vec![6, 0, 1, 3, 2, 4, 5]);
+    }
+
+    #[test]
+    fn a_page_number_in_line_with_the_gutter_is_read_after_the_columns() {
+        let items = [
+            (b(100., 100., 480., 900.), Role::Body), // 0 left column
+            (b(495., 950., 505., 970.), Role::Body), // 1 page number, not a footer
+            (b(520., 100., 900., 900.), Role::Body), // 2 right column
+        ];
+        assert_eq!(reading_order(&items), vec![0, 2, 1]);
     }
 
     #[test]
