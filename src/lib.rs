@@ -11,6 +11,7 @@ pub mod ocr;
 pub mod output;
 pub mod pdf;
 pub mod pipeline;
+pub mod regions;
 pub mod render;
 pub mod resources;
 pub mod shard;

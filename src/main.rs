@@ -87,11 +87,13 @@ enum Command {
     },
     /// Fetch the runtime libraries and models ahead of time.
     Fetch {
-        /// Which OCR models: ppocr-v6, ppocr-v4 or all.
+        /// Which OCR models: ppocr-v6, ppocr-v4 or all (all also fetches
+        /// the layout model).
         #[arg(long, default_value = "all")]
         models: String,
     },
-    /// Draw a page with its text lines and extracted fields' boxes, to a PNG.
+    /// Draw a page with its text lines, layout regions and extracted
+    /// fields' boxes, to a PNG.
     #[command(group = clap::ArgGroup::new("target").required(true).args(["doc", "uri"]))]
     Show {
         /// The run's output folder (holding documents/, pages/, lines/).
@@ -218,6 +220,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             for (name, v) in versions {
                 let m = cache.ocr_models(*v)?;
                 println!("{name}:     {}", m.det.parent().unwrap_or(&m.det).display());
+            }
+            if models == "all" {
+                println!("layout:       {}", cache.layout_model()?.display());
             }
             Ok(exit::OK)
         }

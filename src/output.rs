@@ -1,5 +1,5 @@
-//! Parquet sink for docpipe's tables: `documents/`, `pages/`, `lines/`, and
-//! the dead-letter table `failures/`.
+//! Parquet sink for docpipe's tables: `documents/`, `pages/`, `lines/`,
+//! `regions/`, and the dead-letter table `failures/`.
 //!
 //! Rows are plain owned structs ([`DocumentRow`], [`PageRow`], [`LineRow`],
 //! [`FailureRow`]);
@@ -27,31 +27,35 @@ pub use failures::{
     failures_markdown, failures_schema, truncate_message, FailureRow, MAX_MESSAGE_BYTES,
 };
 pub use field_types::{arrow_type, field_columns_schema};
-pub use rows::{micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource};
-pub use schema::{documents_schema_for, fields_markdown, schema_markdown, schemas, type_name, UTC};
+pub use rows::{
+    micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow,
+};
+pub use schema::{
+    documents_schema_for, fields_markdown, regions_schema, schema_markdown, schemas, type_name, UTC,
+};
 pub use writer::{
     parse_any_part, part_stem, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
     SealedPart, TableFile, WriteSummary, WriterOptions, TABLES,
 };
 
+/// One document's rows in every table, written together (in one part).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocRows {
+    pub doc: DocumentRow,
+    pub pages: Vec<PageRow>,
+    pub lines: Vec<LineRow>,
+    /// Empty without a `layout` section.
+    pub regions: Vec<RegionRow>,
+}
+
 /// Where a document's rows go. The real sink writes Parquet; tests may stall.
 pub trait DocSink: Send {
-    fn write(
-        &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()>;
+    fn write(&mut self, rows: DocRows) -> anyhow::Result<()>;
 }
 
 impl DocSink for crate::output::OutputWriter {
-    fn write(
-        &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()> {
-        self.write_document(doc, pages, lines)?;
+    fn write(&mut self, rows: DocRows) -> anyhow::Result<()> {
+        self.write_rows(rows, Vec::new())?;
         Ok(())
     }
 }

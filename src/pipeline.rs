@@ -17,6 +17,7 @@ mod detect;
 pub mod faults;
 mod ingest;
 mod items;
+mod layout;
 pub mod metrics;
 mod pool;
 pub mod progress;
@@ -41,6 +42,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use crate::output::DocSink;
+pub use assemble::LayoutRows;
+pub use layout::{LayoutFactory, LayoutStats};
 pub use vlm::{VlmFactory, VlmStats, VLM_DPI};
 
 /// Decides, once a file has been read and hashed, whether the run processes
@@ -84,6 +87,15 @@ pub struct VlmResources {
     pub batch_size: usize,
 }
 
+/// What the layout stage needs (`layout:`).
+pub struct LayoutResources {
+    /// Builds a worker's model, on the worker's thread.
+    pub factory: LayoutFactory,
+    /// Workers, each with its own session, taking pages from one queue.
+    pub workers: usize,
+    pub rows: LayoutRows,
+}
+
 /// What a run needs besides the pipeline file.
 pub struct Resources {
     /// PDFium shared library; `None` makes every PDF a failed row.
@@ -94,6 +106,8 @@ pub struct Resources {
     /// that need OCR then fail).
     pub detector: Option<DetectorFactory>,
     pub recogniser: Option<RecogniserFactory>,
+    /// The layout model; `None` without a `layout` section.
+    pub layout: Option<LayoutResources>,
     pub model_ids: Vec<String>,
 }
 
@@ -109,6 +123,10 @@ pub struct RunSummary {
     pub pages_ocr: u64,
     pub pages_empty: u64,
     pub lines: u64,
+    /// `regions` rows written (pipelines with `layout`).
+    pub regions: u64,
+    /// What the layout stage did, with a layout model.
+    pub layout: Option<LayoutStats>,
     pub elapsed: Duration,
     /// Busy time per stage, summed over its workers.
     pub stage_busy: Vec<(&'static str, Duration)>,
@@ -175,6 +193,14 @@ impl RunSummary {
                 b.mean(),
                 b.max,
                 b.limit
+            ));
+        }
+        if let Some(l) = &self.layout {
+            s.push_str(&format!(
+                "layout:    {} regions on {} pages, {:.0} ms a page\n",
+                self.regions,
+                l.pages,
+                l.busy.as_secs_f64() * 1000.0 / (l.pages.max(1) as f64)
             ));
         }
         if self.records > 0 {
@@ -435,6 +461,14 @@ pub async fn run<S: DocSink + 'static>(
         }
         None => (None, None),
     };
+    // Room for a page per worker and as many waiting.
+    let (layout_tx, layout_rx) = match &resources.layout {
+        Some(l) => {
+            let (tx, rx) = async_channel::bounded((2 * l.workers).max(caps.pages).max(1));
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let sampling_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         use metrics::Probe;
@@ -451,6 +485,11 @@ pub async fn run<S: DocSink + 'static>(
             vlm_rx
                 .as_ref()
                 .map(|rx| Probe::new("vlm_pages", "render", "extract", rx)),
+        )
+        .chain(
+            layout_rx
+                .as_ref()
+                .map(|rx| Probe::new("layout_pages", "render", "layout", rx)),
         )
         .collect();
         tokio::spawn(metrics::sample(probes, sampling_done.clone()))
@@ -518,13 +557,30 @@ pub async fn run<S: DocSink + 'static>(
     let r = res_tx.clone();
     let pdfium = resources.pdfium.clone();
     let renderer = opts.renderer.clone();
+    // The layout model gets the VLM's page images: 150 dpi is more than
+    // its 608x800 input needs.
     let settings = render::RenderStage {
-        vlm_dpi: vlm_tx.as_ref().map(|_| VLM_DPI),
+        vlm_dpi: (vlm_tx.is_some() || layout_tx.is_some()).then_some(VLM_DPI),
         ..render::RenderStage::from_pipeline(pipeline)
     };
+    let images = render::ImageQueues {
+        vlm: vlm_tx,
+        layout: layout_tx,
+    };
     let render = tokio::task::spawn_blocking(move || {
-        render::render(settings, pdfium, renderer, doc_rx, page_tx, vlm_tx, r)
+        render::render(settings, pdfium, renderer, doc_rx, page_tx, images, r)
     });
+    let layout_rows = resources.layout.as_ref().map(|l| l.rows.clone());
+    let layout_workers = resources.layout.as_ref().map_or(0, |l| l.workers);
+    let layout_stage = match (resources.layout, layout_rx) {
+        (Some(l), Some(rx)) => {
+            let r = res_tx.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                layout::layout_pool(&l.factory, l.workers, rx, r)
+            }))
+        }
+        _ => None,
+    };
     let vlm_fields = vlm_res.as_ref().map(|v| assemble::VlmFields {
         schema: v.schema.clone(),
         policy: v.policy,
@@ -555,7 +611,12 @@ pub async fn run<S: DocSink + 'static>(
         recognise::recognise_pool(&settings, &p, models, layout.rec_workers, crop_rx, res_tx)
     });
     let assemble = tokio::task::spawn_blocking(move || {
-        assemble::assemble(&stamp, vlm_fields.as_ref(), res_rx, fin_tx)
+        let how = assemble::Finish {
+            stamp: &stamp,
+            vlm: vlm_fields.as_ref(),
+            layout: layout_rows.as_ref(),
+        };
+        assemble::assemble(how, res_rx, fin_tx)
     });
     let p = progress.clone();
     let writer = tokio::task::spawn_blocking(move || {
@@ -570,6 +631,10 @@ pub async fn run<S: DocSink + 'static>(
     let (detect_busy, normalise_busy) = detect.await??;
     let (rec_busy, max_batch) = recog.await??;
     let vlm_stats = match vlm_stage {
+        Some(h) => Some(h.await??),
+        None => None,
+    };
+    let layout_stats = match layout_stage {
         Some(h) => Some(h.await??),
         None => None,
     };
@@ -595,6 +660,11 @@ pub async fn run<S: DocSink + 'static>(
         ("recognise", rec_busy),
         ("extract", extract_busy),
     ];
+    let layout_busy = layout_stats.as_ref().map(|l| l.busy);
+    if let Some(busy) = layout_busy {
+        summary.stage_busy.push(("layout", busy));
+    }
+    summary.layout = layout_stats;
     let elapsed = summary.elapsed;
     let stage = |name, threads, busy| metrics::StageStats::new(name, threads, busy, elapsed);
     let mut m = metrics::RunMetrics {
@@ -610,7 +680,10 @@ pub async fn run<S: DocSink + 'static>(
             stage("recognise", layout.rec_workers, rec_busy),
             stage("extract", 1, extract_busy),
             stage("write", 1, write_busy),
-        ],
+        ]
+        .into_iter()
+        .chain(layout_busy.map(|busy| stage("layout", layout_workers, busy)))
+        .collect(),
         queues,
         recognition_batches: metrics::BatchStats {
             limit: pipeline.ocr.batch_size,

@@ -146,13 +146,15 @@ pub enum RenderEvent {
         message: String,
         ms: f64,
     },
-    /// The page's image for a vision-language model, rendered at the VLM's
-    /// resolution (only when one was asked for): one per page, right after
-    /// the page's `TextPage`, `Image` or `PageError`, text-layer pages
-    /// included. `Err` says why the page has no such image.
+    /// The page's image for a vision-language model or the layout model,
+    /// rendered at their resolution (only when one was asked for): one per
+    /// page, right after the page's `TextPage`, `Image` or `PageError`,
+    /// text-layer pages included. `Err` says why the page has no such
+    /// image. `to_points` maps its pixels to PDF user-space points.
     VlmImage {
         index: u32,
         image: Result<RgbImage, String>,
+        to_points: Option<Affine>,
         ms: f64,
     },
 }
@@ -236,6 +238,7 @@ pub fn render_pdf_for(
                     let ev = RenderEvent::VlmImage {
                         index,
                         image: Err(message),
+                        to_points: None,
                         ms: 0.0,
                     };
                     if !emit(ev) {
@@ -284,13 +287,14 @@ pub fn render_pdf_for(
         }
         if let Some(vlm_dpi) = vlm_dpi {
             let t = Instant::now();
-            let image = page
-                .render(vlm_dpi, settings.max_image_pixels)
-                .map(|r| r.image)
-                .map_err(|e| e.to_string());
+            let (image, to_points) = match page.render(vlm_dpi, settings.max_image_pixels) {
+                Ok(r) => (Ok(r.image), Some(r.to_points)),
+                Err(e) => (Err(e.to_string()), None),
+            };
             let ev = RenderEvent::VlmImage {
                 index,
                 image,
+                to_points,
                 ms: ms_since(t),
             };
             if !emit(ev) {

@@ -1,7 +1,9 @@
 //! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime
 //! and the OCR models, fetched on first use (see [`crate::fetch`]).
 
-use crate::config::{Device, ExtractConfig, ExtractEngine, OcrEngine, OcrMode, Pipeline};
+use crate::config::{
+    Device, ExtractConfig, ExtractEngine, LayoutConfig, OcrEngine, OcrMode, Pipeline,
+};
 use crate::extract::vlm::manifest::Manifest;
 use crate::extract::vlm::{VlmEngine, VlmOptions};
 use crate::extract::FieldSchema;
@@ -13,6 +15,8 @@ use crate::ocr::recognise;
 use crate::pipeline::write::{DocExtractor, LayoutExtractor};
 use crate::pipeline::{thread_split, Resources};
 use crate::pipeline::{Extractor, ExtractorFactory, VlmFactory, VlmResources};
+use crate::pipeline::{LayoutResources, LayoutRows};
+use crate::regions::LayoutDetector;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +51,7 @@ pub fn prepare(
 ) -> anyhow::Result<Resources> {
     let pdfium = cache.pdfium_library()?;
     let needs_ort = pipeline.ocr.mode != OcrMode::Never
+        || pipeline.layout.is_some()
         || pipeline
             .extract
             .as_ref()
@@ -65,15 +70,51 @@ pub fn prepare(
             detector: None,
             recogniser: None,
             extractor: None,
+            layout: None,
             model_ids: Vec::new(),
         },
     };
+    if let Some(cfg) = &pipeline.layout {
+        let path = cache.layout_model()?;
+        resources
+            .model_ids
+            .extend(path.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        resources.layout = Some(layout_resources(
+            pipeline,
+            cfg,
+            path,
+            accel.unwrap_or(Accel::Cpu),
+        ));
+    }
     if let (Some(cfg), Some(fields)) = (&pipeline.extract, fields) {
         let (x, ids) = extractor(pipeline, cfg, fields, accel.unwrap_or(Accel::Cpu))?;
         resources.extractor = Some(x);
         resources.model_ids.extend(ids);
     }
     Ok(resources)
+}
+
+/// The layout stage of a `layout` section: as many workers as detection
+/// has, with as many threads each (on 2 cores one worker of 2 threads).
+fn layout_resources(
+    pipeline: &Pipeline,
+    cfg: &LayoutConfig,
+    path: PathBuf,
+    accel: Accel,
+) -> LayoutResources {
+    let threads = crate::pipeline::ocr_threads(pipeline.runtime.threads);
+    let c = cfg.clone();
+    let factory = Arc::new(move || -> anyhow::Result<LayoutDetector> {
+        Ok(LayoutDetector::load(&path, &c, threads.det_threads, accel)?)
+    });
+    LayoutResources {
+        factory,
+        workers: threads.det_workers,
+        rows: LayoutRows {
+            source: cfg.engine.as_str(),
+            reading_order: cfg.reading_order,
+        },
+    }
 }
 
 /// The pipeline's field schema, read and checked; `None` without an
@@ -280,6 +321,7 @@ pub fn ocr_resources(
         detector: Some(detector),
         recogniser: Some(recogniser),
         extractor: None,
+        layout: None,
         model_ids,
     }
 }

@@ -8,7 +8,10 @@
 //! - each `lines` row's polygon, thin and blue, with its `line_index` to its left;
 //! - each field of the `documents` row that has a `<field>__bbox` column
 //!   (x0, y0, x1, y1 in page pixels) and whose `<field>__page` is the page
-//!   shown, as a thick orange-red box with `name: value` above it.
+//!   shown, as a thick orange-red box with `name: value` above it;
+//! - each `regions` row of the page (a run with `layout`), under the rest:
+//!   a box in a colour per class, labelled `region_index class score`
+//!   inside its top-left corner.
 
 pub mod draw;
 pub mod font;
@@ -17,7 +20,7 @@ pub mod read;
 use crate::fetch::Cache;
 use crate::ingest::{self, Kind};
 use crate::types::Point;
-use draw::{FieldMark, LineMark, Style};
+use draw::{FieldMark, LineMark, RegionMark, Style};
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -68,6 +71,8 @@ pub struct Shown {
     pub lines: usize,
     /// Fields boxed (those on this page).
     pub fields: usize,
+    /// Layout regions boxed.
+    pub regions: usize,
     /// Things the picture may be wrong about: the input changed or is gone
     /// since the run (then the page is drawn on white), a size mismatch.
     pub warnings: Vec<String>,
@@ -77,14 +82,15 @@ impl Shown {
     /// One line for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} page {} ({}x{} px, {} lines, {} fields)",
+            "{}: {} page {} ({}x{} px, {} lines, {} fields, {} regions)",
             self.path.display(),
             self.uri,
             self.page,
             self.width,
             self.height,
             self.lines,
-            self.fields
+            self.fields,
+            self.regions
         )
     }
 }
@@ -192,6 +198,7 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
         }
     };
     let lines = read::find_lines(&opts.output_dir, &doc.doc_id, opts.page)?;
+    let regions = read::find_regions(&opts.output_dir, &doc.doc_id, opts.page)?;
     let mut warnings = Vec::new();
     if let Some(e) = &page.error {
         warnings.push(format!("the page failed in the run: {e}"));
@@ -251,6 +258,15 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
             bbox: f.bbox,
         })
         .collect();
+    let region_marks: Vec<RegionMark> = regions
+        .iter()
+        .map(|r| RegionMark {
+            class: r.class.clone(),
+            label: format!("{} {} {:.2}", r.region_index, r.class, r.score),
+            bbox: r.bbox,
+        })
+        .collect();
+    draw::draw_regions(&mut img, &region_marks, &opts.style);
     draw::annotate(&mut img, &line_marks, &field_marks, &opts.style);
     let path = opts
         .out
@@ -266,6 +282,7 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
         height: img.height(),
         lines: line_marks.len(),
         fields: field_marks.len(),
+        regions: region_marks.len(),
         warnings,
     })
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use docpipe::config::Pipeline;
-use docpipe::output::{DocumentRow, LineRow, PageRow};
+use docpipe::output::DocRows;
 use docpipe::pipeline::{self, DocSink, Resources, RunOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +17,7 @@ struct StalledSink {
 }
 
 impl DocSink for StalledSink {
-    fn write(
-        &mut self,
-        _doc: DocumentRow,
-        _p: Vec<PageRow>,
-        _l: Vec<LineRow>,
-    ) -> anyhow::Result<()> {
+    fn write(&mut self, _rows: DocRows) -> anyhow::Result<()> {
         let (lock, cvar) = &*self.gate;
         let mut open = lock.lock().unwrap();
         while !*open {
@@ -68,6 +63,7 @@ fn source_stops_reading_when_the_sink_stalls() {
         detector: None,
         recogniser: None,
         extractor: None,
+        layout: None,
         model_ids: Vec::new(),
     };
     let runner = std::thread::spawn(move || {

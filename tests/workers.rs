@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use docpipe::config::Pipeline;
-use docpipe::output::{DocumentRow, LineRow, PageRow};
+use docpipe::output::{DocRows, DocumentRow, LineRow, PageRow};
 use docpipe::pipeline::{self, DocSink, Renderer, Resources, RunOptions};
 use docpipe::render::{self, RenderEvent, RenderSettings};
 use docpipe::worker::{Outcome, Worker, WorkerSpec, FAULT_ENV};
@@ -383,12 +383,13 @@ struct Rows {
 }
 
 impl DocSink for Rows {
-    fn write(
-        &mut self,
-        mut doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()> {
+    fn write(&mut self, rows: DocRows) -> anyhow::Result<()> {
+        let DocRows {
+            mut doc,
+            pages,
+            lines,
+            ..
+        } = rows;
         // Timings differ from run to run; everything else must not.
         doc.started_at = 0;
         doc.time_ingest_ms = 0.0;
@@ -423,6 +424,7 @@ fn library_run(renderer: Renderer, workers: usize) -> Rows {
         detector: None,
         recogniser: None,
         extractor: None,
+        layout: None,
         model_ids: Vec::new(),
     };
     let opts = RunOptions {

@@ -5,7 +5,7 @@
 use super::Journal;
 use crate::output::DocSink;
 use crate::output::{
-    micros_since_epoch, truncate_message, DocStatus, DocumentRow, FailureRow, LineRow, OutputError,
+    micros_since_epoch, truncate_message, DocRows, DocStatus, DocumentRow, FailureRow, OutputError,
     OutputWriter, PageRow, WriteSummary, MAX_MESSAGE_BYTES,
 };
 use std::io;
@@ -180,12 +180,8 @@ impl Drop for JournaledSink {
 }
 
 impl DocSink for JournaledSink {
-    fn write(
-        &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
-    ) -> anyhow::Result<()> {
+    fn write(&mut self, rows: DocRows) -> anyhow::Result<()> {
+        let doc = &rows.doc;
         if let Some(e) = self
             .shared
             .ticker_error
@@ -206,8 +202,8 @@ impl DocSink for JournaledSink {
             |p| p.display().to_string(),
         );
         let failures = failure_rows(
-            &doc,
-            &pages,
+            doc,
+            &rows.pages,
             attempt,
             &input,
             &self.run_id,
@@ -217,7 +213,7 @@ impl DocSink for JournaledSink {
         let Some(w) = guard.as_mut() else {
             anyhow::bail!("output writer already closed");
         };
-        w.write_document_with_failures(doc, pages, lines, failures)?;
+        w.write_rows(rows, failures)?;
         // The journal records each commit through its hook; the writer's own
         // list of committed parts (every document id) would grow with the run.
         drop(w.take_committed());

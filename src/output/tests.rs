@@ -88,6 +88,8 @@ fn line(id: &str, page: i32, index: i32, pdf: bool) -> LineRow {
         bbox_pt: pdf.then_some([3.6, y * 0.36, 180.0, (y + 30.0) * 0.36]),
         font_size: pdf.then_some(10.0 + index as f32),
         bold: pdf.then_some(index == 0),
+        region_index: None,
+        region_class: None,
     }
 }
 
@@ -732,4 +734,76 @@ fn writer_without_fields_ignores_records() {
     let summary = w.close().unwrap();
     let d = read(&summary.parts[0].documents.path);
     assert_eq!(d.schema().fields(), schemas().0.fields());
+}
+
+#[test]
+fn regions_go_in_the_same_part_and_only_where_there_are_some() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        commit_every_docs: 2,
+        ..WriterOptions::default()
+    };
+    let mut w = OutputWriter::create(tmp.path(), "run1", opts).unwrap();
+    let region = |page: i32, index: i32, class: &str, pdf: bool| crate::output::RegionRow {
+        doc_id: "a".into(),
+        page_index: page,
+        region_index: index,
+        class: class.into(),
+        score: 0.5 + index as f32 / 10.0,
+        x0: 10.0,
+        y0: 20.0 * index as f32,
+        x1: 500.0,
+        y1: 20.0 * index as f32 + 15.0,
+        bbox_pt: pdf.then_some([3.6, 700.0, 180.0, 705.4]),
+        source: "rapid-layout".into(),
+    };
+    let (d, p, mut l) = document("a", 1, true);
+    l[1].region_index = Some(1);
+    l[1].region_class = Some("table".into());
+    let rows = crate::output::DocRows {
+        doc: d,
+        pages: p,
+        lines: l,
+        regions: vec![region(0, 0, "title", true), region(0, 1, "table", false)],
+    };
+    w.write_rows(rows, Vec::new()).unwrap();
+    let (d, p, l) = document("b", 1, false);
+    w.write_document(d, p, l).unwrap();
+    // The second part has no region rows: no regions file.
+    let (d, p, l) = document("c", 1, false);
+    w.write_document(d, p, l).unwrap();
+    let summary = w.close().unwrap();
+    assert_eq!(summary.regions, 2);
+    assert_eq!(summary.parts.len(), 2);
+    let first = &summary.parts[0];
+    let tables: Vec<&str> = first.tables().iter().map(|(t, _)| *t).collect();
+    assert_eq!(tables, ["documents", "pages", "lines", "regions"]);
+    assert!(summary.parts[1].regions.is_none());
+    assert_eq!(
+        files_in(&tmp.path().join("regions")),
+        vec!["part-run1-00000.parquet"]
+    );
+    let r = read(&first.regions.as_ref().unwrap().path);
+    assert_eq!(
+        r.schema().fields(),
+        crate::output::regions_schema().fields()
+    );
+    assert_eq!(
+        dict_values(&r, "class"),
+        [Some("title".into()), Some("table".into())]
+    );
+    assert_eq!(
+        dict_values(&r, "source"),
+        [Some("rapid-layout".into()), Some("rapid-layout".into())]
+    );
+    let y1_pt: &Float32Array = col(&r, "y1_pt");
+    assert_eq!(y1_pt.iter().collect::<Vec<_>>(), [Some(705.4), None]);
+    let l = read(&first.lines.path);
+    let idx: &Int32Array = col(&l, "region_index");
+    // Documents a and b, two lines each.
+    assert_eq!(idx.iter().collect::<Vec<_>>(), [None, Some(1), None, None]);
+    assert_eq!(
+        dict_values(&l, "region_class"),
+        [None, Some("table".into()), None, None]
+    );
 }

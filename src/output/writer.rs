@@ -19,8 +19,12 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::failures::{failures_batch, failures_schema, FailureRow};
-use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RowSize};
-use super::schema::{documents_batch, documents_schema_for, lines_batch, pages_batch, schemas};
+use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RegionRow, RowSize};
+use super::schema::{
+    documents_batch, documents_schema_for, lines_batch, pages_batch, regions_batch, regions_schema,
+    schemas,
+};
+use super::DocRows;
 use super::OutputError;
 use crate::extract::FieldSchema;
 use crate::storage::{CommitOrder, Place, Storage};
@@ -29,8 +33,9 @@ use crate::storage::{CommitOrder, Place, Storage};
 type ToBatch<R> = Box<dyn Fn(&[R]) -> Result<RecordBatch, ArrowError> + Send + Sync>;
 
 /// The table folders a part can have files in, in commit order. `failures`
-/// gets a file only in parts that hold at least one failure row.
-pub const TABLES: [&str; 4] = ["documents", "pages", "lines", "failures"];
+/// and `regions` get a file only in parts that hold at least one of their
+/// rows.
+pub const TABLES: [&str; 5] = ["documents", "pages", "lines", "failures", "regions"];
 
 const MIB: usize = 1024 * 1024;
 
@@ -110,6 +115,9 @@ pub struct PartFiles {
     pub lines: TableFile,
     /// Only parts with failure rows have a `failures/` file.
     pub failures: Option<TableFile>,
+    /// Only parts with region rows (a pipeline with `layout`) have a
+    /// `regions/` file.
+    pub regions: Option<TableFile>,
 }
 
 impl PartFiles {
@@ -122,6 +130,9 @@ impl PartFiles {
         ];
         if let Some(f) = &self.failures {
             v.push(("failures", f));
+        }
+        if let Some(f) = &self.regions {
+            v.push(("regions", f));
         }
         v
     }
@@ -198,6 +209,7 @@ pub struct WriteSummary {
     pub pages: u64,
     pub lines: u64,
     pub failures: u64,
+    pub regions: u64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
@@ -471,8 +483,8 @@ fn publish(storage: &dyn Storage, sealed: &SealedFile) -> Result<(), OutputError
     storage.put_file(&sealed.tmp, to).map_err(io_err(to))
 }
 
-/// The Parquet sink: `documents/`, `pages/`, `lines/` and `failures/` under
-/// one folder.
+/// The Parquet sink: `documents/`, `pages/`, `lines/`, `failures/` and
+/// `regions/` under one folder.
 ///
 /// Each table is written as part files `part-<prefix>-<NNNNN>.parquet`; while
 /// open a part is named `.part-<prefix>-<NNNNN>.parquet.tmp`. All tables roll
@@ -494,6 +506,7 @@ pub struct OutputWriter {
     pages: Table<PageRow>,
     lines: Table<LineRow>,
     failures: Table<FailureRow>,
+    regions: Table<RegionRow>,
     /// Number of the open part, if one is open, and when it was opened.
     open_part: Option<(u32, Instant)>,
     next_part: u32,
@@ -566,8 +579,21 @@ impl OutputWriter {
             Box::new(failures_batch),
         )?;
         failures.lazy = true;
+        let mut regions = Table::new(
+            at("regions"),
+            regions_schema(),
+            properties(&opts, &["doc_id"])?,
+            Box::new(regions_batch),
+        )?;
+        regions.lazy = true;
         let mut next_part = 0u32;
-        for table_dir in [&documents.dir, &pages.dir, &lines.dir, &failures.dir] {
+        for table_dir in [
+            &documents.dir,
+            &pages.dir,
+            &lines.dir,
+            &failures.dir,
+            &regions.dir,
+        ] {
             for entry in fs::read_dir(table_dir).map_err(io_err(table_dir))? {
                 let entry = entry.map_err(io_err(table_dir))?;
                 let name = entry.file_name();
@@ -590,6 +616,7 @@ impl OutputWriter {
             pages,
             lines,
             failures,
+            regions,
             open_part: None,
             next_part,
             open_docs: Vec::new(),
@@ -617,7 +644,17 @@ impl OutputWriter {
         pages: Vec<PageRow>,
         lines: Vec<LineRow>,
     ) -> Result<(), OutputError> {
-        self.guard(|w| w.write_inner(doc, pages, lines, Vec::new()))
+        self.guard(|w| {
+            w.write_inner(
+                DocRows {
+                    doc,
+                    pages,
+                    lines,
+                    regions: Vec::new(),
+                },
+                Vec::new(),
+            )
+        })
     }
 
     /// [`write_document`](Self::write_document) with the document's
@@ -629,22 +666,43 @@ impl OutputWriter {
         lines: Vec<LineRow>,
         failures: Vec<FailureRow>,
     ) -> Result<(), OutputError> {
-        self.guard(|w| w.write_inner(doc, pages, lines, failures))
+        self.guard(|w| {
+            w.write_inner(
+                DocRows {
+                    doc,
+                    pages,
+                    lines,
+                    regions: Vec::new(),
+                },
+                failures,
+            )
+        })
     }
 
-    fn write_inner(
+    /// A document's rows in every table (its `regions` too), with its
+    /// `failures` rows, all in the same part.
+    pub fn write_rows(
         &mut self,
-        doc: DocumentRow,
-        pages: Vec<PageRow>,
-        lines: Vec<LineRow>,
+        rows: DocRows,
         failures: Vec<FailureRow>,
     ) -> Result<(), OutputError> {
+        self.guard(|w| w.write_inner(rows, failures))
+    }
+
+    fn write_inner(&mut self, rows: DocRows, failures: Vec<FailureRow>) -> Result<(), OutputError> {
+        let DocRows {
+            doc,
+            pages,
+            lines,
+            regions,
+        } = rows;
         if self.open_part.is_none() {
             let n = self.next_part;
             self.documents.open(&self.prefix, n)?;
             self.pages.open(&self.prefix, n)?;
             self.lines.open(&self.prefix, n)?;
             self.failures.open(&self.prefix, n)?;
+            self.regions.open(&self.prefix, n)?;
             self.open_part = Some((n, Instant::now()));
             self.next_part = n.saturating_add(1);
         }
@@ -653,12 +711,14 @@ impl OutputWriter {
         self.pages.push(pages, &self.opts)?;
         self.lines.push(lines, &self.opts)?;
         self.failures.push(failures, &self.opts)?;
+        self.regions.push(regions, &self.opts)?;
         let largest = self
             .documents
             .estimated_bytes()
             .max(self.pages.estimated_bytes())
             .max(self.lines.estimated_bytes())
-            .max(self.failures.estimated_bytes());
+            .max(self.failures.estimated_bytes())
+            .max(self.regions.estimated_bytes());
         let every = self.opts.commit_every_docs;
         if largest >= self.opts.max_part_bytes
             || (every > 0 && self.open_docs.len() >= every)
@@ -722,12 +782,14 @@ impl OutputWriter {
         let pages = self.pages.seal_required(&self.opts)?;
         let lines = self.lines.seal_required(&self.opts)?;
         let failures = self.failures.seal(&self.opts)?;
+        let regions = self.regions.seal(&self.opts)?;
         let files = PartFiles {
             number,
             documents: documents.file.clone(),
             pages: pages.file.clone(),
             lines: lines.file.clone(),
             failures: failures.as_ref().map(|f| f.file.clone()),
+            regions: regions.as_ref().map(|f| f.file.clone()),
         };
         let docs = std::mem::take(&mut self.open_docs);
         let sealed = [
@@ -735,6 +797,7 @@ impl OutputWriter {
             Some(&pages),
             Some(&lines),
             failures.as_ref(),
+            regions.as_ref(),
         ];
         let order = self.storage.commit_order();
         if order == CommitOrder::PutThenRecord {
@@ -759,6 +822,7 @@ impl OutputWriter {
                 &self.pages.dest,
                 &self.lines.dest,
                 &self.failures.dest,
+                &self.regions.dest,
             ] {
                 sync_dir(self.storage, t)?;
             }
@@ -769,6 +833,7 @@ impl OutputWriter {
             pages = files.pages.rows,
             lines = files.lines.rows,
             failures = files.failures.as_ref().map_or(0, |f| f.rows),
+            regions = files.regions.as_ref().map_or(0, |f| f.rows),
             "committed output part"
         );
         self.parts.push(files.clone());
@@ -799,6 +864,7 @@ impl OutputWriter {
             pages: self.pages.total_rows,
             lines: self.lines.total_rows,
             failures: self.failures.total_rows,
+            regions: self.regions.total_rows,
             parts: std::mem::take(&mut self.parts),
             committed: std::mem::take(&mut self.committed),
         })

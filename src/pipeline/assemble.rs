@@ -1,9 +1,11 @@
 //! The assembler: collects pages into documents, decides each document's
 //! status from its pages, and hands each finished one on. With a VLM, a
 //! document is finished once every page has both its text and its VLM
-//! outcome; its pages' records are merged into its record here.
+//! outcome; its pages' records are merged into its record here. With a
+//! layout model, likewise every page's regions: its lines are given their
+//! regions and put in region reading order here.
 
-use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, VlmDone};
+use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, RegionsDone, VlmDone};
 use super::write::attach;
 use crate::config::RecordPolicy;
 use crate::extract::adapters;
@@ -23,6 +25,15 @@ pub struct RowStamp {
     pub model_ids: Vec<String>,
 }
 
+/// What the assembler needs to give pages their regions (`layout:`).
+#[derive(Clone, Debug)]
+pub struct LayoutRows {
+    /// `regions.source`: the layout engine's name.
+    pub source: &'static str,
+    /// `layout.reading_order`.
+    pub reading_order: bool,
+}
+
 /// What the assembler needs to give documents their VLM record.
 #[derive(Clone)]
 pub struct VlmFields {
@@ -40,23 +51,36 @@ struct DocState {
     pages: BTreeMap<u32, PageDone>,
     /// The pages' VLM outcomes; `None` without a VLM.
     vlm: Option<BTreeMap<u32, VlmDone>>,
+    /// The pages' regions; `None` without a layout model.
+    regions: Option<BTreeMap<u32, RegionsDone>>,
 }
 
 impl DocState {
     fn complete(&self) -> bool {
         let n = self.expected as usize;
-        self.pages.len() >= n && self.vlm.as_ref().is_none_or(|v| v.len() >= n)
+        self.pages.len() >= n
+            && self.vlm.as_ref().is_none_or(|v| v.len() >= n)
+            && self.regions.as_ref().is_none_or(|r| r.len() >= n)
     }
 }
 
-/// Collects pages into documents and hands each finished one on. `vlm`
-/// is `Some` when a VLM stage sends every page's outcome.
+/// How the assembler finishes documents.
+#[derive(Clone, Copy)]
+pub struct Finish<'a> {
+    pub stamp: &'a RowStamp,
+    /// `Some` when a VLM stage sends every page's outcome.
+    pub vlm: Option<&'a VlmFields>,
+    /// `Some` when a layout stage sends every page's regions.
+    pub layout: Option<&'a LayoutRows>,
+}
+
+/// Collects pages into documents and hands each finished one on.
 pub fn assemble(
-    stamp: &RowStamp,
-    vlm: Option<&VlmFields>,
+    how: Finish<'_>,
     results: Receiver<Msg>,
     out: Sender<FinishedDoc>,
 ) -> anyhow::Result<()> {
+    let stamp = how.stamp;
     let mut open: HashMap<String, DocState> = HashMap::new();
     // Documents given their failed row: pages of theirs still on the way
     // (other parts of a shared PDF) are dropped.
@@ -79,7 +103,8 @@ pub fn assemble(
                         started_at_us,
                         ingest_ms,
                         pages: BTreeMap::new(),
-                        vlm: vlm.map(|_| BTreeMap::new()),
+                        vlm: how.vlm.map(|_| BTreeMap::new()),
+                        regions: how.layout.map(|_| BTreeMap::new()),
                     },
                 );
                 None
@@ -106,6 +131,7 @@ pub fn assemble(
                     },
                     pages: Vec::new(),
                     lines: Vec::new(),
+                    regions: Vec::new(),
                 })
             }
             Msg::Page(done) => {
@@ -115,7 +141,7 @@ pub fn assemble(
                     state.complete()
                 });
                 complete
-                    .then(|| open.remove(&id).map(|s| finish_doc(stamp, vlm, s)))
+                    .then(|| open.remove(&id).map(|s| finish_doc(how, s)))
                     .flatten()
             }
             Msg::Vlm(done) => {
@@ -133,7 +159,25 @@ pub fn assemble(
                     }
                 });
                 complete
-                    .then(|| open.remove(&id).map(|s| finish_doc(stamp, vlm, s)))
+                    .then(|| open.remove(&id).map(|s| finish_doc(how, s)))
+                    .flatten()
+            }
+            Msg::Regions(done) => {
+                let id = done.doc_id.clone();
+                let complete = open_doc(&mut open, &failed, &id).is_some_and(|state| {
+                    match state.regions.as_mut() {
+                        Some(r) => {
+                            r.insert(done.page, *done);
+                            state.complete()
+                        }
+                        None => {
+                            tracing::error!(doc = %id, "regions in a run without a layout model");
+                            false
+                        }
+                    }
+                });
+                complete
+                    .then(|| open.remove(&id).map(|s| finish_doc(how, s)))
                     .flatten()
             }
         };
@@ -145,7 +189,7 @@ pub fn assemble(
     }
     // Documents still open here lost pages to a stage that stopped early.
     for (_, state) in open.drain() {
-        if out.send_blocking(finish_doc(stamp, vlm, state)).is_err() {
+        if out.send_blocking(finish_doc(how, state)).is_err() {
             break;
         }
     }
@@ -199,8 +243,13 @@ fn document_row(
     }
 }
 
-fn finish_doc(stamp: &RowStamp, fields: Option<&VlmFields>, mut state: DocState) -> FinishedDoc {
+fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
+    let (stamp, fields) = (how.stamp, how.vlm);
     let vlm = state.vlm.take();
+    let mut regions = state.regions.take();
+    let mut region_rows = Vec::new();
+    let mut layout_errors = Vec::new();
+    let mut layout_class: Option<&'static str> = None;
     let mut row = document_row(
         stamp,
         &state.doc,
@@ -215,7 +264,30 @@ fn finish_doc(stamp: &RowStamp, fields: Option<&VlmFields>, mut state: DocState)
     // The first class a failed page names (`timeout`, `internal`) is the
     // document's; plain page errors leave it to the counts below.
     let mut class: Option<&'static str> = None;
-    for (_, done) in state.pages {
+    for (_, mut done) in state.pages {
+        if let (Some(how), Some(found)) = (how.layout, regions.as_mut()) {
+            let index = done.page.page_index.max(0) as u32;
+            let outcome = found.remove(&index);
+            row.time_render_ms += outcome.as_ref().map_or(0.0, |o| o.render_ms);
+            // A page whose text failed is already its document's error.
+            if done.page.error.is_none() {
+                match outcome.map(|o| o.result) {
+                    Some(Ok(f)) => region_rows.extend(crate::regions::page::apply(
+                        &mut done.page,
+                        &mut done.lines,
+                        &f,
+                        how.source,
+                        how.reading_order,
+                    )),
+                    Some(Err(f)) => {
+                        layout_errors.push(format!("page {}: {}", index + 1, f.message));
+                        layout_class = layout_class.or(f.class);
+                    }
+                    None => layout_errors
+                        .push(format!("page {}: no layout outcome came back", index + 1)),
+                }
+            }
+        }
         row.time_render_ms += done.render_ms;
         row.time_normalise_ms += done.normalise_ms;
         row.time_ocr_ms += done.ocr_ms;
@@ -252,10 +324,22 @@ fn finish_doc(stamp: &RowStamp, fields: Option<&VlmFields>, mut state: DocState)
         );
         row.error_message = Some(page_errors.join("; "));
     }
+    if !layout_errors.is_empty() {
+        if row.status == DocStatus::Ok {
+            row.status = DocStatus::Partial;
+            row.error_class = Some(layout_class.unwrap_or("layout_failed").to_string());
+        }
+        let message = format!("layout failed: {}", layout_errors.join("; "));
+        row.error_message = Some(match row.error_message.take() {
+            Some(before) => format!("{before}; {message}"),
+            None => message,
+        });
+    }
     let mut doc = FinishedDoc {
         doc: row,
         pages,
         lines,
+        regions: region_rows,
     };
     if let (Some(fields), Some(vlm)) = (fields, vlm) {
         vlm_record(&mut doc, vlm, fields);
@@ -427,7 +511,12 @@ mod tests {
             tx.send_blocking(m).unwrap();
         }
         drop(tx);
-        assemble(&stamp, Some(&fields), rx, out_tx).unwrap();
+        let how = Finish {
+            stamp: &stamp,
+            vlm: Some(&fields),
+            layout: None,
+        };
+        assemble(how, rx, out_tx).unwrap();
         let mut got = BTreeMap::new();
         while let Ok(d) = out_rx.try_recv() {
             got.insert(d.doc.doc_id.clone(), d);

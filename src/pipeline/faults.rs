@@ -10,7 +10,9 @@
 //! - `rec-panic`: such a call panics;
 //! - `vlm-error`: a VLM generation call that holds the page returns an
 //!   error;
-//! - `vlm-panic`: such a call panics.
+//! - `vlm-panic`: such a call panics;
+//! - `layout-error`: the layout model's call on the page returns an error;
+//! - `layout-panic`: it panics.
 //!
 //! It is never set in normal use; tests set it to show that one bad item
 //! fails only itself.
@@ -27,6 +29,8 @@ pub enum StageFault {
     RecPanic,
     VlmError,
     VlmPanic,
+    LayoutError,
+    LayoutPanic,
 }
 
 fn parse(spec: &str) -> Vec<(StageFault, String)> {
@@ -39,6 +43,8 @@ fn parse(spec: &str) -> Vec<(StageFault, String)> {
                 "rec-panic" => StageFault::RecPanic,
                 "vlm-error" => StageFault::VlmError,
                 "vlm-panic" => StageFault::VlmPanic,
+                "layout-error" => StageFault::LayoutError,
+                "layout-panic" => StageFault::LayoutPanic,
                 _ => return None,
             };
             (!needle.is_empty()).then(|| (kind, needle.to_string()))

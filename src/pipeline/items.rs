@@ -4,8 +4,9 @@ use crate::extract::vlm::PageRecord;
 use crate::extract::{Line, PageLines};
 use crate::ingest::DocRef;
 use crate::ocr::engine::Crop;
-use crate::output::{DocumentRow, LineRow, PageRow};
+use crate::output::{DocumentRow, LineRow, PageRow, RegionRow};
 use crate::pdf::Affine;
+use crate::regions::page::PageRegions;
 use crate::types::BBox;
 use image::RgbImage;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,12 +110,28 @@ pub struct PageJob {
     pub image: RgbImage,
 }
 
-/// A page's image on its way to the VLM stage, made by the render stage
-/// (for PDFs in the render workers); `Err` says why the page has none.
-pub struct VlmPage {
+/// A page's image on its way to the VLM or the layout stage, made by the
+/// render stage (for PDFs in the render workers); `Err` says why the page
+/// has none.
+#[derive(Clone)]
+pub struct PageImage {
     pub meta: PageMeta,
     pub image: Result<RgbImage, String>,
+    /// Maps a pixel of `image` to PDF user-space points (PDF pages).
+    pub to_points: Option<Affine>,
     /// Time spent making the image, milliseconds.
+    pub render_ms: f64,
+}
+
+/// A page's layout regions, on their way to the assembler.
+pub struct RegionsDone {
+    pub doc_id: String,
+    pub page: u32,
+    /// What the model found, or why it found nothing (`class` `None` for a
+    /// failed model call, `internal` for a panic, `timeout` for a spent
+    /// budget).
+    pub result: Result<PageRegions, PageFailure>,
+    /// Time spent making the page's image, milliseconds.
     pub render_ms: f64,
 }
 
@@ -207,6 +224,9 @@ pub enum Msg {
     /// A page's VLM outcome (pipelines with `extract.engine: vlm`, whose
     /// documents finish when every page has both its text and this).
     Vlm(Box<VlmDone>),
+    /// A page's layout regions (pipelines with `layout`, whose documents
+    /// finish when every page has its text and this).
+    Regions(Box<RegionsDone>),
 }
 
 pub fn now_us() -> i64 {
@@ -225,6 +245,8 @@ pub struct FinishedDoc {
     pub doc: DocumentRow,
     pub pages: Vec<PageRow>,
     pub lines: Vec<LineRow>,
+    /// Empty without a `layout` section.
+    pub regions: Vec<RegionRow>,
 }
 
 impl FinishedDoc {

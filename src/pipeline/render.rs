@@ -1,15 +1,15 @@
 //! The render stage: PDFs through PDFium (in worker processes, or in this
 //! process for tests and library use), images through the pure-Rust
 //! decoders. Text-layer pages go straight to the assembler, page images on
-//! to detection. With a VLM, every page's image for it goes to the VLM
-//! stage as well, one page at a time: for PDFs the worker renders it next
-//! to the page's own event, so the main process never opens PDFium and
-//! never reads a file a second time.
+//! to detection. With a VLM or a layout model, every page's image for them
+//! goes to their stages as well, one page at a time: for PDFs the worker
+//! renders it next to the page's own event, so the main process never
+//! opens PDFium and never reads a file a second time.
 
 mod pdf;
 mod raster;
 
-use super::items::{DocJob, Msg, PageJob, VlmPage};
+use super::items::{DocJob, Msg, PageImage, PageJob};
 use super::shared_pdf::{SharedPdf, Sharing, FIRST_PART};
 use super::Renderer;
 use crate::config::{OcrMode, Pipeline};
@@ -38,8 +38,9 @@ pub struct RenderStage {
     /// What each PDF request asks of PDFium.
     pub pdf: RenderSettings,
     pub raster: RasterSettings,
-    /// With a VLM: the resolution its page images are rendered at, dots per
-    /// inch ([`super::vlm::VLM_DPI`]); `None`: no VLM images.
+    /// With a VLM or a layout model: the resolution their page images are
+    /// rendered at, dots per inch ([`super::vlm::VLM_DPI`]); `None`: no
+    /// such images.
     pub vlm_dpi: Option<f32>,
 }
 
@@ -58,6 +59,14 @@ impl RenderStage {
             vlm_dpi: None,
         }
     }
+}
+
+/// Where page images go besides detection: the VLM stage's queue (with a
+/// VLM) and the layout stage's (with `layout`).
+#[derive(Clone, Default)]
+pub struct ImageQueues {
+    pub vlm: Option<Sender<PageImage>>,
+    pub layout: Option<Sender<PageImage>>,
 }
 
 /// Documents being read at once by the render stage, and the most seen.
@@ -99,7 +108,7 @@ pub fn render(
     renderer: Renderer,
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
-    vlm: Option<Sender<VlmPage>>,
+    images: ImageQueues,
     results: Sender<Msg>,
 ) -> (Duration, usize) {
     let threads = worker::pool_size(settings.workers);
@@ -122,16 +131,16 @@ pub fn render(
     let busy = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (plan, docs, pages, vlm, results) = (
+            let (plan, docs, pages, images, results) = (
                 &plan,
                 docs.clone(),
                 pages.clone(),
-                vlm.clone(),
+                images.clone(),
                 results.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("render-{i}"))
-                .spawn_scoped(s, move || render_thread(plan, docs, pages, vlm, results));
+                .spawn_scoped(s, move || render_thread(plan, docs, pages, images, results));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => tracing::warn!("cannot start render thread {i}: {e}"),
@@ -142,7 +151,7 @@ pub fn render(
                 &plan,
                 docs.clone(),
                 pages.clone(),
-                vlm.clone(),
+                images.clone(),
                 results.clone(),
             );
         }
@@ -164,7 +173,7 @@ fn render_thread(
     plan: &RenderPlan,
     docs: Receiver<DocJob>,
     pages: Sender<PageJob>,
-    vlm: Option<Sender<VlmPage>>,
+    images: ImageQueues,
     results: Sender<Msg>,
 ) -> Duration {
     let mut worker: Option<Worker> = None;
@@ -173,7 +182,7 @@ fn render_thread(
     let mut closed = false;
     let out = Outputs {
         pages: &pages,
-        vlm: vlm.as_ref(),
+        images: &images,
         results: &results,
         waited: &waited,
     };
@@ -264,8 +273,8 @@ fn render_thread(
 /// waiting for room downstream (detection's slowness, not its own work).
 struct Outputs<'a> {
     pages: &'a Sender<PageJob>,
-    /// The VLM stage's queue, with a VLM.
-    vlm: Option<&'a Sender<VlmPage>>,
+    /// The VLM's and the layout model's queues.
+    images: &'a ImageQueues,
     results: &'a Sender<Msg>,
     waited: &'a Cell<Duration>,
 }
@@ -280,20 +289,23 @@ impl Outputs<'_> {
         sent
     }
 
-    /// Whether pages' images go to a VLM stage.
-    fn wants_vlm(&self) -> bool {
-        self.vlm.is_some()
+    /// Whether pages' images go to a VLM or a layout stage.
+    fn wants_images(&self) -> bool {
+        self.images.vlm.is_some() || self.images.layout.is_some()
     }
 
-    /// Sends a page's VLM image on (and drops it without a VLM), adding
-    /// the time spent waiting for room to `waited`. False when the
-    /// pipeline is closing.
-    fn vlm_page(&self, page: VlmPage) -> bool {
-        let Some(vlm) = self.vlm else {
-            return true;
-        };
+    /// Sends a page's image on to the VLM and the layout stages (and drops
+    /// it without them), adding the time spent waiting for room to
+    /// `waited`. False when the pipeline is closing.
+    fn page_image(&self, page: PageImage) -> bool {
         let t = Instant::now();
-        let sent = vlm.send_blocking(page).is_ok();
+        let sent = match (&self.images.vlm, &self.images.layout) {
+            (Some(vlm), Some(layout)) => {
+                vlm.send_blocking(page.clone()).is_ok() && layout.send_blocking(page).is_ok()
+            }
+            (Some(q), None) | (None, Some(q)) => q.send_blocking(page).is_ok(),
+            (None, None) => true,
+        };
         self.waited.set(self.waited.get() + t.elapsed());
         sent
     }

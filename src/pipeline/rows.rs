@@ -115,6 +115,8 @@ pub fn line_row(
         bbox_pt: bbox_pt.map(|b| [b.x0, b.y0, b.x1, b.y1]),
         font_size: None,
         bold: None,
+        region_index: None,
+        region_class: None,
     }
 }
 

@@ -15,7 +15,7 @@
 //! the page's error (class `internal`), and the engine is loaded anew.
 
 use super::faults::{self, StageFault, STAGE_FAULT_ENV};
-use super::items::{Msg, PageFailure, VlmDone, VlmPage};
+use super::items::{Msg, PageFailure, PageImage, VlmDone};
 use crate::extract::vlm::{PageRecord, VlmEngine, VlmError};
 use async_channel::{Receiver, Sender};
 use std::panic::AssertUnwindSafe;
@@ -65,7 +65,7 @@ impl VlmStats {
 pub fn vlm_stage(
     factory: &VlmFactory,
     batch_size: usize,
-    pages: Receiver<VlmPage>,
+    pages: Receiver<PageImage>,
     results: Sender<Msg>,
 ) -> anyhow::Result<VlmStats> {
     let batch_size = batch_size.max(1);
@@ -121,7 +121,7 @@ type Outcome = Result<PageRecord, PageFailure>;
 
 impl Calls<'_> {
     /// One outcome per page of `batch`, in order.
-    fn run(&mut self, batch: &[VlmPage]) -> Vec<Outcome> {
+    fn run(&mut self, batch: &[PageImage]) -> Vec<Outcome> {
         let mut out: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut live: Vec<usize> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
@@ -170,7 +170,7 @@ impl Calls<'_> {
     /// One generation call on pages `items` of `batch`, a panic caught as
     /// the call's error. Its time is charged to the pages' documents, a
     /// share each.
-    fn call(&mut self, batch: &[VlmPage], items: &[usize]) -> Result<Vec<Outcome>, PageFailure> {
+    fn call(&mut self, batch: &[PageImage], items: &[usize]) -> Result<Vec<Outcome>, PageFailure> {
         let images: Vec<&image::RgbImage> = items
             .iter()
             .filter_map(|&i| batch[i].image.as_ref().ok())

@@ -11,7 +11,7 @@ use super::{DocSink, RunSummary};
 use crate::config::{OnInvalid, RecordPolicy};
 use crate::extract::adapters::{self, LayoutFields};
 use crate::extract::{Extracted, FieldSchema};
-use crate::output::{DocStatus, DocumentRow, PageSource};
+use crate::output::{DocRows, DocStatus, DocumentRow, PageSource};
 use async_channel::Receiver;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -138,7 +138,12 @@ pub fn write<S: DocSink>(
             }
             account(progress, &mut summary, &mut failures, &d);
             let t = Instant::now();
-            sink.write(d.doc, d.pages, d.lines)?;
+            sink.write(DocRows {
+                doc: d.doc,
+                pages: d.pages,
+                lines: d.lines,
+                regions: d.regions,
+            })?;
             writing += t.elapsed();
             progress.counters.docs_done.fetch_add(1, Ordering::Relaxed);
             progress.tick();
@@ -197,6 +202,7 @@ fn account(
         }
     }
     summary.lines += d.lines.len() as u64;
+    summary.regions += d.regions.len() as u64;
     progress
         .counters
         .pages_done

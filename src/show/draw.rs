@@ -58,6 +58,56 @@ pub struct FieldMark {
     pub bbox: BBox,
 }
 
+/// One layout region to box: its box in page pixels, its class (which picks
+/// the colour) and the label written inside its top-left corner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionMark {
+    pub class: String,
+    pub label: String,
+    pub bbox: BBox,
+}
+
+/// The colour of a layout class: one per class of `rapid-layout`, grey for
+/// any other.
+pub fn region_colour(class: &str) -> Rgb<u8> {
+    Rgb(match class {
+        "text" => [0, 150, 80],
+        "title" => [200, 0, 160],
+        "figure" => [150, 90, 0],
+        "figure_caption" => [200, 140, 40],
+        "table" => [120, 40, 220],
+        "table_caption" => [170, 110, 240],
+        "header" => [0, 160, 190],
+        "footer" => [0, 110, 140],
+        "reference" => [110, 130, 20],
+        "equation" => [210, 40, 40],
+        _ => [128, 128, 128],
+    })
+}
+
+/// Draws layout regions: a box in the class's colour, 3 px wide, and the
+/// label inside its top-left corner. Drawn first, so lines and fields go
+/// over them.
+pub fn draw_regions(img: &mut RgbImage, regions: &[RegionMark], style: &Style) {
+    for r in regions {
+        draw_rect(img, &r.bbox, 3, region_colour(&r.class));
+    }
+    for r in regions {
+        if !is_finite_box(&r.bbox) {
+            continue;
+        }
+        draw_label_at(
+            img,
+            r.bbox.x0.ceil() as i64 + 4,
+            r.bbox.y0.ceil() as i64 + 4,
+            &r.label,
+            style.label_scale,
+            region_colour(&r.class),
+            style.label_background,
+        );
+    }
+}
+
 /// Draws the lines' outlines, their indices, the fields' boxes and their
 /// labels, in that order (so field labels are never covered).
 pub fn annotate(img: &mut RgbImage, lines: &[LineMark], fields: &[FieldMark], style: &Style) {

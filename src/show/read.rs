@@ -1,5 +1,6 @@
 //! Reading one document's rows back from a run's Parquet tables
-//! (`documents/`, `pages/`, `lines/`, each a folder of part files).
+//! (`documents/`, `pages/`, `lines/`, `regions/`, each a folder of part
+//! files).
 
 use super::{ShowError, Target};
 use crate::types::{BBox, Point};
@@ -404,6 +405,72 @@ pub fn find_lines(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<LineRow>, S
         }
     }
     out.sort_by_key(|l| l.line_index);
+    Ok(out)
+}
+
+/// One regions row of the page shown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionRow {
+    pub region_index: i32,
+    pub class: String,
+    pub score: f32,
+    /// Page pixels.
+    pub bbox: BBox,
+}
+
+/// The regions rows of (`doc_id`, `page`), by region index; none when the
+/// output has no `regions/` folder (a run without `layout`, or before it
+/// existed).
+pub fn find_regions(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<RegionRow>, ShowError> {
+    if !dir.join("regions").is_dir() {
+        return Ok(Vec::new());
+    }
+    let cols = [
+        "doc_id",
+        "page_index",
+        "region_index",
+        "class",
+        "score",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+    ];
+    let mut out = Vec::new();
+    for path in part_files(dir, "regions")? {
+        for batch in read_file(&path, Some(&cols))? {
+            let ids = strings(&batch, "doc_id", &path)?;
+            let pages = i32s(&batch, "page_index", &path)?;
+            let index = i32s(&batch, "region_index", &path)?;
+            let class = strings(&batch, "class", &path)?;
+            let score = f32s(&batch, "score", &path)?;
+            let [x0, y0, x1, y1] = ["x0", "y0", "x1", "y1"].map(|c| f32s(&batch, c, &path));
+            let (x0, y0, x1, y1) = (x0?, y0?, x1?, y1?);
+            for r in 0..batch.num_rows() {
+                if ids[r].as_deref() != Some(doc_id)
+                    || pages[r].is_none_or(|p| i64::from(p) != i64::from(page))
+                {
+                    continue;
+                }
+                let nan = f32::NAN;
+                let Some(bbox) = bbox_from(&[
+                    x0[r].unwrap_or(nan),
+                    y0[r].unwrap_or(nan),
+                    x1[r].unwrap_or(nan),
+                    y1[r].unwrap_or(nan),
+                ]) else {
+                    continue;
+                };
+                out.push(RegionRow {
+                    region_index: index[r].unwrap_or(-1),
+                    class: class[r].clone().unwrap_or_default(),
+                    score: score[r].unwrap_or(0.0),
+                    bbox,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| r.region_index);
     Ok(out)
 }
 

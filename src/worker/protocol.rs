@@ -24,8 +24,10 @@ use std::io::{Read, Write};
 /// is refused.
 /// Version 2 added page images for a VLM (`Request::Render::vlm_dpi`,
 /// [`Reply::VlmImage`]); version 3 the text layer's font size and weight
-/// per line ([`LayerLine::font_size`], [`LayerLine::bold`]).
-pub const VERSION: u32 = 3;
+/// per line ([`LayerLine::font_size`], [`LayerLine::bold`]); version 4 the
+/// page image's pixel-to-points map (`Reply::VlmImage::to_points`, for
+/// layout regions in PDF points).
+pub const VERSION: u32 = 4;
 const MAGIC: &[u8; 4] = b"DPW1";
 /// Largest header accepted, bytes (a text layer of a dense page is well under
 /// a megabyte).
@@ -102,6 +104,9 @@ pub enum Reply {
         width: u32,
         height: u32,
         error: Option<String>,
+        /// [`Affine`] coefficients as IEEE-754 bits; PDF pages only.
+        #[serde(default)]
+        to_points: Option<[u32; 6]>,
         ms: f64,
     },
     /// Every page of the document was sent.
@@ -279,13 +284,19 @@ pub fn event_to_reply(ev: RenderEvent) -> (Reply, Vec<u8>) {
             },
             Vec::new(),
         ),
-        RenderEvent::VlmImage { index, image, ms } => match image {
+        RenderEvent::VlmImage {
+            index,
+            image,
+            to_points,
+            ms,
+        } => match image {
             Ok(image) => (
                 Reply::VlmImage {
                     index,
                     width: image.width(),
                     height: image.height(),
                     error: None,
+                    to_points: to_points.map(|a| a.0.map(f32::to_bits)),
                     ms,
                 },
                 image.into_raw(),
@@ -296,6 +307,7 @@ pub fn event_to_reply(ev: RenderEvent) -> (Reply, Vec<u8>) {
                     width: 0,
                     height: 0,
                     error: Some(message),
+                    to_points: None,
                     ms,
                 },
                 Vec::new(),
@@ -354,6 +366,7 @@ pub fn reply_to_event(
             width,
             height,
             error,
+            to_points,
             ms,
         } => RenderEvent::VlmImage {
             index,
@@ -361,6 +374,7 @@ pub fn reply_to_event(
                 Some(message) => Err(message),
                 None => Ok(rgb(index, width, height, payload)?),
             },
+            to_points: to_points.map(|b| Affine(b.map(f32::from_bits))),
             ms,
         },
         Reply::PageError {
@@ -563,17 +577,28 @@ mod tests {
     fn vlm_images_and_their_errors_cross_the_wire() {
         let mut image = RgbImage::new(4, 3);
         image.put_pixel(3, 2, image::Rgb([9, 8, 7]));
-        for sent in [Ok(image), Err("cannot render: out of memory".to_string())] {
+        let a = Affine([0.48, 0.0, 0.0, 0.0, -0.48, 792.0]);
+        for (sent, map) in [
+            (Ok(image), Some(a)),
+            (Err("cannot render: out of memory".to_string()), None),
+        ] {
             let (reply, payload) = event_to_reply(RenderEvent::VlmImage {
                 index: 2,
                 image: sent.clone(),
+                to_points: map,
                 ms: 0.25,
             });
             let (reply, payload) = roundtrip(&reply, &payload);
             match reply_to_event(reply, payload).unwrap() {
-                Some(RenderEvent::VlmImage { index, image, ms }) => {
+                Some(RenderEvent::VlmImage {
+                    index,
+                    image,
+                    to_points,
+                    ms,
+                }) => {
                     assert_eq!((index, ms), (2, 0.25));
                     assert_eq!(image, sent);
+                    assert_eq!(to_points, map);
                 }
                 other => panic!("{other:?}"),
             }
@@ -583,6 +608,7 @@ mod tests {
             width: 2,
             height: 2,
             error: None,
+            to_points: None,
             ms: 0.0,
         };
         assert!(matches!(

@@ -3,7 +3,7 @@
 
 use super::{send_failed, Outputs, RenderPlan};
 use crate::pdf::PageInfo;
-use crate::pipeline::items::{DocJob, Msg, PageJob, PageMeta, VlmPage};
+use crate::pipeline::items::{DocJob, Msg, PageImage, PageJob, PageMeta};
 use crate::pipeline::rows::{page_error, text_layer_page};
 use crate::pipeline::shared_pdf::SharedPdf;
 use crate::render::{self, DocFailure, ErrorClass, RenderEvent, RenderSettings};
@@ -79,7 +79,7 @@ fn read_pdf(
     out: &mut PdfPages,
     reading: usize,
 ) -> Result<bool, DocFailure> {
-    let vlm_dpi = plan.settings.vlm_dpi.filter(|_| out.out.wants_vlm());
+    let vlm_dpi = plan.settings.vlm_dpi.filter(|_| out.out.wants_images());
     match (&plan.spec, plan.lib.as_deref()) {
         (Some(spec), _) => pdf_in_worker(worker, spec, settings, vlm_dpi, out, reading),
         (None, Some(lib)) => {
@@ -189,13 +189,19 @@ impl PdfPages<'_> {
                 let done = page_error(&meta, size_px, None, message);
                 self.out.result(Msg::Page(Box::new(done)))
             }
-            RenderEvent::VlmImage { index, image, ms } => {
+            RenderEvent::VlmImage {
+                index,
+                image,
+                to_points,
+                ms,
+            } => {
                 let meta = self.job.page_meta(index);
                 meta.budget
                     .charge(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-                self.out.vlm_page(VlmPage {
+                self.out.page_image(PageImage {
                     meta,
                     image,
+                    to_points,
                     render_ms: ms,
                 })
             }

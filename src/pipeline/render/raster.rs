@@ -4,7 +4,7 @@
 use super::Outputs;
 use crate::decode;
 use crate::pdf;
-use crate::pipeline::items::{ms, DocJob, Msg, PageJob, VlmPage};
+use crate::pipeline::items::{ms, DocJob, Msg, PageImage, PageJob};
 use crate::pipeline::rows::{page_error, text_layer_page};
 use std::time::{Duration, Instant};
 
@@ -64,10 +64,10 @@ pub(super) fn decode_raster(
                 meta.rotation = page.rotation;
                 meta.dpi = page.dpi;
                 meta.render_ms = took;
-                // The decoded page serves the VLM as it is (the models
-                // resize to their own input).
+                // The decoded page serves the VLM and the layout model as
+                // it is (the models resize to their own input).
                 let dims = page.image.dimensions();
-                let (ocr_image, vlm_image) = match (p.ocr, out.wants_vlm()) {
+                let (ocr_image, vlm_image) = match (p.ocr, out.wants_images()) {
                     (true, true) => (Some(page.image.clone()), Some(page.image)),
                     (true, false) => (Some(page.image), None),
                     (false, true) => (None, Some(page.image)),
@@ -85,7 +85,7 @@ pub(super) fn decode_raster(
                     return Ok(false);
                 }
                 if let (Some(meta), Some(image)) = (vlm_meta, vlm_image) {
-                    if !out.vlm_page(vlm_page(meta, Ok(image))) {
+                    if !out.page_image(vlm_page(meta, Ok(image))) {
                         return Ok(false);
                     }
                 }
@@ -101,7 +101,7 @@ pub(super) fn decode_raster(
                 )))) {
                     return Ok(false);
                 }
-                if out.wants_vlm() && !out.vlm_page(vlm_page(meta, Err(message))) {
+                if out.wants_images() && !out.page_image(vlm_page(meta, Err(message))) {
                     return Ok(false);
                 }
             }
@@ -115,10 +115,11 @@ pub(super) fn decode_raster(
 fn vlm_page(
     meta: crate::pipeline::items::PageMeta,
     image: Result<image::RgbImage, String>,
-) -> VlmPage {
-    VlmPage {
+) -> PageImage {
+    PageImage {
         meta,
         image,
+        to_points: None,
         render_ms: 0.0,
     }
 }
