@@ -357,6 +357,14 @@ fn a_layout_failure_fails_only_its_page() {
 
 /// The regions rows, keyed by (doc_id, page, region index); a duplicate
 /// fails.
+/// Whether a folder holds a committed (renamed) Parquet part.
+fn committed(table: &Path) -> bool {
+    std::fs::read_dir(table).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+    })
+}
+
 fn region_rows(out: &Path) -> BTreeMap<(String, String, String), Vec<Option<String>>> {
     let mut m = BTreeMap::new();
     for r in columns(
@@ -432,7 +440,9 @@ fn a_resumed_run_writes_every_region_once() {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        if parts() > 0 {
+        // A local part is recorded in the journal, then renamed into
+        // place: wait for both, so the kill leaves committed rows.
+        if parts() > 0 && committed(&out.join("regions")) {
             child.kill().unwrap();
             killed = true;
             break;
