@@ -3,12 +3,16 @@
 //! layouts): every task of each model runs end to end through the engine,
 //! and its output is well-formed (non-empty captions; labelled boxes and
 //! text quads inside the page); batching does not change a page's result;
-//! a task the manifest lacks is refused.
+//! a task the manifest lacks is refused. Through `docpipe run`, both models
+//! write every task into the tables (read back with pyarrow); a task that
+//! fails on a page fails only its document; `docpipe check` refuses a task
+//! the export lacks, at its list item.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use docpipe::extract::vlm::tasks::{self, Task};
 use docpipe::extract::vlm::{Accel, TaskOutput, VlmEngine, VlmError, VlmOptions};
 use image::RgbImage;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const MODELS: [&str; 2] = ["florence2-tiny", "smolvlm-tiny"];
@@ -192,4 +196,332 @@ fn tasks_the_manifest_lacks_are_refused() {
     .unwrap();
     let page = RgbImage::from_pixel(10, 10, image::Rgb([0, 0, 0]));
     assert!(engine.run_task(Task::Od, &[&page]).is_err());
+}
+
+mod common;
+
+use common::{docpipe, fixtures, python_with_pyarrow};
+
+/// Environment variable of the stage fault switch (`docpipe::pipeline::faults`).
+const STAGE_FAULT: &str = "DOCPIPE_STAGE_FAULT";
+
+fn workdir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    for f in ["born-digital.pdf", "wide-page.png", "small.bmp"] {
+        std::fs::copy(fixtures().join("samples").join(f), d.join("in").join(f)).unwrap();
+    }
+    std::fs::copy(fixtures().join("vlm/fields.schema.json"), d.join("s.json")).unwrap();
+    d
+}
+
+/// A pipeline over `dir/in` with the model in `model` and `tasks`.
+fn pipeline(dir: &Path, model: &Path, tasks: &str) -> PathBuf {
+    let p = dir.join("p.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: vlm-tasks\ninput: {{path: {}}}\nocr: {{mode: never}}\n\
+             extract:\n  schema: s.json\n  engine: vlm\n  model: {}\n  tasks: {tasks}\n  batch_size: 4\n  max_new_tokens: 192\n\
+             runtime: {{device: cpu}}\noutput: {{path: {}}}\n",
+            dir.join("in").display(),
+            model.display(),
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Every table the tasks write, read back with pyarrow as a user would:
+/// `{table: {"schema": {column: type}, "rows": [...]}}`.
+fn read_back(out: &Path) -> serde_json::Value {
+    let python = python_with_pyarrow();
+    let script = r#"
+import json, os, sys, pyarrow.dataset as ds
+res = {}
+for t in ["documents", "pages", "lines", "regions", "captions"]:
+    d = os.path.join(sys.argv[1], t)
+    if not os.path.isdir(d) or not any(f.endswith(".parquet") for f in os.listdir(d)):
+        continue
+    tab = ds.dataset(d, format="parquet").to_table()
+    cols = [c for c in tab.column_names if t != "documents" or "__" not in c]
+    res[t] = {"schema": {f.name: str(f.type) for f in tab.schema},
+              "rows": tab.select(cols).to_pylist()}
+print(json.dumps(res, default=str))
+"#;
+    let o = std::process::Command::new(&python.0)
+        .env("PYTHONPATH", &python.1)
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+#[test]
+fn both_models_run_every_task_into_the_tables() {
+    const DICT: &str = "dictionary<values=string, indices=int32, ordered=0>";
+    for name in MODELS {
+        let dir = workdir(&format!("vlm-tasks-{name}"));
+        let p = pipeline(
+            &dir,
+            &model_dir(name),
+            "[fields, caption, detailed_caption, ocr_with_region, od]",
+        );
+        let o = docpipe()
+            .args(["run", p.to_str().unwrap(), "--quiet"])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = read_back(&dir.join("out"));
+        let docs = v["documents"]["rows"].as_array().unwrap();
+        assert_eq!(docs.len(), 3, "{name}");
+        for d in docs {
+            assert_eq!(d["status"], "ok", "{name}: {d}");
+        }
+        // Page sizes (pixels, points) by (doc, page).
+        let pages: BTreeMap<(String, i64), &serde_json::Value> = v["pages"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let key = (
+                    p["doc_id"].as_str().unwrap().to_string(),
+                    p["page_index"].as_i64().unwrap(),
+                );
+                (key, p)
+            })
+            .collect();
+        let key = |r: &serde_json::Value| {
+            (
+                r["doc_id"].as_str().unwrap().to_string(),
+                r["page_index"].as_i64().unwrap(),
+            )
+        };
+        let inside_px = |r: &serde_json::Value, x: f64, y: f64| {
+            let p = pages[&key(r)];
+            (0.0..=f(p, "width_px")).contains(&x) && (0.0..=f(p, "height_px")).contains(&y)
+        };
+
+        // captions/: one row per page and caption task, typed.
+        let c = &v["captions"];
+        assert_eq!(c["schema"]["task"], DICT, "{name}");
+        assert_eq!(c["schema"]["source"], DICT, "{name}");
+        assert_eq!(c["schema"]["region_index"], "int32", "{name}");
+        let mut per_page: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
+        for r in c["rows"].as_array().unwrap() {
+            assert_eq!(r["source"], name, "{r}");
+            assert!(r["region_index"].is_null(), "{r}");
+            let text = r["text"].as_str().unwrap();
+            assert!(!text.is_empty() && text.trim() == text, "{r}");
+            assert!(!text.chars().any(char::is_control), "{r}");
+            assert!((0.0..=1.0).contains(&f(r, "confidence")), "{r}");
+            per_page
+                .entry(key(r))
+                .or_default()
+                .push(r["task"].as_str().unwrap().to_string());
+        }
+        assert_eq!(per_page.len(), pages.len(), "{name}: a caption per page");
+        for tasks in per_page.values_mut() {
+            tasks.sort();
+            assert_eq!(tasks, &["caption", "detailed_caption"], "{name}");
+        }
+
+        // regions/: the od boxes, inside their page, in points on PDF pages.
+        let rg = &v["regions"];
+        assert_eq!(rg["schema"]["source"], DICT, "{name}");
+        let boxes: Vec<&serde_json::Value> = rg["rows"].as_array().unwrap().iter().collect();
+        let mut pages_with_boxes = std::collections::BTreeSet::new();
+        for r in &boxes {
+            assert_eq!(r["source"], name, "{r}");
+            assert!(!r["class"].as_str().unwrap().trim().is_empty(), "{r}");
+            assert!(f(r, "x0") <= f(r, "x1") && f(r, "y0") <= f(r, "y1"), "{r}");
+            assert!(
+                inside_px(r, f(r, "x0"), f(r, "y0")) && inside_px(r, f(r, "x1"), f(r, "y1")),
+                "{r}"
+            );
+            let p = pages[&key(r)];
+            if p["width_pt"].is_null() {
+                assert!(r["x0_pt"].is_null(), "{r}");
+            } else {
+                for (k, size) in [
+                    ("x0_pt", "width_pt"),
+                    ("x1_pt", "width_pt"),
+                    ("y0_pt", "height_pt"),
+                    ("y1_pt", "height_pt"),
+                ] {
+                    assert!((-0.5..=f(p, size) + 0.5).contains(&f(r, k)), "{r} {p}");
+                }
+            }
+            pages_with_boxes.insert(key(r));
+        }
+        assert_eq!(
+            pages_with_boxes.len(),
+            pages.len(),
+            "{name}: od boxes on every page"
+        );
+        let mut idx: Vec<(String, i64, i64)> = boxes
+            .iter()
+            .map(|r| {
+                let (d, p) = key(r);
+                (d, p, r["region_index"].as_i64().unwrap())
+            })
+            .collect();
+        idx.sort();
+        idx.dedup();
+        assert_eq!(
+            idx.len(),
+            boxes.len(),
+            "{name}: region indices unique per page"
+        );
+
+        // lines/: the ocr_with_region quads beside the text layer's lines.
+        let l = &v["lines"];
+        assert_eq!(l["schema"]["source"], DICT, "{name}");
+        let mut vlm_pages = std::collections::BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in l["rows"].as_array().unwrap() {
+            assert!(
+                seen.insert((key(r), r["line_index"].as_i64().unwrap())),
+                "{name}: line index twice {r}"
+            );
+            let source = r["source"].as_str().unwrap();
+            if source == "text_layer" {
+                continue;
+            }
+            assert_eq!(source, name, "{r}");
+            assert!(!r["text"].as_str().unwrap().is_empty(), "{r}");
+            let poly: Vec<f64> = r["polygon"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(poly.len(), 8, "{r}");
+            for xy in poly.chunks(2) {
+                assert!(inside_px(r, xy[0], xy[1]), "{r}");
+            }
+            vlm_pages.insert(key(r));
+        }
+        assert_eq!(
+            vlm_pages.len(),
+            pages.len(),
+            "{name}: VLM lines on every page"
+        );
+
+        // `docpipe show` draws the VLM's boxes: its od boxes and quads.
+        let doc = docs
+            .iter()
+            .find(|d| d["uri"].as_str().unwrap().ends_with("born-digital.pdf"))
+            .unwrap();
+        let id = doc["doc_id"].as_str().unwrap();
+        let on_page = |t: &str| {
+            v[t]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["doc_id"] == id && r["page_index"] == 0 && r["source"] == name)
+                .count()
+        };
+        let want = on_page("regions") + on_page("lines");
+        let png = dir.join("show.png");
+        let o = docpipe()
+            .args(["show", dir.join("out").to_str().unwrap(), "--doc", id])
+            .args(["-o", png.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let said = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            said.contains(&format!(", {want} VLM boxes)")),
+            "{name}: {said}"
+        );
+        assert!(want > 0 && png.is_file(), "{name}: {said}");
+    }
+}
+
+#[test]
+fn a_task_failing_on_a_page_fails_only_its_document() {
+    let dir = workdir("vlm-tasks-fault");
+    let p = pipeline(&dir, &model_dir("florence2-tiny"), "[fields, caption]");
+    let o = docpipe()
+        .args(["run", p.to_str().unwrap(), "--quiet"])
+        .env(STAGE_FAULT, "vlm-task-error:wide-page")
+        .output()
+        .unwrap();
+    // Exit 3: some documents did not come out whole.
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = read_back(&dir.join("out"));
+    let mut captioned = std::collections::BTreeSet::new();
+    for r in v["captions"]["rows"].as_array().unwrap() {
+        captioned.insert(r["doc_id"].as_str().unwrap().to_string());
+    }
+    for d in v["documents"]["rows"].as_array().unwrap() {
+        let uri = d["uri"].as_str().unwrap();
+        let id = d["doc_id"].as_str().unwrap().to_string();
+        if uri.contains("wide-page") {
+            assert_eq!(d["status"], "partial", "{d}");
+            assert_eq!(d["error_class"], "extract_failed", "{d}");
+            let m = d["error_message"].as_str().unwrap();
+            assert!(
+                m.contains("VLM task failed: caption on page 1: test fault"),
+                "{m}"
+            );
+            assert!(!captioned.contains(&id), "{d}");
+        } else {
+            assert_eq!(d["status"], "ok", "{d}");
+            assert!(captioned.contains(&id), "{d}");
+        }
+    }
+}
+
+#[test]
+fn check_refuses_a_task_the_export_lacks() {
+    let dir = workdir("vlm-tasks-check");
+    // The tiny Florence-2 export, its manifest cut to fields and captions.
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(model_dir("florence2-tiny").join("docpipe.json")).unwrap(),
+    )
+    .unwrap();
+    m["tasks"] = serde_json::json!(["fields", "caption"]);
+    std::fs::write(model.join("docpipe.json"), m.to_string()).unwrap();
+    let p = pipeline(&dir, &model, "[fields, caption, od]");
+    let o = docpipe()
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    // `  tasks: [fields, caption, od]` is line 8; `od` starts at column 28.
+    assert!(
+        err.contains("p.yaml:8:28: extract.tasks[2]: the model")
+            && err.contains("does not support task `od`: its manifest lists `fields`, `caption`"),
+        "{err}"
+    );
+    // What it supports passes, and is listed.
+    let p = pipeline(&dir, &model, "[fields, caption]");
+    let o = docpipe()
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("vlm tasks: fields, caption"), "{out}");
 }

@@ -29,6 +29,8 @@ pub enum StageFault {
     RecPanic,
     VlmError,
     VlmPanic,
+    /// A VLM task other than `fields` fails on the page.
+    VlmTaskError,
     LayoutError,
     LayoutPanic,
 }
@@ -43,6 +45,7 @@ fn parse(spec: &str) -> Vec<(StageFault, String)> {
                 "rec-panic" => StageFault::RecPanic,
                 "vlm-error" => StageFault::VlmError,
                 "vlm-panic" => StageFault::VlmPanic,
+                "vlm-task-error" => StageFault::VlmTaskError,
                 "layout-error" => StageFault::LayoutError,
                 "layout-panic" => StageFault::LayoutPanic,
                 _ => return None,
