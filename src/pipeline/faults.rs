@@ -11,6 +11,9 @@
 //! - `vlm-error`: a VLM generation call that holds the page returns an
 //!   error;
 //! - `vlm-panic`: such a call panics;
+//! - `vlm-task-error`: a generation call of a VLM task other than `fields`
+//!   (a caption, `ocr_with_region`, `od`) that holds the page returns an
+//!   error;
 //! - `layout-error`: the layout model's call on the page returns an error;
 //! - `layout-panic`: it panics.
 //!
@@ -82,13 +85,15 @@ mod tests {
 
     #[test]
     fn the_switch_parses_kinds_and_needles() {
-        let got = parse("det-panic:a.png, rec-error:b,bogus:c,vlm-error:,rec-panic:d");
+        let got =
+            parse("det-panic:a.png, rec-error:b,bogus:c,vlm-error:,rec-panic:d,vlm-task-error:e");
         assert_eq!(
             got,
             vec![
                 (StageFault::DetPanic, "a.png".to_string()),
                 (StageFault::RecError, "b".to_string()),
                 (StageFault::RecPanic, "d".to_string()),
+                (StageFault::VlmTaskError, "e".to_string()),
             ]
         );
     }
