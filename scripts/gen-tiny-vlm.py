@@ -622,6 +622,9 @@ def build_all() -> dict[str, dict[str, bytes]]:
         },
         "decoder": {"layers": FL["dec_layers"], "kv_heads": FL["heads"], "head_dim": FL["head_dim"], "hidden": FL["hidden"]},
         "encoder": {"layers": FL["enc_layers"], "heads": FL["heads"], "head_dim": FL["head_dim"]},
+        # Florence-2's task prompts are built in (family florence2); the tiny
+        # tokenizer has no <loc_N> tokens, so coordinates are spelt out.
+        "tasks": ["fields", "caption", "detailed_caption", "ocr_with_region", "od"],
         "vocab_size": fl_vocab,
         "notes": FL_NOTES,
     }
@@ -664,6 +667,15 @@ def build_all() -> dict[str, dict[str, bytes]]:
             "end_of_utterance": sv_ids["<end_of_utterance>"],
         },
         "decoder": {"layers": SV["layers"], "kv_heads": SV["kv_heads"], "head_dim": SV["head_dim"], "hidden": SV["hidden"]},
+        # A decoder-only export names a question per task; boxes come back in
+        # Florence-2's notation, <loc_N> spelt out (0..999 of width/height).
+        "tasks": ["fields", "caption", "detailed_caption", "ocr_with_region", "od"],
+        "task_prompts": {
+            "caption": "Describe this page in one sentence.",
+            "detailed_caption": "Describe this page in detail.",
+            "ocr_with_region": "Read the text lines, each followed by its four corners as <loc_x><loc_y> in thousandths of the width and height.",
+            "od": "List the objects, each label followed by its box as <loc_x0><loc_y0><loc_x1><loc_y1> in thousandths of the width and height.",
+        },
         "vocab_size": sv_vocab,
         "notes": SV_NOTES,
     }

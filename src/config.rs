@@ -230,6 +230,17 @@ pub struct ExtractConfig {
     pub max_new_tokens: usize,
     /// `F__review` threshold on `F__confidence`, in `[0, 1]`.
     pub review_below: Option<f32>,
+    /// What the VLM is asked for on every page (`vlm` only): `fields`
+    /// (the record) and any of `caption`, `detailed_caption`,
+    /// `ocr_with_region`, `od`. Default `[fields]`; `fields` must be listed.
+    /// Left out of the config hash when it is the default, so pipelines
+    /// written before tasks existed keep their hash (and their resume).
+    #[serde(skip_serializing_if = "fields_only")]
+    pub tasks: Vec<crate::extract::vlm::tasks::Task>,
+}
+
+fn fields_only(tasks: &[crate::extract::vlm::tasks::Task]) -> bool {
+    tasks == [crate::extract::vlm::tasks::Task::Fields]
 }
 
 impl ExtractConfig {
@@ -539,6 +550,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
             "batch_size",
             "max_new_tokens",
             "review_below",
+            "tasks",
         ],
     )?;
     let schema = match m.get("schema") {
@@ -618,6 +630,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
         );
         return None;
     }
+    let tasks = read_tasks(r, &m, engine, model.as_deref());
     Some(ExtractConfig {
         schema: schema?,
         engine,
@@ -626,7 +639,82 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
         batch_size: batch_size?,
         max_new_tokens: max_new_tokens?,
         review_below: review_below?,
+        tasks: tasks?,
     })
+}
+
+/// `extract.tasks`: known task names, `fields` among them, no repeats, a
+/// VLM engine for anything but `fields`, and each one in the model's
+/// manifest (`tasks`; a manifest without it supports `fields` only). Each
+/// problem names the list item.
+fn read_tasks(
+    r: &mut Reader,
+    m: &read::Map<'_>,
+    engine: ExtractEngine,
+    model: Option<&Path>,
+) -> Option<Vec<crate::extract::vlm::tasks::Task>> {
+    use crate::extract::vlm::tasks::Task;
+    let Some((node, path)) = m.get("tasks") else {
+        return Some(vec![Task::Fields]);
+    };
+    // A list, each item at its own place; one bare name counts as a list.
+    let items: Vec<(&Node, String)> = match &node.kind {
+        yaml::NodeKind::Seq(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c, format!("{path}[{i}]")))
+            .collect(),
+        _ => vec![(node, path.to_string())],
+    };
+    let choices: Vec<(&str, Task)> = Task::ALL.iter().map(|t| (t.name(), *t)).collect();
+    // Only the manifest's task list is read here; a manifest that does not
+    // parse is the engine's error at load.
+    let supported = model.and_then(crate::extract::vlm::manifest::read_tasks);
+    let mut tasks = Vec::new();
+    let mut ok = true;
+    for (item, item_path) in &items {
+        let Some(task) = r.choice(item, item_path, &choices) else {
+            ok = false;
+            continue;
+        };
+        if tasks.contains(&task) {
+            r.issue(item, item_path, format!("task `{task}` is listed twice"));
+            ok = false;
+        } else if task != Task::Fields && engine != ExtractEngine::Vlm {
+            r.issue(
+                item,
+                item_path,
+                format!(
+                    "task `{task}` needs engine `vlm` (the layout engine extracts fields only)"
+                ),
+            );
+            ok = false;
+        } else if let Some(s) = supported.as_ref().filter(|s| !s.contains(&task)) {
+            r.issue(
+                item,
+                item_path,
+                format!(
+                    "the model {} does not support task `{task}`: its manifest lists {}",
+                    model.map(|d| d.display().to_string()).unwrap_or_default(),
+                    s.iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+        }
+        tasks.push(task);
+    }
+    if ok && !tasks.contains(&Task::Fields) {
+        r.issue(
+            node,
+            path,
+            "`fields` must be listed: the VLM runs its other tasks beside the field record",
+        );
+        ok = false;
+    }
+    ok.then_some(tasks)
 }
 
 fn section<'n>(
@@ -1169,5 +1257,64 @@ mod tests {
             err.contains("extract.model: engine `vlm` needs `model`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn extract_tasks_are_checked_against_the_manifest() {
+        use crate::extract::vlm::tasks::Task;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::write(base.join("s.json"), r#"{"type": "object"}"#).unwrap();
+        std::fs::create_dir(base.join("m")).unwrap();
+        // Only what the check reads: the manifest's task list.
+        std::fs::write(
+            base.join("m/docpipe.json"),
+            r#"{"tasks": ["fields", "caption"]}"#,
+        )
+        .unwrap();
+        let head = "name: t\ninput: {path: x}\noutput: {path: o}\n";
+        let parse =
+            |extract: &str| Pipeline::parse(&format!("{head}{extract}"), Path::new("p.yaml"), base);
+        // Default: fields only, left out of the config hash.
+        let p = parse("extract: {schema: s.json, engine: vlm, model: m}\n").unwrap();
+        assert_eq!(p.extract.as_ref().unwrap().tasks, vec![Task::Fields]);
+        let json = serde_json::to_string(p.extract.as_ref().unwrap()).unwrap();
+        assert!(!json.contains("tasks"), "{json}");
+        let p =
+            parse("extract: {schema: s.json, engine: vlm, model: m, tasks: [fields, caption]}\n")
+                .unwrap();
+        assert_eq!(p.extract.unwrap().tasks, vec![Task::Fields, Task::Caption]);
+        struct Case {
+            extract: &'static str,
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                extract: "extract:\n  schema: s.json\n  engine: vlm\n  model: m\n  tasks: [fields, od, ocr]\n",
+                want: &[
+                    "p.yaml:8:19: extract.tasks[1]: the model",
+                    "does not support task `od`: its manifest lists `fields`, `caption`",
+                    "p.yaml:8:23: extract.tasks[2]: expected one of fields, caption",
+                ],
+            },
+            Case {
+                extract: "extract: {schema: s.json, engine: vlm, model: m, tasks: [caption]}\n",
+                want: &["extract.tasks: `fields` must be listed"],
+            },
+            Case {
+                extract: "extract: {schema: s.json, engine: vlm, model: m, tasks: [fields, fields]}\n",
+                want: &["extract.tasks[1]: task `fields` is listed twice"],
+            },
+            Case {
+                extract: "extract: {schema: s.json, tasks: [fields, caption]}\n",
+                want: &["extract.tasks[1]: task `caption` needs engine `vlm`"],
+            },
+        ];
+        for c in cases {
+            let err = parse(c.extract).unwrap_err().to_string();
+            for w in c.want {
+                assert!(err.contains(w), "{}: {err}", c.extract);
+            }
+        }
     }
 }

@@ -184,6 +184,10 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     e.engine.as_str(),
                     e.schema.display()
                 );
+                if let Some(model) = &e.model {
+                    let tasks: Vec<&str> = e.tasks.iter().map(|t| t.name()).collect();
+                    println!("vlm tasks: {} ({})", tasks.join(", "), model.display());
+                }
             }
             Ok(exit::OK)
         }

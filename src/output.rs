@@ -1,5 +1,5 @@
 //! Parquet sink for docpipe's tables: `documents/`, `pages/`, `lines/`,
-//! `regions/`, and the dead-letter table `failures/`.
+//! `regions/`, `captions/`, and the dead-letter table `failures/`.
 //!
 //! Rows are plain owned structs ([`DocumentRow`], [`PageRow`], [`LineRow`],
 //! [`FailureRow`]);
@@ -28,10 +28,11 @@ pub use failures::{
 };
 pub use field_types::{arrow_type, field_columns_schema};
 pub use rows::{
-    micros_since_epoch, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow,
+    micros_since_epoch, CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow,
 };
 pub use schema::{
-    documents_schema_for, fields_markdown, regions_schema, schema_markdown, schemas, type_name, UTC,
+    captions_schema, documents_schema_for, fields_markdown, regions_schema, schema_markdown,
+    schemas, type_name, UTC,
 };
 pub use writer::{
     parse_any_part, part_stem, CommitHook, CommittedDoc, CommittedPart, OutputWriter, PartFiles,
@@ -44,8 +45,10 @@ pub struct DocRows {
     pub doc: DocumentRow,
     pub pages: Vec<PageRow>,
     pub lines: Vec<LineRow>,
-    /// Empty without a `layout` section.
+    /// Empty without a `layout` section or a VLM `od` task.
     pub regions: Vec<RegionRow>,
+    /// Empty without a VLM caption task.
+    pub captions: Vec<CaptionRow>,
 }
 
 /// Where a document's rows go. The real sink writes Parquet; tests may stall.

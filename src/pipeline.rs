@@ -85,6 +85,10 @@ pub struct VlmResources {
     pub policy: RecordPolicy,
     /// Most pages in one generation call (`extract.batch_size`).
     pub batch_size: usize,
+    /// `extract.tasks` (`fields` and the others run on the same batches).
+    pub tasks: Vec<crate::extract::vlm::tasks::Task>,
+    /// `source` of the task rows: the model folder's name.
+    pub source: String,
 }
 
 /// What the layout stage needs (`layout:`).
@@ -123,8 +127,10 @@ pub struct RunSummary {
     pub pages_ocr: u64,
     pub pages_empty: u64,
     pub lines: u64,
-    /// `regions` rows written (pipelines with `layout`).
+    /// `regions` rows written (pipelines with `layout` or a VLM `od` task).
     pub regions: u64,
+    /// `captions` rows written (a VLM caption task).
+    pub captions: u64,
     /// What the layout stage did, with a layout model.
     pub layout: Option<LayoutStats>,
     pub elapsed: Duration,
@@ -584,12 +590,13 @@ pub async fn run<S: DocSink + 'static>(
     let vlm_fields = vlm_res.as_ref().map(|v| assemble::VlmFields {
         schema: v.schema.clone(),
         policy: v.policy,
+        source: v.source.clone(),
     });
     let vlm_stage = match (vlm_res, vlm_rx) {
         (Some(v), Some(rx)) => {
             let r = res_tx.clone();
             Some(tokio::task::spawn_blocking(move || {
-                vlm::vlm_stage(&v.engine, v.batch_size, rx, r)
+                vlm::vlm_stage(&v.engine, v.batch_size, &v.tasks, rx, r)
             }))
         }
         _ => None,
@@ -606,6 +613,7 @@ pub async fn run<S: DocSink + 'static>(
     let settings = recognise::RecogniseSettings {
         batch_size: pipeline.ocr.batch_size,
         min_confidence: pipeline.ocr.min_confidence,
+        source: pipeline.ocr.engine.as_str(),
     };
     let recog = tokio::task::spawn_blocking(move || {
         recognise::recognise_pool(&settings, &p, models, layout.rec_workers, crop_rx, res_tx)

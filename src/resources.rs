@@ -178,8 +178,10 @@ fn extractor(
                     .unwrap_or_default()
             );
             let schema = fields.clone();
+            let tasks = cfg.tasks.clone();
+            let load_tasks = tasks.clone();
             let engine: VlmFactory = Arc::new(move || {
-                VlmEngine::load(&dir, schema.raw(), opts)
+                VlmEngine::load_tasks(&dir, Some(schema.raw()), &load_tasks, opts)
                     .with_context(|| format!("cannot load the VLM in {}", dir.display()))
             });
             let vlm = VlmResources {
@@ -187,6 +189,8 @@ fn extractor(
                 schema: fields,
                 policy,
                 batch_size: cfg.batch_size.max(1),
+                tasks,
+                source: id.trim_start_matches("vlm:").to_string(),
             };
             Ok((Extractor::Vlm(vlm), vec![id]))
         }

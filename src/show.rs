@@ -20,7 +20,7 @@ pub mod read;
 use crate::fetch::Cache;
 use crate::ingest::{self, Kind};
 use crate::types::Point;
-use draw::{FieldMark, LineMark, RegionMark, Style};
+use draw::{FieldMark, LineMark, RegionMark, Style, VlmMark};
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -73,6 +73,8 @@ pub struct Shown {
     pub fields: usize,
     /// Layout regions boxed.
     pub regions: usize,
+    /// The VLM's boxes drawn (`od` regions and `ocr_with_region` quads).
+    pub vlm_boxes: usize,
     /// Things the picture may be wrong about: the input changed or is gone
     /// since the run (then the page is drawn on white), a size mismatch.
     pub warnings: Vec<String>,
@@ -82,7 +84,7 @@ impl Shown {
     /// One line for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} page {} ({}x{} px, {} lines, {} fields, {} regions)",
+            "{}: {} page {} ({}x{} px, {} lines, {} fields, {} regions, {} VLM boxes)",
             self.path.display(),
             self.uri,
             self.page,
@@ -90,7 +92,8 @@ impl Shown {
             self.height,
             self.lines,
             self.fields,
-            self.regions
+            self.regions,
+            self.vlm_boxes
         )
     }
 }
@@ -234,6 +237,26 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
             })
         }
     };
+    // The VLM's own boxes (`od` regions, `ocr_with_region` quads) get their
+    // own style, with labels; the text's lines and the layout's regions are
+    // drawn as before.
+    let (vlm_lines, lines): (Vec<_>, Vec<_>) = lines
+        .into_iter()
+        .partition(|l| read::is_vlm_source(&l.source));
+    let (vlm_regions, regions): (Vec<_>, Vec<_>) = regions
+        .into_iter()
+        .partition(|r| read::is_vlm_source(&r.source));
+    let vlm_marks: Vec<VlmMark> = vlm_regions
+        .iter()
+        .map(|r| VlmMark {
+            label: format!("{} {} {:.2}", r.source, r.class, r.score),
+            outline: r.bbox.to_quad().to_vec(),
+        })
+        .chain(vlm_lines.iter().map(|l| VlmMark {
+            label: format!("{} {}", l.source, l.text),
+            outline: outline_of(l),
+        }))
+        .collect();
     let line_marks: Vec<LineMark> = lines
         .iter()
         .map(|l| LineMark {
@@ -267,6 +290,7 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
         })
         .collect();
     draw::draw_regions(&mut img, &region_marks, &opts.style);
+    draw::draw_vlm(&mut img, &vlm_marks, &opts.style);
     draw::annotate(&mut img, &line_marks, &field_marks, &opts.style);
     let path = opts
         .out
@@ -283,6 +307,7 @@ pub fn show(opts: &ShowOptions, cache: &Cache) -> Result<Shown, ShowError> {
         lines: line_marks.len(),
         fields: field_marks.len(),
         regions: region_marks.len(),
+        vlm_boxes: vlm_marks.len(),
         warnings,
     })
 }

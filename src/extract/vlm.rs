@@ -23,6 +23,7 @@ pub mod grammar;
 pub mod manifest;
 pub mod preprocess;
 mod runner;
+pub mod tasks;
 
 pub use runner::{concat_seq, inject_image, left_pad};
 
@@ -33,6 +34,7 @@ use runner::Models;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tasks::{Detection, LocNotation, Task, TextQuad};
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +64,9 @@ impl Default for VlmOptions {
     }
 }
 
-/// Errors of the VLM engine. All stop the run except [`VlmError::Image`]
-/// and [`VlmError::Output`], which belong to one page.
+/// Errors of the VLM engine. All stop the run except [`VlmError::Image`],
+/// [`VlmError::Output`] and [`VlmError::TaskOutput`], which belong to one
+/// page.
 #[derive(Debug, thiserror::Error)]
 pub enum VlmError {
     #[error("VLM manifest {path}: {message}")]
@@ -82,6 +85,12 @@ pub enum VlmError {
     Image { page: usize, message: String },
     #[error("VLM page {page}: output is not a JSON record: {message}")]
     Output { page: usize, message: String },
+    #[error("VLM page {page}: {task} output: {message}")]
+    TaskOutput {
+        page: usize,
+        task: Task,
+        message: String,
+    },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -114,11 +123,46 @@ pub struct Generated {
     pub mask_time: Duration,
 }
 
-/// A loaded model with its compiled field grammar.
-pub struct VlmEngine {
-    models: Models,
+/// One page's output of a task other than `fields`, in the pixels of the
+/// image the engine was given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutput {
+    /// `caption`, `detailed_caption`: non-empty text.
+    Caption(String),
+    /// `od`: labelled boxes.
+    Detections(Vec<Detection>),
+    /// `ocr_with_region`: text lines with quads.
+    Lines(Vec<TextQuad>),
+}
+
+/// One page's result of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    pub output: TaskOutput,
+    /// The generated text, `<loc_N>` written out.
+    pub text: String,
+    /// Tokens generated (end of text included when it was chosen).
+    pub tokens: usize,
+    /// Mean probability (0..=1, the model's unconstrained softmax) of the
+    /// generated tokens.
+    pub mean_prob: f32,
+    /// Pieces of the output left out as malformed, and why (the token
+    /// budget can cut the last item short).
+    pub dropped: Vec<String>,
+}
+
+/// A task's compiled grammar and prompt.
+struct Plan {
     grammar: Grammar,
     prompt: Vec<u32>,
+}
+
+/// A loaded model with the compiled grammar and prompt of each task it was
+/// loaded for.
+pub struct VlmEngine {
+    models: Models,
+    plans: BTreeMap<Task, Plan>,
+    loc: LocNotation,
     opts: VlmOptions,
 }
 
@@ -137,8 +181,33 @@ impl VlmEngine {
         schema: &serde_json::Value,
         opts: VlmOptions,
     ) -> Result<Self, VlmError> {
+        Self::load_tasks(model_dir, Some(schema), &[Task::Fields], opts)
+    }
+
+    /// [`VlmEngine::load`] for a list of tasks: each must be in the
+    /// manifest's `tasks` ([`VlmError::Unsupported`] otherwise); `fields`
+    /// needs `schema`. Each task gets its prompt and grammar (see
+    /// [`tasks::task_grammar`]).
+    pub fn load_tasks(
+        model_dir: &Path,
+        schema: Option<&serde_json::Value>,
+        tasks: &[Task],
+        opts: VlmOptions,
+    ) -> Result<Self, VlmError> {
         let manifest = Manifest::read(model_dir)
             .map_err(|(path, message)| VlmError::Manifest { path, message })?;
+        let supported = manifest.supported_tasks();
+        if let Some(t) = tasks.iter().find(|t| !supported.contains(t)) {
+            return Err(VlmError::Unsupported(format!(
+                "the VLM export {} does not support task {t}: its manifest lists {}",
+                model_dir.display(),
+                supported
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         // Tokenizer: the HF file for the prompt, its vocabulary for llguidance.
         let tok_path = model_dir.join("tokenizer.json");
         let tok_fail = |message: String| VlmError::Tokenizer {
@@ -148,51 +217,166 @@ impl VlmEngine {
         let tok_text = read_text(&tok_path).map_err(tok_fail)?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(tok_text.as_bytes())
             .map_err(|e| tok_fail(e.to_string()))?;
-        let schema_json =
-            serde_json::to_string(schema).map_err(|e| VlmError::Grammar(e.to_string()))?;
-        let text = manifest.expand_image_placeholder(&manifest.prompt_text(&schema_json));
-        let prompt: Vec<u32> = tokenizer
-            .encode(text.as_str(), false)
-            .map_err(|e| tok_fail(e.to_string()))?
-            .get_ids()
-            .to_vec();
-        if let (manifest::Architecture::DecoderOnly, Some(image)) =
-            (manifest.architecture, manifest.tokens.image)
-        {
-            let n = prompt.iter().filter(|&&t| t == image).count();
-            if n != manifest.image.image_tokens {
-                return Err(VlmError::Manifest {
-                    path: model_dir.join("docpipe.json"),
-                    message: format!(
-                        "the prompt encodes to {n} tokens.image ({image}) tokens, image.image_tokens is {}: does the tokenizer map <image> to {image}?",
-                        manifest.image.image_tokens
-                    ),
-                });
+        let schema_json = match schema {
+            Some(s) => serde_json::to_string(s).map_err(|e| VlmError::Grammar(e.to_string()))?,
+            None if tasks.contains(&Task::Fields) => {
+                return Err(VlmError::Grammar("task fields needs a field schema".into()))
             }
-        }
-        if prompt.is_empty() {
-            return Err(VlmError::Manifest {
-                path: model_dir.join("docpipe.json"),
-                message: "the prompt is empty".into(),
-            });
+            None => String::new(),
+        };
+        let manifest_fail = |message: String| VlmError::Manifest {
+            path: model_dir.join("docpipe.json"),
+            message,
+        };
+        let loc = LocNotation::detect(|t| tokenizer.token_to_id(t));
+        let mut prompts = BTreeMap::new();
+        for &task in tasks {
+            let text = manifest
+                .task_prompt_text(task, &schema_json)
+                .ok_or_else(|| manifest_fail(format!("no prompt for task {task}")))?;
+            let text = manifest.expand_image_placeholder(&text);
+            let prompt: Vec<u32> = tokenizer
+                .encode(text.as_str(), false)
+                .map_err(|e| tok_fail(e.to_string()))?
+                .get_ids()
+                .to_vec();
+            if let (manifest::Architecture::DecoderOnly, Some(image)) =
+                (manifest.architecture, manifest.tokens.image)
+            {
+                let n = prompt.iter().filter(|&&t| t == image).count();
+                if n != manifest.image.image_tokens {
+                    return Err(manifest_fail(format!(
+                        "the {task} prompt encodes to {n} tokens.image ({image}) tokens, image.image_tokens is {}: does the tokenizer map <image> to {image}?",
+                        manifest.image.image_tokens
+                    )));
+                }
+            }
+            if prompt.is_empty() {
+                return Err(manifest_fail(format!("the {task} prompt is empty")));
+            }
+            prompts.insert(task, prompt);
         }
         let env = grammar::tok_env(&tok_text, tokenizer, manifest.tokens.eos).map_err(tok_fail)?;
-        let grammar = Grammar::compile(env, schema).map_err(VlmError::Grammar)?;
-        if opts.max_new_tokens < grammar.reserve() {
-            return Err(VlmError::Grammar(format!(
-                "max_new_tokens {} is below the {} tokens that finishing a record of this schema may need",
-                opts.max_new_tokens,
-                grammar.reserve()
-            )));
+        let mut plans = BTreeMap::new();
+        for (task, prompt) in prompts {
+            let grammar = match (task, schema, tasks::task_grammar(task, loc)) {
+                (_, _, Some((lark, reserve))) => Grammar::compile_lark(env.clone(), &lark, reserve)
+                    .map_err(|e| VlmError::Grammar(format!("task {task}: {e}")))?,
+                (_, Some(schema), None) => {
+                    Grammar::compile(env.clone(), schema).map_err(VlmError::Grammar)?
+                }
+                (_, None, None) => {
+                    return Err(VlmError::Grammar(format!(
+                        "task {task} needs a field schema"
+                    )))
+                }
+            };
+            if opts.max_new_tokens < grammar.reserve() {
+                return Err(VlmError::Grammar(format!(
+                    "max_new_tokens {} is below the {} tokens that finishing {} may need",
+                    opts.max_new_tokens,
+                    grammar.reserve(),
+                    if task == Task::Fields {
+                        "a record of this schema".to_string()
+                    } else {
+                        format!("the {task} output")
+                    }
+                )));
+            }
+            plans.insert(task, Plan { grammar, prompt });
         }
         ort_environment()?;
         let models = Models::load(model_dir, manifest, opts.threads, opts.accel)?;
         Ok(VlmEngine {
             models,
-            grammar,
-            prompt,
+            plans,
+            loc,
             opts,
         })
+    }
+
+    /// The tasks the engine was loaded for.
+    pub fn tasks(&self) -> Vec<Task> {
+        self.plans.keys().copied().collect()
+    }
+
+    /// How the tokenizer writes `<loc_N>`.
+    pub fn loc_notation(&self) -> LocNotation {
+        self.loc
+    }
+
+    fn plan(&self, task: Task) -> Result<&Plan, VlmError> {
+        self.plans.get(&task).ok_or_else(|| {
+            VlmError::Unsupported(format!("the engine was not loaded for task {task}"))
+        })
+    }
+
+    /// One result per page image for `task` (not `fields`: see
+    /// [`VlmEngine::extract_pages`]), in order, coordinates in each image's
+    /// pixels. A page whose image cannot be prepared, or whose output gives
+    /// nothing (an empty caption), fails alone; the outer `Err` is a model
+    /// call that failed.
+    pub fn run_task(
+        &mut self,
+        task: Task,
+        pages: &[&image::RgbImage],
+    ) -> Result<Vec<Result<TaskResult, VlmError>>, VlmError> {
+        if task == Task::Fields {
+            return Err(VlmError::Unsupported(
+                "run_task does not run fields: use extract_pages".into(),
+            ));
+        }
+        self.plan(task)?;
+        let gens = self.generate_pages(task, pages)?;
+        let trie = self.plan(task)?.grammar.trie();
+        Ok(gens
+            .into_iter()
+            .enumerate()
+            .map(|(page, g)| {
+                let g = g?;
+                let size = pages[page].dimensions();
+                to_task_result(task, trie, self.loc, page, size, g)
+            })
+            .collect())
+    }
+
+    /// Generation for every page under `task`, one result per page: a page
+    /// whose image cannot be prepared fails alone.
+    fn generate_pages(
+        &mut self,
+        task: Task,
+        pages: &[&image::RgbImage],
+    ) -> Result<Vec<Result<Generated, VlmError>>, VlmError> {
+        let mut out: Vec<Option<Result<Generated, VlmError>>> =
+            (0..pages.len()).map(|_| None).collect();
+        let mut ready: Vec<(usize, Vec<f32>)> = Vec::with_capacity(pages.len());
+        for (page, img) in pages.iter().enumerate() {
+            let mut pixels = Vec::new();
+            match preprocess::push_pixels(img, &self.models.manifest.image, &mut pixels) {
+                Ok(()) => ready.push((page, pixels)),
+                Err(message) => out[page] = Some(Err(VlmError::Image { page, message })),
+            }
+        }
+        let batch = self.opts.batch_size.max(1);
+        for chunk in ready.chunks(batch) {
+            let pixels: Vec<f32> = chunk.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            let gens = self.generate_batch(task, pixels, chunk.len(), true)?;
+            for ((page, _), g) in chunk.iter().zip(gens) {
+                out[*page] = Some(Ok(g));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .enumerate()
+            .map(|(page, r)| {
+                r.unwrap_or_else(|| {
+                    Err(VlmError::Output {
+                        page,
+                        message: "the model gave no output for this page".into(),
+                    })
+                })
+            })
+            .collect())
     }
 
     /// The manifest the engine was loaded with.
@@ -200,9 +384,12 @@ impl VlmEngine {
         &self.models.manifest
     }
 
-    /// The prompt token ids (the same for every page).
+    /// The `fields` prompt's token ids (the same for every page); empty
+    /// when the engine was loaded without `fields`.
     pub fn prompt_ids(&self) -> &[u32] {
-        &self.prompt
+        self.plans
+            .get(&Task::Fields)
+            .map_or(&[][..], |p| p.prompt.as_slice())
     }
 
     /// One record per page image; pages are processed in batches of
@@ -222,35 +409,13 @@ impl VlmEngine {
         &mut self,
         pages: &[&image::RgbImage],
     ) -> Result<Vec<Result<PageRecord, VlmError>>, VlmError> {
-        let mut out: Vec<Option<Result<PageRecord, VlmError>>> =
-            (0..pages.len()).map(|_| None).collect();
-        let mut ready: Vec<(usize, Vec<f32>)> = Vec::with_capacity(pages.len());
-        for (page, img) in pages.iter().enumerate() {
-            let mut pixels = Vec::new();
-            match preprocess::push_pixels(img, &self.models.manifest.image, &mut pixels) {
-                Ok(()) => ready.push((page, pixels)),
-                Err(message) => out[page] = Some(Err(VlmError::Image { page, message })),
-            }
-        }
-        let batch = self.opts.batch_size.max(1);
-        for chunk in ready.chunks(batch) {
-            let pixels: Vec<f32> = chunk.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-            let gens = self.generate_batch(pixels, chunk.len(), true)?;
-            for ((page, _), g) in chunk.iter().zip(gens) {
-                out[*page] = Some(to_record(&self.grammar, *page, g));
-            }
-        }
-        Ok(out
+        self.plan(Task::Fields)?;
+        let gens = self.generate_pages(Task::Fields, pages)?;
+        let grammar = &self.plan(Task::Fields)?.grammar;
+        Ok(gens
             .into_iter()
             .enumerate()
-            .map(|(page, r)| {
-                r.unwrap_or_else(|| {
-                    Err(VlmError::Output {
-                        page,
-                        message: "the model gave no output for this page".into(),
-                    })
-                })
-            })
+            .map(|(page, g)| to_record(grammar, page, g?))
             .collect())
     }
 
@@ -282,19 +447,23 @@ impl VlmEngine {
                     },
                 )?;
             }
-            out.extend(self.generate_batch(pixels, chunk.len(), use_cache)?);
+            out.extend(self.generate_batch(Task::Fields, pixels, chunk.len(), use_cache)?);
         }
         Ok(out)
     }
 
     fn generate_batch(
         &mut self,
+        task: Task,
         pixels: Vec<f32>,
         b: usize,
         use_cache: bool,
     ) -> Result<Vec<Generated>, VlmError> {
-        let prompts = vec![self.prompt.clone(); b];
-        let grammar = &self.grammar;
+        let plan = self.plans.get(&task).ok_or_else(|| {
+            VlmError::Unsupported(format!("the engine was not loaded for task {task}"))
+        })?;
+        let prompts = vec![plan.prompt.clone(); b];
+        let grammar = &plan.grammar;
         let max_new = self.opts.max_new_tokens;
         let closing_at = max_new.saturating_sub(grammar.reserve());
         let pad = self.models.manifest.tokens.pad;
@@ -368,7 +537,7 @@ impl Seq {
             .map_err(|e| VlmError::Grammar(e.to_string()))?;
         self.mask_time += t0.elapsed();
         let tok = if closing {
-            grammar::closing_choice(g.trie(), &mask, Some(logits))
+            g.closing_pick(&mask, logits)
         } else {
             grammar::greedy_choice(&mask, logits)
         };
@@ -379,6 +548,55 @@ impl Seq {
             ))
         })
     }
+}
+
+fn to_task_result(
+    task: Task,
+    trie: &llguidance::toktrie::TokTrie,
+    loc: LocNotation,
+    page: usize,
+    (w, h): (u32, u32),
+    gen: Generated,
+) -> Result<TaskResult, VlmError> {
+    let text = grammar::task_text(trie, &gen.tokens, loc);
+    let size = (w as f32, h as f32);
+    let (output, dropped) = match task {
+        Task::Caption | Task::DetailedCaption => match tasks::parse_caption(&text) {
+            Some(c) => (TaskOutput::Caption(c), Vec::new()),
+            None => {
+                return Err(VlmError::TaskOutput {
+                    page,
+                    task,
+                    message: "the caption is empty".into(),
+                })
+            }
+        },
+        Task::Od => {
+            let p = tasks::parse_od(&text, size);
+            (TaskOutput::Detections(p.items), p.dropped)
+        }
+        Task::OcrWithRegion => {
+            let p = tasks::parse_ocr_with_region(&text, size);
+            (TaskOutput::Lines(p.items), p.dropped)
+        }
+        Task::Fields => {
+            return Err(VlmError::Unsupported(
+                "fields output is a record, not a task result".into(),
+            ))
+        }
+    };
+    let mean_prob = if gen.token_probs.is_empty() {
+        0.0
+    } else {
+        gen.token_probs.iter().sum::<f32>() / gen.token_probs.len() as f32
+    };
+    Ok(TaskResult {
+        output,
+        text,
+        tokens: gen.tokens.len(),
+        mean_prob,
+        dropped,
+    })
 }
 
 fn to_record(g: &Grammar, page: usize, gen: Generated) -> Result<PageRecord, VlmError> {

@@ -183,6 +183,10 @@ pub struct LineRow {
     /// That region's class (e.g. `text`, `header`, `footer`), so a query can
     /// drop running headers and footers without a join.
     pub region_class: Option<String>,
+    /// What made the row: `text_layer`, the OCR engine (`ppocr-v6`,
+    /// `ppocr-v4`), or a VLM (its `ocr_with_region` lines; the model folder's
+    /// name).
+    pub source: String,
 }
 
 /// One row of `regions/`: one per layout region of a page.
@@ -208,9 +212,29 @@ pub struct RegionRow {
     /// Bounding box in PDF points `[x0, y0, x1, y1]` (origin bottom-left),
     /// PDF pages only.
     pub bbox_pt: Option<[f32; 4]>,
-    /// What made the row: the layout engine (`rapid-layout`); later also
-    /// a VLM.
+    /// What made the row: the layout engine (`rapid-layout`), or a VLM
+    /// (its `od` boxes; the model folder's name).
     pub source: String,
+}
+
+/// One row of `captions/`: a VLM's caption of a page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptionRow {
+    /// Id of the document the page belongs to.
+    pub doc_id: String,
+    /// Page index, 0-based.
+    pub page_index: i32,
+    /// The `regions` row captioned; `None` for the whole page (every
+    /// caption today: per-figure captions are not done yet).
+    pub region_index: Option<i32>,
+    /// The VLM that wrote it (the model folder's name).
+    pub source: String,
+    /// `caption` or `detailed_caption`.
+    pub task: String,
+    /// The caption, non-empty.
+    pub text: String,
+    /// Mean probability of its tokens under the model's softmax, `[0, 1]`.
+    pub confidence: f32,
 }
 
 /// Approximate in-memory size of a row in bytes, used to bound buffers and to
@@ -260,6 +284,7 @@ impl RowSize for LineRow {
         self.doc_id.len()
             + self.text.len()
             + opt_len(&self.region_class)
+            + self.source.len()
             + 4 * (self.polygon.len() + 16)
     }
 }
@@ -267,6 +292,12 @@ impl RowSize for LineRow {
 impl RowSize for RegionRow {
     fn approx_bytes(&self) -> usize {
         self.doc_id.len() + self.class.len() + self.source.len() + 4 * 12
+    }
+}
+
+impl RowSize for CaptionRow {
+    fn approx_bytes(&self) -> usize {
+        self.doc_id.len() + self.source.len() + self.task.len() + self.text.len() + 4 * 6
     }
 }
 

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef, 
 use arrow::error::ArrowError;
 
 use super::field_types::field_columns_schema;
-use super::rows::{DocumentRow, LineRow, PageRow, RegionRow};
+use super::rows::{CaptionRow, DocumentRow, LineRow, PageRow, RegionRow};
 use crate::extract::FieldSchema;
 
 /// Time zone of every timestamp column.
@@ -103,7 +103,26 @@ fn lines_schema() -> SchemaRef {
         Field::new("bold", DataType::Boolean, true),
         Field::new("region_index", DataType::Int32, true),
         Field::new("region_class", dict_utf8(), true),
+        Field::new("source", dict_utf8(), false),
     ]))
+}
+
+/// The Arrow schema of the `captions` table. Built once.
+pub fn captions_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("doc_id", DataType::Utf8, false),
+                Field::new("page_index", DataType::Int32, false),
+                Field::new("region_index", DataType::Int32, true),
+                Field::new("source", dict_utf8(), false),
+                Field::new("task", dict_utf8(), false),
+                Field::new("text", DataType::Utf8, false),
+                Field::new("confidence", DataType::Float32, false),
+            ]))
+        })
+        .clone()
 }
 
 /// The Arrow schema of the `regions` table. Built once.
@@ -206,7 +225,7 @@ const PAGES_DOCS: &[(&str, &str)] = &[
         "mean_confidence",
         "Mean line confidence in [0, 1]; null without OCR",
     ),
-    ("line_count", "Number of `lines` rows of the page"),
+    ("line_count", "Number of the page's own `lines` rows (text layer or OCR; a VLM's `ocr_with_region` lines are not counted)"),
     ("error", "Why the page failed; null when it did not"),
 ];
 
@@ -235,6 +254,23 @@ const LINES_DOCS: &[(&str, &str)] = &[
     ("bold", "Most of the line's characters are bold; text layer only"),
     ("region_index", "The `regions` row the line falls in (most overlap); null without `layout` or outside every region"),
     ("region_class", "That region's class, e.g. `text`, `header`, `footer`; null likewise"),
+    ("source", "What made the line: `text_layer`, the OCR engine (`ppocr-v6`, `ppocr-v4`), or a VLM's `ocr_with_region` (the model folder's name)"),
+];
+
+const CAPTIONS_DOCS: &[(&str, &str)] = &[
+    ("doc_id", "Document id"),
+    ("page_index", "Page index, 0-based"),
+    (
+        "region_index",
+        "The `regions` row captioned; null for the whole page (every caption today: per-figure captions are not done yet)",
+    ),
+    ("source", "The VLM that wrote it: the model folder's name"),
+    ("task", "`caption` or `detailed_caption`"),
+    ("text", "The caption, non-empty"),
+    (
+        "confidence",
+        "Mean probability of its tokens under the model's softmax, in [0, 1]",
+    ),
 ];
 
 const REGIONS_DOCS: &[(&str, &str)] = &[
@@ -254,7 +290,7 @@ const REGIONS_DOCS: &[(&str, &str)] = &[
     ("y0_pt", "Bounding box bottom, PDF user-space points; PDF only"),
     ("x1_pt", "Bounding box right, PDF user-space points; PDF only"),
     ("y1_pt", "Bounding box top, PDF user-space points; PDF only"),
-    ("source", "What found the region: `rapid-layout`"),
+    ("source", "What found the region: `rapid-layout`, or a VLM's `od` (the model folder's name; `class` is its label, `score` the mean probability of its tokens)"),
 ];
 
 /// A short, reader-friendly name for an Arrow type, in pyarrow's spelling
@@ -340,6 +376,7 @@ pub fn schema_markdown() -> String {
         ("pages", p, PAGES_DOCS),
         ("lines", l, LINES_DOCS),
         ("regions", regions_schema(), REGIONS_DOCS),
+        ("captions", captions_schema(), CAPTIONS_DOCS),
     ] {
         out.push_str(&markdown_table(
             &format!("`{name}/`"),
@@ -579,8 +616,24 @@ pub(crate) fn lines_batch(rows: &[LineRow]) -> Result<RecordBatch, ArrowError> {
         Arc::new(it().map(|r| r.bold).collect::<BooleanArray>()),
         Arc::new(it().map(|r| r.region_index).collect::<Int32Array>()),
         dict(it().map(|r| r.region_class.as_deref()))?,
+        dict(it().map(|r| Some(r.source.as_str())))?,
     ];
     RecordBatch::try_new(schemas().2, columns)
+}
+
+/// `captions` rows to a batch with [`captions_schema`].
+pub(crate) fn captions_batch(rows: &[CaptionRow]) -> Result<RecordBatch, ArrowError> {
+    let it = || rows.iter();
+    let columns: Vec<ArrayRef> = vec![
+        utf8(it().map(|r| r.doc_id.as_str()))?,
+        i32s(it().map(|r| r.page_index)),
+        Arc::new(it().map(|r| r.region_index).collect::<Int32Array>()),
+        dict(it().map(|r| Some(r.source.as_str())))?,
+        dict(it().map(|r| Some(r.task.as_str())))?,
+        utf8(it().map(|r| r.text.as_str()))?,
+        f32s(it().map(|r| r.confidence)),
+    ];
+    RecordBatch::try_new(captions_schema(), columns)
 }
 
 /// `regions` rows to a batch with [`regions_schema`].
@@ -619,6 +672,7 @@ mod tests {
             (p, PAGES_DOCS),
             (l, LINES_DOCS),
             (regions_schema(), REGIONS_DOCS),
+            (captions_schema(), CAPTIONS_DOCS),
         ] {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let documented: Vec<&str> = docs.iter().map(|(n, _)| *n).collect();

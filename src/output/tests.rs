@@ -90,6 +90,7 @@ fn line(id: &str, page: i32, index: i32, pdf: bool) -> LineRow {
         bold: pdf.then_some(index == 0),
         region_index: None,
         region_class: None,
+        source: if pdf { "text_layer" } else { "ppocr-v6" }.into(),
     }
 }
 
@@ -765,6 +766,15 @@ fn regions_go_in_the_same_part_and_only_where_there_are_some() {
         pages: p,
         lines: l,
         regions: vec![region(0, 0, "title", true), region(0, 1, "table", false)],
+        captions: vec![CaptionRow {
+            doc_id: "a".into(),
+            page_index: 0,
+            region_index: None,
+            source: "florence2-tiny".into(),
+            task: "caption".into(),
+            text: "A page.".into(),
+            confidence: 0.25,
+        }],
     };
     w.write_rows(rows, Vec::new()).unwrap();
     let (d, p, l) = document("b", 1, false);
@@ -777,8 +787,22 @@ fn regions_go_in_the_same_part_and_only_where_there_are_some() {
     assert_eq!(summary.parts.len(), 2);
     let first = &summary.parts[0];
     let tables: Vec<&str> = first.tables().iter().map(|(t, _)| *t).collect();
-    assert_eq!(tables, ["documents", "pages", "lines", "regions"]);
+    assert_eq!(
+        tables,
+        ["documents", "pages", "lines", "regions", "captions"]
+    );
     assert!(summary.parts[1].regions.is_none());
+    assert!(summary.parts[1].captions.is_none());
+    assert_eq!(summary.captions, 1);
+    let c = read(&first.captions.as_ref().unwrap().path);
+    assert_eq!(
+        c.schema().fields(),
+        crate::output::captions_schema().fields()
+    );
+    assert_eq!(dict_values(&c, "task"), [Some("caption".into())]);
+    assert_eq!(dict_values(&c, "source"), [Some("florence2-tiny".into())]);
+    let ri: &Int32Array = col(&c, "region_index");
+    assert_eq!(ri.iter().collect::<Vec<_>>(), [None]);
     assert_eq!(
         files_in(&tmp.path().join("regions")),
         vec!["part-run1-00000.parquet"]
@@ -805,5 +829,14 @@ fn regions_go_in_the_same_part_and_only_where_there_are_some() {
     assert_eq!(
         dict_values(&l, "region_class"),
         [None, Some("table".into()), None, None]
+    );
+    assert_eq!(
+        dict_values(&l, "source"),
+        [
+            Some("text_layer".into()),
+            Some("text_layer".into()),
+            Some("ppocr-v6".into()),
+            Some("ppocr-v6".into())
+        ]
     );
 }

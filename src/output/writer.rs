@@ -19,10 +19,10 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::failures::{failures_batch, failures_schema, FailureRow};
-use super::rows::{DocStatus, DocumentRow, LineRow, PageRow, RegionRow, RowSize};
+use super::rows::{CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, RegionRow, RowSize};
 use super::schema::{
-    documents_batch, documents_schema_for, lines_batch, pages_batch, regions_batch, regions_schema,
-    schemas,
+    captions_batch, captions_schema, documents_batch, documents_schema_for, lines_batch,
+    pages_batch, regions_batch, regions_schema, schemas,
 };
 use super::DocRows;
 use super::OutputError;
@@ -32,10 +32,17 @@ use crate::storage::{CommitOrder, Place, Storage};
 /// Rows of one table to a `RecordBatch` of its schema.
 type ToBatch<R> = Box<dyn Fn(&[R]) -> Result<RecordBatch, ArrowError> + Send + Sync>;
 
-/// The table folders a part can have files in, in commit order. `failures`
-/// and `regions` get a file only in parts that hold at least one of their
-/// rows.
-pub const TABLES: [&str; 5] = ["documents", "pages", "lines", "failures", "regions"];
+/// The table folders a part can have files in, in commit order. `failures`,
+/// `regions` and `captions` get a file only in parts that hold at least one
+/// of their rows.
+pub const TABLES: [&str; 6] = [
+    "documents",
+    "pages",
+    "lines",
+    "failures",
+    "regions",
+    "captions",
+];
 
 const MIB: usize = 1024 * 1024;
 
@@ -118,6 +125,9 @@ pub struct PartFiles {
     /// Only parts with region rows (a pipeline with `layout`) have a
     /// `regions/` file.
     pub regions: Option<TableFile>,
+    /// Only parts with caption rows (a VLM with a caption task) have a
+    /// `captions/` file.
+    pub captions: Option<TableFile>,
 }
 
 impl PartFiles {
@@ -133,6 +143,9 @@ impl PartFiles {
         }
         if let Some(f) = &self.regions {
             v.push(("regions", f));
+        }
+        if let Some(f) = &self.captions {
+            v.push(("captions", f));
         }
         v
     }
@@ -210,6 +223,7 @@ pub struct WriteSummary {
     pub lines: u64,
     pub failures: u64,
     pub regions: u64,
+    pub captions: u64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
@@ -507,6 +521,7 @@ pub struct OutputWriter {
     lines: Table<LineRow>,
     failures: Table<FailureRow>,
     regions: Table<RegionRow>,
+    captions: Table<CaptionRow>,
     /// Number of the open part, if one is open, and when it was opened.
     open_part: Option<(u32, Instant)>,
     next_part: u32,
@@ -586,6 +601,13 @@ impl OutputWriter {
             Box::new(regions_batch),
         )?;
         regions.lazy = true;
+        let mut captions = Table::new(
+            at("captions"),
+            captions_schema(),
+            properties(&opts, &["doc_id", "text"])?,
+            Box::new(captions_batch),
+        )?;
+        captions.lazy = true;
         let mut next_part = 0u32;
         for table_dir in [
             &documents.dir,
@@ -593,6 +615,7 @@ impl OutputWriter {
             &lines.dir,
             &failures.dir,
             &regions.dir,
+            &captions.dir,
         ] {
             for entry in fs::read_dir(table_dir).map_err(io_err(table_dir))? {
                 let entry = entry.map_err(io_err(table_dir))?;
@@ -617,6 +640,7 @@ impl OutputWriter {
             lines,
             failures,
             regions,
+            captions,
             open_part: None,
             next_part,
             open_docs: Vec::new(),
@@ -651,6 +675,7 @@ impl OutputWriter {
                     pages,
                     lines,
                     regions: Vec::new(),
+                    captions: Vec::new(),
                 },
                 Vec::new(),
             )
@@ -673,6 +698,7 @@ impl OutputWriter {
                     pages,
                     lines,
                     regions: Vec::new(),
+                    captions: Vec::new(),
                 },
                 failures,
             )
@@ -695,6 +721,7 @@ impl OutputWriter {
             pages,
             lines,
             regions,
+            captions,
         } = rows;
         if self.open_part.is_none() {
             let n = self.next_part;
@@ -703,6 +730,7 @@ impl OutputWriter {
             self.lines.open(&self.prefix, n)?;
             self.failures.open(&self.prefix, n)?;
             self.regions.open(&self.prefix, n)?;
+            self.captions.open(&self.prefix, n)?;
             self.open_part = Some((n, Instant::now()));
             self.next_part = n.saturating_add(1);
         }
@@ -712,13 +740,15 @@ impl OutputWriter {
         self.lines.push(lines, &self.opts)?;
         self.failures.push(failures, &self.opts)?;
         self.regions.push(regions, &self.opts)?;
+        self.captions.push(captions, &self.opts)?;
         let largest = self
             .documents
             .estimated_bytes()
             .max(self.pages.estimated_bytes())
             .max(self.lines.estimated_bytes())
             .max(self.failures.estimated_bytes())
-            .max(self.regions.estimated_bytes());
+            .max(self.regions.estimated_bytes())
+            .max(self.captions.estimated_bytes());
         let every = self.opts.commit_every_docs;
         if largest >= self.opts.max_part_bytes
             || (every > 0 && self.open_docs.len() >= every)
@@ -783,6 +813,7 @@ impl OutputWriter {
         let lines = self.lines.seal_required(&self.opts)?;
         let failures = self.failures.seal(&self.opts)?;
         let regions = self.regions.seal(&self.opts)?;
+        let captions = self.captions.seal(&self.opts)?;
         let files = PartFiles {
             number,
             documents: documents.file.clone(),
@@ -790,6 +821,7 @@ impl OutputWriter {
             lines: lines.file.clone(),
             failures: failures.as_ref().map(|f| f.file.clone()),
             regions: regions.as_ref().map(|f| f.file.clone()),
+            captions: captions.as_ref().map(|f| f.file.clone()),
         };
         let docs = std::mem::take(&mut self.open_docs);
         let sealed = [
@@ -798,6 +830,7 @@ impl OutputWriter {
             Some(&lines),
             failures.as_ref(),
             regions.as_ref(),
+            captions.as_ref(),
         ];
         let order = self.storage.commit_order();
         if order == CommitOrder::PutThenRecord {
@@ -823,6 +856,7 @@ impl OutputWriter {
                 &self.lines.dest,
                 &self.failures.dest,
                 &self.regions.dest,
+                &self.captions.dest,
             ] {
                 sync_dir(self.storage, t)?;
             }
@@ -834,6 +868,7 @@ impl OutputWriter {
             lines = files.lines.rows,
             failures = files.failures.as_ref().map_or(0, |f| f.rows),
             regions = files.regions.as_ref().map_or(0, |f| f.rows),
+            captions = files.captions.as_ref().map_or(0, |f| f.rows),
             "committed output part"
         );
         self.parts.push(files.clone());
@@ -865,6 +900,7 @@ impl OutputWriter {
             lines: self.lines.total_rows,
             failures: self.failures.total_rows,
             regions: self.regions.total_rows,
+            captions: self.captions.total_rows,
             parts: std::mem::take(&mut self.parts),
             committed: std::mem::take(&mut self.committed),
         })

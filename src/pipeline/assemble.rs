@@ -9,9 +9,12 @@ use super::items::{now_us, page_lines, FinishedDoc, Msg, PageDone, RegionsDone, 
 use super::write::attach;
 use crate::config::RecordPolicy;
 use crate::extract::adapters;
+use crate::extract::vlm::tasks::Task;
+use crate::extract::vlm::TaskOutput;
 use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
-use crate::output::{DocStatus, DocumentRow, PageSource};
+use crate::output::{CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow};
+use crate::types::BBox;
 use async_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub struct VlmFields {
     pub schema: Arc<FieldSchema>,
     /// `extract.on_invalid` and `extract.review_below`.
     pub policy: RecordPolicy,
+    /// `source` of the rows the VLM's other tasks make: the model folder's
+    /// name.
+    pub source: String,
 }
 
 struct DocState {
@@ -132,6 +138,7 @@ pub fn assemble(
                     pages: Vec::new(),
                     lines: Vec::new(),
                     regions: Vec::new(),
+                    captions: Vec::new(),
                 })
             }
             Msg::Page(done) => {
@@ -340,11 +347,206 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
         pages,
         lines,
         regions: region_rows,
+        captions: Vec::new(),
     };
-    if let (Some(fields), Some(vlm)) = (fields, vlm) {
+    if let (Some(fields), Some(mut vlm)) = (fields, vlm) {
+        let tasks: BTreeMap<u32, PageTasks> = vlm
+            .iter_mut()
+            .map(|(&i, v)| {
+                let page = PageTasks {
+                    outcomes: std::mem::take(&mut v.tasks),
+                    image_size: v.image_size,
+                    to_points: v.to_points,
+                };
+                (i, page)
+            })
+            .collect();
         vlm_record(&mut doc, vlm, fields);
+        vlm_task_rows(&mut doc, tasks, &fields.source);
     }
     doc
+}
+
+/// A page's outcomes of the VLM's tasks besides `fields`.
+struct PageTasks {
+    outcomes: Vec<(
+        Task,
+        Result<crate::extract::vlm::TaskResult, super::items::PageFailure>,
+    )>,
+    image_size: (u32, u32),
+    to_points: Option<crate::pdf::Affine>,
+}
+
+/// Gives a document the rows of its pages' VLM task outputs: captions to
+/// `captions`, `od` boxes to `regions` and `ocr_with_region` lines to
+/// `lines` (numbered after the page's own), scaled from the model's image
+/// to page pixels (and PDF points), `source` = the model. A page whose text
+/// failed is already the document's error and is left out; a task that
+/// failed on a page makes an `ok` document `partial` (class
+/// `extract_failed`, or the page's own) with the task and page named.
+fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, source: &str) {
+    if d.doc.status == DocStatus::Failed {
+        return;
+    }
+    let mut errors = Vec::new();
+    let mut class: Option<&'static str> = None;
+    for p in d.pages.iter().filter(|p| p.error.is_none()) {
+        let index = p.page_index.max(0) as u32;
+        let Some(page) = tasks.remove(&index) else {
+            continue;
+        };
+        let (iw, ih) = page.image_size;
+        if iw == 0 || ih == 0 || p.width_px <= 0 || p.height_px <= 0 {
+            continue;
+        }
+        let scale = Scale {
+            sx: p.width_px as f32 / iw as f32,
+            sy: p.height_px as f32 / ih as f32,
+            to_points: page.to_points,
+        };
+        for (task, outcome) in page.outcomes {
+            let r = match outcome {
+                Ok(r) => r,
+                Err(f) => {
+                    errors.push(format!("{task} on page {}: {}", index + 1, f.message));
+                    class = class.or(f.class);
+                    continue;
+                }
+            };
+            match r.output {
+                TaskOutput::Caption(text) => d.captions.push(CaptionRow {
+                    doc_id: p.doc_id.clone(),
+                    page_index: p.page_index,
+                    region_index: None,
+                    source: source.to_string(),
+                    task: task.name().to_string(),
+                    text,
+                    confidence: r.mean_prob,
+                }),
+                TaskOutput::Detections(found) => {
+                    let first = d
+                        .regions
+                        .iter()
+                        .filter(|g| g.page_index == p.page_index)
+                        .map(|g| g.region_index + 1)
+                        .max()
+                        .unwrap_or(0);
+                    for (k, det) in found.into_iter().enumerate() {
+                        d.regions
+                            .push(scale.region(p, first + k as i32, det, r.mean_prob, source));
+                    }
+                }
+                TaskOutput::Lines(found) => {
+                    let first = d
+                        .lines
+                        .iter()
+                        .filter(|l| l.page_index == p.page_index)
+                        .map(|l| l.line_index + 1)
+                        .max()
+                        .unwrap_or(0);
+                    for (k, line) in found.into_iter().enumerate() {
+                        d.lines
+                            .push(scale.line(p, first + k as i32, line, r.mean_prob, source));
+                    }
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let message = format!("VLM task failed: {}", errors.join("; "));
+        let row = &mut d.doc;
+        if row.status == DocStatus::Ok {
+            row.status = DocStatus::Partial;
+            row.error_class = Some(class.unwrap_or("extract_failed").to_string());
+        }
+        row.error_message = Some(match row.error_message.take() {
+            Some(before) => format!("{before}; {message}"),
+            None => message,
+        });
+    }
+}
+
+/// From the VLM's image to the page: pixels scaled, points mapped.
+struct Scale {
+    sx: f32,
+    sy: f32,
+    to_points: Option<crate::pdf::Affine>,
+}
+
+impl Scale {
+    fn bbox(&self, b: &BBox) -> BBox {
+        BBox {
+            x0: b.x0 * self.sx,
+            y0: b.y0 * self.sy,
+            x1: b.x1 * self.sx,
+            y1: b.y1 * self.sy,
+        }
+    }
+
+    fn points(&self, b: &BBox) -> Option<[f32; 4]> {
+        self.to_points.map(|a| {
+            let p = a.apply_bbox(b);
+            [p.x0, p.y0, p.x1, p.y1]
+        })
+    }
+
+    fn region(
+        &self,
+        p: &PageRow,
+        index: i32,
+        det: crate::extract::vlm::tasks::Detection,
+        score: f32,
+        source: &str,
+    ) -> RegionRow {
+        let b = self.bbox(&det.bbox);
+        RegionRow {
+            doc_id: p.doc_id.clone(),
+            page_index: p.page_index,
+            region_index: index,
+            class: det.label,
+            score,
+            x0: b.x0,
+            y0: b.y0,
+            x1: b.x1,
+            y1: b.y1,
+            bbox_pt: self.points(&det.bbox),
+            source: source.to_string(),
+        }
+    }
+
+    fn line(
+        &self,
+        p: &PageRow,
+        index: i32,
+        line: crate::extract::vlm::tasks::TextQuad,
+        confidence: f32,
+        source: &str,
+    ) -> LineRow {
+        let around = BBox::around(&line.quad).unwrap_or_default();
+        let b = self.bbox(&around);
+        LineRow {
+            doc_id: p.doc_id.clone(),
+            page_index: p.page_index,
+            line_index: index,
+            text: line.text,
+            confidence,
+            x0: b.x0,
+            y0: b.y0,
+            x1: b.x1,
+            y1: b.y1,
+            polygon: line
+                .quad
+                .iter()
+                .flat_map(|q| [q.x * self.sx, q.y * self.sy])
+                .collect(),
+            bbox_pt: self.points(&around),
+            font_size: None,
+            bold: None,
+            region_index: None,
+            region_class: None,
+            source: source.to_string(),
+        }
+    }
 }
 
 /// Gives a document the record of its pages' VLM outcomes: each page's
@@ -470,6 +672,9 @@ mod tests {
                 field_confidence: BTreeMap::from([("vendor".to_string(), 0.5)]),
                 tokens: 3,
             }),
+            tasks: Vec::new(),
+            image_size: (100, 100),
+            to_points: None,
             render_ms: 1.0,
         }))
     }
@@ -489,6 +694,7 @@ mod tests {
                 on_invalid: OnInvalid::Keep,
                 review_below: None,
             },
+            source: "tiny-vlm".into(),
         };
         let stamp = RowStamp {
             pipeline: "t".into(),

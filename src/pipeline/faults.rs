@@ -11,6 +11,9 @@
 //! - `vlm-error`: a VLM generation call that holds the page returns an
 //!   error;
 //! - `vlm-panic`: such a call panics;
+//! - `vlm-task-error`: a generation call of a VLM task other than `fields`
+//!   (a caption, `ocr_with_region`, `od`) that holds the page returns an
+//!   error;
 //! - `layout-error`: the layout model's call on the page returns an error;
 //! - `layout-panic`: it panics.
 //!
@@ -29,6 +32,8 @@ pub enum StageFault {
     RecPanic,
     VlmError,
     VlmPanic,
+    /// A VLM task other than `fields` fails on the page.
+    VlmTaskError,
     LayoutError,
     LayoutPanic,
 }
@@ -43,6 +48,7 @@ fn parse(spec: &str) -> Vec<(StageFault, String)> {
                 "rec-panic" => StageFault::RecPanic,
                 "vlm-error" => StageFault::VlmError,
                 "vlm-panic" => StageFault::VlmPanic,
+                "vlm-task-error" => StageFault::VlmTaskError,
                 "layout-error" => StageFault::LayoutError,
                 "layout-panic" => StageFault::LayoutPanic,
                 _ => return None,
@@ -79,13 +85,15 @@ mod tests {
 
     #[test]
     fn the_switch_parses_kinds_and_needles() {
-        let got = parse("det-panic:a.png, rec-error:b,bogus:c,vlm-error:,rec-panic:d");
+        let got =
+            parse("det-panic:a.png, rec-error:b,bogus:c,vlm-error:,rec-panic:d,vlm-task-error:e");
         assert_eq!(
             got,
             vec![
                 (StageFault::DetPanic, "a.png".to_string()),
                 (StageFault::RecError, "b".to_string()),
                 (StageFault::RecPanic, "d".to_string()),
+                (StageFault::VlmTaskError, "e".to_string()),
             ]
         );
     }

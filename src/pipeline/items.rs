@@ -1,10 +1,11 @@
 //! The work items that travel between the stages, and the clocks they carry.
 
-use crate::extract::vlm::PageRecord;
+use crate::extract::vlm::tasks::Task;
+use crate::extract::vlm::{PageRecord, TaskResult};
 use crate::extract::{Line, PageLines};
 use crate::ingest::DocRef;
 use crate::ocr::engine::Crop;
-use crate::output::{DocumentRow, LineRow, PageRow, RegionRow};
+use crate::output::{CaptionRow, DocumentRow, LineRow, PageRow, RegionRow};
 use crate::pdf::Affine;
 use crate::regions::page::PageRegions;
 use crate::types::BBox;
@@ -142,6 +143,13 @@ pub struct VlmDone {
     /// The page's record, or why it has none (`class` `None` for a failed
     /// generation, `internal` for a panic, `timeout` for a spent budget).
     pub result: Result<PageRecord, PageFailure>,
+    /// Its other tasks' outcomes (`extract.tasks` besides `fields`), in
+    /// the order the pipeline lists them; coordinates in the image's pixels.
+    pub tasks: Vec<(Task, Result<TaskResult, PageFailure>)>,
+    /// The size of the image the model was given, pixels.
+    pub image_size: (u32, u32),
+    /// Maps a pixel of that image to PDF points (PDF pages).
+    pub to_points: Option<Affine>,
     /// Time spent making the page's image, milliseconds.
     pub render_ms: f64,
 }
@@ -245,8 +253,10 @@ pub struct FinishedDoc {
     pub doc: DocumentRow,
     pub pages: Vec<PageRow>,
     pub lines: Vec<LineRow>,
-    /// Empty without a `layout` section.
+    /// Empty without a `layout` section or a VLM `od` task.
     pub regions: Vec<RegionRow>,
+    /// Empty without a VLM caption task.
+    pub captions: Vec<CaptionRow>,
 }
 
 impl FinishedDoc {

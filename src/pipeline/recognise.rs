@@ -50,6 +50,8 @@ pub struct RecogniseSettings {
     pub batch_size: usize,
     /// Lines recognised with less confidence are dropped (`ocr.min_confidence`).
     pub min_confidence: f32,
+    /// `lines.source` of the lines read: the OCR engine (`ppocr-v6`).
+    pub source: &'static str,
 }
 
 /// [`recognise`] on `workers` threads, each with its own recogniser, all
@@ -179,6 +181,7 @@ pub fn recognise(
                             conf,
                             &c.quad,
                             bbox_pt,
+                            settings.source,
                         ));
                     }
                     PageDone {
@@ -442,6 +445,7 @@ mod tests {
         let settings = RecogniseSettings {
             batch_size: 16,
             min_confidence: 0.0,
+            source: "ppocr-v6",
         };
         let progress = Progress::new(Arc::new(Counters::default()), true);
         let (_, max) = recognise(&settings, &progress, Some(factory), rx, res_tx).unwrap();

@@ -74,7 +74,15 @@ pub fn text_layer_page(
         .map(|(i, l)| LineRow {
             font_size: l.font_size,
             bold: Some(l.bold),
-            ..line_row(meta, i, &l.text, 1.0, &l.bbox_px.to_quad(), Some(l.bbox_pt))
+            ..line_row(
+                meta,
+                i,
+                &l.text,
+                1.0,
+                &l.bbox_px.to_quad(),
+                Some(l.bbox_pt),
+                "text_layer",
+            )
         })
         .collect();
     let source = if usable && !lines.is_empty() {
@@ -99,6 +107,7 @@ pub fn line_row(
     confidence: f32,
     quad: &Quad,
     bbox_pt: Option<BBox>,
+    source: &str,
 ) -> LineRow {
     let b = BBox::around(quad).unwrap_or_default();
     LineRow {
@@ -117,6 +126,7 @@ pub fn line_row(
         bold: None,
         region_index: None,
         region_class: None,
+        source: source.to_string(),
     }
 }
 
@@ -149,8 +159,8 @@ mod tests {
         }
         .to_quad();
         let lines = vec![
-            line_row(&m, 0, "first", 0.5, &quad, None),
-            line_row(&m, 1, "second", 1.0, &quad, None),
+            line_row(&m, 0, "first", 0.5, &quad, None, "ppocr-v6"),
+            line_row(&m, 1, "second", 1.0, &quad, None, "ppocr-v6"),
         ];
         let p = page_row(&m, (1700, 2200), PageSource::Ocr, 1.5, &lines, None);
         assert_eq!(p.text, "first\nsecond");

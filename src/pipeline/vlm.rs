@@ -9,6 +9,11 @@
 //! sends each page's outcome to the assembler, which merges a document's
 //! records once it has every page's text and record.
 //!
+//! The pipeline's other VLM tasks (`extract.tasks`: captions,
+//! `ocr_with_region`, `od`) run on the same batch after the records, one
+//! generation call per task; each page's task outcomes travel with its
+//! record, and a task that fails on a page is that page's reason alone.
+//!
 //! A failed generation call is retried page by page before anything fails;
 //! then only the page that fails again fails (its document is `partial`,
 //! or `failed` when no page gave a record). A panic in the model becomes
@@ -16,7 +21,8 @@
 
 use super::faults::{self, StageFault, STAGE_FAULT_ENV};
 use super::items::{Msg, PageFailure, PageImage, VlmDone};
-use crate::extract::vlm::{PageRecord, VlmEngine, VlmError};
+use crate::extract::vlm::tasks::Task;
+use crate::extract::vlm::{PageRecord, TaskResult, VlmEngine, VlmError};
 use async_channel::{Receiver, Sender};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -60,11 +66,13 @@ impl VlmStats {
 }
 
 /// Runs the stage until `pages` closes. `batch_size` pages at most go into
-/// one generation call (`extract.batch_size`; 0 counts as 1). `Err` only
-/// when the engine cannot be loaded.
+/// one generation call (`extract.batch_size`; 0 counts as 1); `tasks` are
+/// the pipeline's tasks besides `fields`. `Err` only when the engine cannot
+/// be loaded.
 pub fn vlm_stage(
     factory: &VlmFactory,
     batch_size: usize,
+    tasks: &[Task],
     pages: Receiver<PageImage>,
     results: Sender<Msg>,
 ) -> anyhow::Result<VlmStats> {
@@ -87,13 +95,30 @@ pub fn vlm_stage(
             stats: &mut stats,
             broken: false,
         };
-        let outcomes = calls.run(&batch);
+        let outcomes = calls.run(&batch, &|e: &mut VlmEngine, images: &[&image::RgbImage]| {
+            e.extract_pages(images)
+        });
+        let mut per_task: Vec<(Task, Vec<Result<TaskResult, PageFailure>>)> = Vec::new();
+        for &task in tasks.iter().filter(|t| **t != Task::Fields) {
+            let op = move |e: &mut VlmEngine, images: &[&image::RgbImage]| e.run_task(task, images);
+            per_task.push((task, calls.run(&batch, &op)));
+        }
         let broken = calls.broken;
-        for (page, result) in batch.into_iter().zip(outcomes) {
+        for (i, (page, result)) in batch.into_iter().zip(outcomes).enumerate() {
+            let tasks = per_task
+                .iter_mut()
+                .map(|(t, outs)| {
+                    let r = std::mem::replace(&mut outs[i], Err(no_output()));
+                    (*t, r)
+                })
+                .collect();
             let done = VlmDone {
                 doc_id: page.meta.doc_id,
                 page: page.meta.index,
                 result,
+                tasks,
+                image_size: page.image.as_ref().map_or((0, 0), |i| i.dimensions()),
+                to_points: page.to_points,
                 render_ms: page.render_ms,
             };
             if results.send_blocking(Msg::Vlm(Box::new(done))).is_err() {
@@ -117,12 +142,45 @@ struct Calls<'a> {
     broken: bool,
 }
 
-type Outcome = Result<PageRecord, PageFailure>;
+/// What one generation call gives per page: a record, or a task's result.
+trait PageOutput {
+    /// Tokens generated for the page.
+    fn tokens(&self) -> usize;
+    /// The task, for the fault switch and messages.
+    fn task() -> Task;
+}
+
+impl PageOutput for PageRecord {
+    fn tokens(&self) -> usize {
+        self.tokens
+    }
+    fn task() -> Task {
+        Task::Fields
+    }
+}
+
+impl PageOutput for TaskResult {
+    fn tokens(&self) -> usize {
+        self.tokens
+    }
+    fn task() -> Task {
+        // Any task but fields: only the fault switch asks.
+        Task::Caption
+    }
+}
+
+/// One generation call of the engine on some pages' images.
+type Op<'o, T> =
+    dyn Fn(&mut VlmEngine, &[&image::RgbImage]) -> Result<Vec<Result<T, VlmError>>, VlmError> + 'o;
 
 impl Calls<'_> {
     /// One outcome per page of `batch`, in order.
-    fn run(&mut self, batch: &[PageImage]) -> Vec<Outcome> {
-        let mut out: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    fn run<T: PageOutput>(
+        &mut self,
+        batch: &[PageImage],
+        op: &Op<'_, T>,
+    ) -> Vec<Result<T, PageFailure>> {
+        let mut out: Vec<Option<Result<T, PageFailure>>> = Vec::with_capacity(batch.len());
         let mut live: Vec<usize> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             let failed = match &p.image {
@@ -139,7 +197,7 @@ impl Calls<'_> {
             out.push(failed.map(Err));
         }
         if !live.is_empty() {
-            match self.call(batch, &live) {
+            match self.call(batch, &live, op) {
                 Ok(results) => {
                     for (i, r) in live.iter().zip(results) {
                         out[*i] = Some(r);
@@ -150,7 +208,7 @@ impl Calls<'_> {
                 Err(_) if live.len() > 1 => {
                     for &i in &live {
                         let r = self
-                            .call(batch, &[i])
+                            .call(batch, &[i], op)
                             .and_then(|mut r| r.pop().unwrap_or_else(|| Err(no_output())));
                         out[i] = Some(r);
                     }
@@ -170,7 +228,12 @@ impl Calls<'_> {
     /// One generation call on pages `items` of `batch`, a panic caught as
     /// the call's error. Its time is charged to the pages' documents, a
     /// share each.
-    fn call(&mut self, batch: &[PageImage], items: &[usize]) -> Result<Vec<Outcome>, PageFailure> {
+    fn call<T: PageOutput>(
+        &mut self,
+        batch: &[PageImage],
+        items: &[usize],
+        op: &Op<'_, T>,
+    ) -> Result<Vec<Result<T, PageFailure>>, PageFailure> {
         let images: Vec<&image::RgbImage> = items
             .iter()
             .filter_map(|&i| batch[i].image.as_ref().ok())
@@ -180,7 +243,11 @@ impl Calls<'_> {
                 .iter()
                 .any(|&i| faults::hits(kind, &batch[i].meta.uri))
         };
-        let (fault, panics) = (hit(StageFault::VlmError), hit(StageFault::VlmPanic));
+        let (fault, panics) = if T::task() == Task::Fields {
+            (hit(StageFault::VlmError), hit(StageFault::VlmPanic))
+        } else {
+            (hit(StageFault::VlmTaskError), false)
+        };
         let t = Instant::now();
         let engine = &mut *self.engine;
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -192,7 +259,7 @@ impl Calls<'_> {
                     "test fault: VLM generation fails on this page ({STAGE_FAULT_ENV})"
                 ));
             }
-            engine.extract_pages(&images).map_err(|e| e.to_string())
+            op(engine, &images).map_err(|e| e.to_string())
         }));
         let took = t.elapsed();
         self.stats.generating += took;
@@ -205,8 +272,10 @@ impl Calls<'_> {
                 .into_iter()
                 .map(|r| {
                     r.inspect(|rec| {
-                        self.stats.pages += 1;
-                        self.stats.tokens += rec.tokens as u64;
+                        if T::task() == Task::Fields {
+                            self.stats.pages += 1;
+                        }
+                        self.stats.tokens += rec.tokens() as u64;
                     })
                     .map_err(|e| PageFailure::error(page_message(e)))
                 })

@@ -143,6 +143,7 @@ pub fn write<S: DocSink>(
                 pages: d.pages,
                 lines: d.lines,
                 regions: d.regions,
+                captions: d.captions,
             })?;
             writing += t.elapsed();
             progress.counters.docs_done.fetch_add(1, Ordering::Relaxed);
@@ -203,6 +204,7 @@ fn account(
     }
     summary.lines += d.lines.len() as u64;
     summary.regions += d.regions.len() as u64;
+    summary.captions += d.captions.len() as u64;
     progress
         .counters
         .pages_done

@@ -153,6 +153,7 @@ mod tests {
             bold: None,
             region_index: None,
             region_class: None,
+            source: "ppocr-v6".into(),
         }
     }
 

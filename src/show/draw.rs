@@ -26,6 +26,8 @@ pub struct Style {
     pub label_background: Rgb<u8>,
     /// Field labels longer than this many characters are cut with `~`.
     pub max_label_chars: usize,
+    /// The VLM's boxes (`od`, `ocr_with_region`): outline and label colour.
+    pub vlm_colour: Rgb<u8>,
 }
 
 impl Default for Style {
@@ -38,6 +40,7 @@ impl Default for Style {
             label_scale: 2,
             label_background: Rgb([255, 255, 255]),
             max_label_chars: 48,
+            vlm_colour: Rgb([230, 0, 120]),
         }
     }
 }
@@ -83,6 +86,57 @@ pub fn region_colour(class: &str) -> Rgb<u8> {
         "equation" => [210, 40, 40],
         _ => [128, 128, 128],
     })
+}
+
+/// One of the VLM's boxes: an `od` box or an `ocr_with_region` quad (page
+/// pixels) and its label (the model, then the class or the text).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VlmMark {
+    pub label: String,
+    pub outline: Vec<Point>,
+}
+
+/// Draws the VLM's boxes: a dashed outline in `vlm_colour`, 2 px wide (so
+/// it stays apart from the solid layout boxes and text outlines), and the
+/// label under its bottom-left corner, cut at `max_label_chars`.
+pub fn draw_vlm(img: &mut RgbImage, marks: &[VlmMark], style: &Style) {
+    for m in marks {
+        let n = m.outline.len();
+        for i in 0..n {
+            let (a, b) = (m.outline[i], m.outline[(i + 1) % n]);
+            let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt();
+            if !len.is_finite() || len > 1e6 {
+                continue;
+            }
+            // 12 px on, 8 px off.
+            let mut t = 0.0f32;
+            while t < len {
+                let t1 = (t + 12.0).min(len);
+                let p =
+                    |s: f32| Point::new(a.x + (b.x - a.x) * s / len, a.y + (b.y - a.y) * s / len);
+                draw_segment(img, p(t), p(t1), 2, style.vlm_colour);
+                t += 20.0;
+            }
+        }
+    }
+    for m in marks {
+        let Some(b) = BBox::around(&m.outline) else {
+            continue;
+        };
+        if !is_finite_box(&b) {
+            continue;
+        }
+        let label = shorten(&m.label, style.max_label_chars);
+        draw_label_at(
+            img,
+            b.x0.floor() as i64,
+            b.y1.ceil() as i64 + 3,
+            &label,
+            style.label_scale,
+            style.vlm_colour,
+            style.label_background,
+        );
+    }
 }
 
 /// Draws layout regions: a box in the class's colour, 3 px wide, and the
@@ -621,6 +675,41 @@ mod tests {
         // Nothing drawn far above the label or right of the box.
         assert_eq!(painted_in(&img, 0, 0, 300, ly as u32 - 1), 0);
         assert_eq!(painted_in(&img, 260, 0, 300, 200), 0);
+    }
+
+    #[test]
+    fn vlm_boxes_are_dashed_and_labelled_below() {
+        let style = Style::default();
+        let mut img = white(300, 200);
+        let mark = VlmMark {
+            label: "florence2-tiny car".into(),
+            outline: BBox {
+                x0: 20.0,
+                y0: 20.0,
+                x1: 220.0,
+                y1: 100.0,
+            }
+            .to_quad()
+            .to_vec(),
+        };
+        draw_vlm(&mut img, std::slice::from_ref(&mark), &style);
+        let c = style.vlm_colour;
+        // Top edge from x 20: 12 px on (20..32), 8 px off (32..40), on again.
+        assert_eq!(*img.get_pixel(25, 20), c);
+        assert_eq!(*img.get_pixel(36, 20), WHITE);
+        assert_eq!(*img.get_pixel(45, 20), c);
+        // The inside stays white; the label is under the bottom edge.
+        assert_eq!(painted_in(&img, 25, 25, 215, 95), 0);
+        assert!(painted_in(&img, 20, 104, 240, 130) > 100);
+        assert_eq!(painted_in(&img, 0, 140, 300, 200), 0);
+        // Degenerate outlines draw nothing and do not panic.
+        let nan = VlmMark {
+            label: "x".into(),
+            outline: vec![Point::new(f32::NAN, 0.0), Point::new(1e9, 5.0)],
+        };
+        let before = img.clone();
+        draw_vlm(&mut img, &[nan], &style);
+        assert_eq!(img, before);
     }
 
     #[test]

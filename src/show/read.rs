@@ -67,6 +67,30 @@ pub struct LineRow {
     /// Corners clockwise from the top-left, page pixels; empty when the
     /// polygon column is null or does not hold 8 finite values.
     pub polygon: Vec<Point>,
+    /// `lines.source`; empty in outputs written before the column existed.
+    pub source: String,
+}
+
+/// Whether a `source` value names a VLM rather than the text layer, an
+/// OCR engine or the layout model (whose names docpipe knows).
+pub fn is_vlm_source(source: &str) -> bool {
+    !source.is_empty()
+        && !matches!(
+            source,
+            "text_layer" | "ppocr-v6" | "ppocr-v4" | "rapid-layout"
+        )
+}
+
+/// A string column that older outputs may lack: `None` then.
+fn strings_opt(
+    batch: &RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<Option<Vec<Option<String>>>, ShowError> {
+    if batch.column_by_name(name).is_none() {
+        return Ok(None);
+    }
+    strings(batch, name, path).map(Some)
 }
 
 /// The committed part files of `table` in `dir` (`*.parquet`; part files
@@ -359,6 +383,7 @@ pub fn find_lines(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<LineRow>, S
         "x1",
         "y1",
         "polygon",
+        "source",
     ];
     let mut out = Vec::new();
     for path in part_files(dir, "lines")? {
@@ -379,6 +404,7 @@ pub fn find_lines(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<LineRow>, S
             let [x0, y0, x1, y1] = ["x0", "y0", "x1", "y1"].map(|c| f32s(&batch, c, &path));
             let (x0, y0, x1, y1) = (x0?, y0?, x1?, y1?);
             let polygon = column(&batch, "polygon", &path)?.clone();
+            let source = strings_opt(&batch, "source", &path)?;
             for r in rows {
                 let nan = f32::NAN;
                 let bbox = bbox_from(&[
@@ -400,6 +426,10 @@ pub fn find_lines(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<LineRow>, S
                         y1: nan,
                     }),
                     polygon,
+                    source: source
+                        .as_ref()
+                        .and_then(|s| s[r].clone())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -416,6 +446,8 @@ pub struct RegionRow {
     pub score: f32,
     /// Page pixels.
     pub bbox: BBox,
+    /// `regions.source`: `rapid-layout`, or a VLM's name.
+    pub source: String,
 }
 
 /// The regions rows of (`doc_id`, `page`), by region index; none when the
@@ -435,6 +467,7 @@ pub fn find_regions(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<RegionRow
         "y0",
         "x1",
         "y1",
+        "source",
     ];
     let mut out = Vec::new();
     for path in part_files(dir, "regions")? {
@@ -446,6 +479,7 @@ pub fn find_regions(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<RegionRow
             let score = f32s(&batch, "score", &path)?;
             let [x0, y0, x1, y1] = ["x0", "y0", "x1", "y1"].map(|c| f32s(&batch, c, &path));
             let (x0, y0, x1, y1) = (x0?, y0?, x1?, y1?);
+            let source = strings_opt(&batch, "source", &path)?;
             for r in 0..batch.num_rows() {
                 if ids[r].as_deref() != Some(doc_id)
                     || pages[r].is_none_or(|p| i64::from(p) != i64::from(page))
@@ -466,6 +500,10 @@ pub fn find_regions(dir: &Path, doc_id: &str, page: u32) -> Result<Vec<RegionRow
                     class: class[r].clone().unwrap_or_default(),
                     score: score[r].unwrap_or(0.0),
                     bbox,
+                    source: source
+                        .as_ref()
+                        .and_then(|s| s[r].clone())
+                        .unwrap_or_default(),
                 });
             }
         }

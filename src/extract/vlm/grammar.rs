@@ -93,10 +93,22 @@ pub fn grammar_schema(schema: &serde_json::Value) -> serde_json::Value {
     s
 }
 
-/// The compiled field grammar; hands out one fresh [`Matcher`] per sequence.
+/// How the closing phase (near the token budget) finishes an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// JSON: [`closing_choice`], the shortest way to a complete document.
+    Json,
+    /// A task grammar whose items are bounded: end of text as soon as the
+    /// grammar allows it, greedy until then ([`eos_or_greedy`]).
+    Eos,
+}
+
+/// A compiled grammar (the field schema's, or a task's); hands out one
+/// fresh [`Matcher`] per sequence.
 pub struct Grammar {
     env: TokEnv,
     template: Matcher,
+    closing: Closing,
     /// Tokens the closing phase needs, at most, to finish a document from
     /// any point (estimated at load; see [`Grammar::closing_reserve`]).
     reserve: usize,
@@ -119,10 +131,44 @@ impl Grammar {
         let mut g = Grammar {
             env,
             template,
+            closing: Closing::Json,
             reserve: 0,
         };
         g.reserve = g.closing_reserve()?;
         Ok(g)
+    }
+
+    /// Compiles a task grammar in llguidance's Lark syntax
+    /// ([`super::tasks::task_grammar`]); `reserve` is the most tokens an
+    /// item under way may still need when the closing phase begins.
+    pub fn compile_lark(env: TokEnv, lark: &str, reserve: usize) -> Result<Self, String> {
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| e.to_string())?;
+        factory.quiet();
+        let grammar = TopLevelGrammar::from_lark(lark.to_string());
+        let parser = factory.create_parser(grammar).map_err(|e| e.to_string())?;
+        let template = Matcher::new(Ok(parser));
+        if let Some(e) = template.get_error() {
+            return Err(e);
+        }
+        Ok(Grammar {
+            env,
+            template,
+            closing: Closing::Eos,
+            reserve,
+        })
+    }
+
+    /// How this grammar's closing phase chooses.
+    pub fn closing(&self) -> Closing {
+        self.closing
+    }
+
+    /// The closing phase's choice under this grammar's policy.
+    pub fn closing_pick(&self, mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
+        match self.closing {
+            Closing::Json => closing_choice(self.trie(), mask, Some(logits)),
+            Closing::Eos => eos_or_greedy(self.eos(), mask, logits),
+        }
     }
 
     pub fn trie(&self) -> &TokTrie {
@@ -184,6 +230,15 @@ pub fn greedy_choice(mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
         }
     });
     best.map(|(t, _)| t)
+}
+
+/// End of text when the mask allows it (and the model has the token), the
+/// greedy choice otherwise.
+pub fn eos_or_greedy(eos: u32, mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
+    if (eos as usize) < logits.len().min(mask.len()) && mask.is_allowed(eos) {
+        return Some(eos);
+    }
+    greedy_choice(mask, logits)
 }
 
 /// The byte sequences that end a JSON value or structure, best first. `"`
@@ -276,6 +331,27 @@ pub fn token_text(trie: &TokTrie, tokens: &[u32]) -> (String, Vec<(usize, usize)
     (String::from_utf8_lossy(&bytes).into_owned(), spans)
 }
 
+/// A task's generated text: like [`token_text`], but a loc token of
+/// `loc` is written `<loc_N>` (the parsers in [`super::tasks`] read it).
+pub fn task_text(trie: &TokTrie, tokens: &[u32], loc: super::tasks::LocNotation) -> String {
+    let mut bytes = Vec::new();
+    for &t in tokens {
+        if let Some(bin) = loc.bin_of(t) {
+            bytes.extend_from_slice(format!("<loc_{bin}>").as_bytes());
+            continue;
+        }
+        let b = if (t as usize) < trie.vocab_size() {
+            trie.token(t)
+        } else {
+            &[]
+        };
+        if !b.is_empty() && b[0] != TokTrie::SPECIAL_TOKEN_MARKER {
+            bytes.extend_from_slice(b);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +370,89 @@ mod tests {
             tok_end_of_turn: None,
         };
         Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)))
+    }
+
+    /// `byte_env` plus the 1000 `<loc_N>` special tokens, ids 257..=1256.
+    fn loc_env() -> TokEnv {
+        let mut words: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        words.push(b"\xFF<eos>".to_vec());
+        for n in 0..1000 {
+            let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
+            w.extend(format!("<loc_{n}>").bytes());
+            words.push(w);
+        }
+        let info = TokRxInfo {
+            vocab_size: words.len() as u32,
+            tok_eos: 256,
+            tok_bos: None,
+            tok_pad: None,
+            tok_unk: None,
+            tok_end_of_turn: None,
+        };
+        Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)))
+    }
+
+    /// Consumes `toks`; then whether end of text is allowed.
+    fn accepts(g: &Grammar, toks: &[u32]) -> Result<bool, String> {
+        let mut m = g.matcher();
+        for &t in toks {
+            m.consume_token(t).map_err(|e| e.to_string())?;
+        }
+        let mask = m.compute_mask().map_err(|e| e.to_string())?;
+        Ok(mask.is_allowed(g.eos()))
+    }
+
+    fn bytes(s: &str) -> Vec<u32> {
+        s.bytes().map(u32::from).collect()
+    }
+
+    #[test]
+    fn task_grammars_accept_their_format_only() {
+        use super::super::tasks::{task_grammar, LocNotation, Task};
+        // Loc tokens.
+        let loc = LocNotation::Tokens { first: 257 };
+        let (lark, reserve) = task_grammar(Task::Od, loc).unwrap();
+        let g = Grammar::compile_lark(loc_env(), &lark, reserve).unwrap();
+        assert_eq!(g.closing(), Closing::Eos);
+        let mut toks = bytes("car");
+        toks.extend([257 + 10, 257 + 20, 257 + 999, 257]);
+        assert_eq!(accepts(&g, &toks), Ok(true));
+        assert_eq!(
+            task_text(g.trie(), &toks, loc),
+            "car<loc_10><loc_20><loc_999><loc_0>"
+        );
+        assert_eq!(accepts(&g, &toks[..toks.len() - 1]), Ok(false));
+        // A box needs its label first.
+        assert!(accepts(&g, &[300]).is_err());
+        // Spelt out.
+        let (lark, reserve) = task_grammar(Task::OcrWithRegion, LocNotation::Text).unwrap();
+        let g = Grammar::compile_lark(byte_env(), &lark, reserve).unwrap();
+        let line = "Total 12<loc_1><loc_2><loc_3><loc_4><loc_5><loc_6><loc_7><loc_999>";
+        assert_eq!(accepts(&g, &bytes(line)), Ok(true));
+        assert_eq!(accepts(&g, &bytes(&line[..line.len() - 9])), Ok(false));
+        assert!(accepts(&g, &bytes("x<loc_1000>")).is_err());
+        assert!(accepts(&g, &bytes("x<loc_01>")).is_err());
+        // Captions: text, no markup, not starting with a space.
+        let (lark, reserve) = task_grammar(Task::Caption, LocNotation::Text).unwrap();
+        let g = Grammar::compile_lark(byte_env(), &lark, reserve).unwrap();
+        assert_eq!(accepts(&g, &bytes("An invoice.")), Ok(true));
+        assert_eq!(accepts(&g, &[]), Ok(false));
+        assert!(accepts(&g, &bytes(" x")).is_err());
+        assert!(accepts(&g, &bytes("a<b")).is_err());
+        assert!(accepts(&g, &bytes("a\x1bb")).is_err());
+        assert!(accepts(&g, &bytes("a\tb")).is_err());
+        assert_eq!(accepts(&g, &bytes("Zürich, 3 €")), Ok(true));
+    }
+
+    #[test]
+    fn eos_or_greedy_prefers_end_of_text() {
+        let mut mask = SimpleVob::alloc(4);
+        mask.allow_token(1);
+        assert_eq!(eos_or_greedy(3, &mask, &[0.0, 1.0, 0.0, 9.0]), Some(1));
+        mask.allow_token(3);
+        assert_eq!(eos_or_greedy(3, &mask, &[0.0, 1.0, 0.0, -9.0]), Some(3));
+        // The model has no such token: greedy.
+        assert_eq!(eos_or_greedy(3, &mask, &[0.0, 1.0]), Some(1));
     }
 
     fn schema() -> serde_json::Value {

@@ -2,6 +2,7 @@
 //! graphs' roles, the image pre-processing, the prompt and the special tokens
 //! (format `docpipe-vlm/1`, see the README and `VLM-EXPORTS.md`).
 
+use super::tasks::Task;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,17 @@ pub struct Manifest {
     pub decoder: DecoderSpec,
     #[serde(default)]
     pub encoder: Option<EncoderSpec>,
+    /// What the export can be asked for ([`Manifest::supported_tasks`]);
+    /// absent: `["fields"]` only (manifests written before tasks existed).
+    #[serde(default)]
+    pub tasks: Option<Vec<Task>>,
+    /// Per task other than `fields`, its question: for a decoder-only
+    /// export it takes `{question}`'s place in `prompt`; for an
+    /// encoder-decoder export it is the whole prompt text. Family
+    /// `florence2` needs none: `<s>` + Florence-2's own text prompt + `</s>`
+    /// ([`Task::florence_prompt`]).
+    #[serde(default)]
+    pub task_prompts: BTreeMap<Task, String>,
 }
 
 impl Manifest {
@@ -172,6 +184,32 @@ impl Manifest {
         if d.layers == 0 || d.kv_heads == 0 || d.head_dim == 0 || d.hidden == 0 {
             return Err("decoder.layers, kv_heads, head_dim and hidden must be at least 1".into());
         }
+        if let Some(tasks) = &self.tasks {
+            if tasks.is_empty() {
+                return Err(
+                    "tasks is empty: list what the export can do (e.g. [\"fields\"])".into(),
+                );
+            }
+        }
+        let tasks = self.supported_tasks();
+        for task in self.task_prompts.keys() {
+            if !tasks.contains(task) {
+                return Err(format!(
+                    "task_prompts.{task}: {task} is not in tasks {:?}",
+                    tasks.iter().map(|t| t.name()).collect::<Vec<_>>()
+                ));
+            }
+        }
+        for &task in &tasks {
+            if task != Task::Fields
+                && !self.task_prompts.contains_key(&task)
+                && self.family != "florence2"
+            {
+                return Err(format!(
+                    "tasks lists {task} but task_prompts.{task} is missing (only family florence2 has built-in task prompts)"
+                ));
+            }
+        }
         match self.architecture {
             Architecture::EncoderDecoder => {
                 if self.graphs.encoder.is_none() {
@@ -196,6 +234,35 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The tasks this export supports: `tasks`, or `fields` alone.
+    pub fn supported_tasks(&self) -> Vec<Task> {
+        self.tasks.clone().unwrap_or_else(|| vec![Task::Fields])
+    }
+
+    /// The prompt text for `task` (before the `<image>` expansion);
+    /// `schema_json` is used by `fields` only. `None` when the manifest
+    /// does not list the task.
+    pub fn task_prompt_text(&self, task: Task, schema_json: &str) -> Option<String> {
+        if !self.supported_tasks().contains(&task) {
+            return None;
+        }
+        if task == Task::Fields {
+            return Some(self.prompt_text(schema_json));
+        }
+        let question = match self.task_prompts.get(&task) {
+            Some(q) => q.clone(),
+            None => task.florence_prompt()?.to_string(),
+        };
+        Some(match self.architecture {
+            Architecture::DecoderOnly => self
+                .prompt
+                .replace("{question}", &question)
+                .replace("{schema}", ""),
+            Architecture::EncoderDecoder if self.task_prompts.contains_key(&task) => question,
+            Architecture::EncoderDecoder => format!("<s>{question}</s>"),
+        })
     }
 
     /// The prompt text for a field schema given in compact JSON.
@@ -244,6 +311,18 @@ impl Manifest {
         });
         ids.extend(forced);
         ids
+    }
+}
+
+/// The tasks `dir/docpipe.json` lists (`fields` alone without `tasks`),
+/// read without checking the rest of the manifest (for `docpipe check`);
+/// `None` when the file or its `tasks` cannot be read.
+pub fn read_tasks(dir: &Path) -> Option<Vec<Task>> {
+    let text = std::fs::read_to_string(dir.join("docpipe.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    match v.get("tasks") {
+        None | Some(serde_json::Value::Null) => Some(vec![Task::Fields]),
+        Some(t) => serde_json::from_value(t.clone()).ok(),
     }
 }
 
@@ -343,6 +422,78 @@ mod tests {
                 (want, got) => panic!("{}: wanted {want:?}, got {got:?}", case.name),
             }
         }
+    }
+
+    #[test]
+    fn tasks_and_their_prompts() {
+        // No `tasks`: fields only.
+        let m = Manifest::parse(&florence().to_string()).unwrap();
+        assert_eq!(m.supported_tasks(), vec![Task::Fields]);
+        assert_eq!(m.task_prompt_text(Task::Caption, ""), None);
+        let mut v = florence();
+        v["tasks"] = serde_json::json!(["fields", "caption", "od", "ocr_with_region"]);
+        let m = Manifest::parse(&v.to_string()).unwrap();
+        assert_eq!(
+            m.task_prompt_text(Task::Od, "").as_deref(),
+            Some("<s>Locate the objects with category name in the image.</s>")
+        );
+        assert_eq!(m.task_prompt_text(Task::DetailedCaption, ""), None);
+        assert_eq!(
+            m.task_prompt_text(Task::Fields, "{}").as_deref(),
+            Some("<s>Extract the fields as JSON: {}</s>")
+        );
+        v["task_prompts"] = serde_json::json!({"caption": "<s>Caption it.</s>"});
+        let m = Manifest::parse(&v.to_string()).unwrap();
+        assert_eq!(
+            m.task_prompt_text(Task::Caption, "").as_deref(),
+            Some("<s>Caption it.</s>")
+        );
+        struct Case {
+            tasks: serde_json::Value,
+            prompts: serde_json::Value,
+            error: &'static str,
+        }
+        let cases = [
+            Case {
+                tasks: serde_json::json!(["fields", "segment"]),
+                prompts: serde_json::json!({}),
+                error: "unknown variant `segment`",
+            },
+            Case {
+                tasks: serde_json::json!([]),
+                prompts: serde_json::json!({}),
+                error: "tasks is empty",
+            },
+            Case {
+                tasks: serde_json::json!(["fields"]),
+                prompts: serde_json::json!({"od": "boxes"}),
+                error: "task_prompts.od",
+            },
+        ];
+        for c in cases {
+            let mut v = florence();
+            v["tasks"] = c.tasks;
+            v["task_prompts"] = c.prompts;
+            let e = Manifest::parse(&v.to_string()).unwrap_err();
+            assert!(e.contains(c.error), "{e}");
+        }
+        // Decoder-only: a prompt per task, put in `{question}`.
+        let mut v = florence();
+        v["architecture"] = "decoder-only".into();
+        v["family"] = "smolvlm".into();
+        v["tokens"]["image"] = 9.into();
+        v["prompt"] = "<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:".into();
+        v["tasks"] = serde_json::json!(["caption", "od"]);
+        v["task_prompts"] = serde_json::json!({"caption": "Describe the page."});
+        let e = Manifest::parse(&v.to_string()).unwrap_err();
+        assert!(e.contains("task_prompts.od is missing"), "{e}");
+        v["task_prompts"]["od"] = "Boxes.".into();
+        let m = Manifest::parse(&v.to_string()).unwrap();
+        assert_eq!(
+            m.task_prompt_text(Task::Caption, "").as_deref(),
+            Some("<|im_start|>User:<image>Describe the page.<end_of_utterance>\nAssistant:")
+        );
+        assert_eq!(m.task_prompt_text(Task::Fields, ""), None);
     }
 
     #[test]
