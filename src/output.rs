@@ -49,6 +49,20 @@ pub struct DocRows {
     pub regions: Vec<RegionRow>,
     /// Empty without a VLM caption task.
     pub captions: Vec<CaptionRow>,
+    /// Pages whose text was read but a later stage failed on: each a
+    /// `failures` row of its own.
+    pub stage_failures: Vec<StageFailure>,
+}
+
+/// A page that a stage after its text (layout, the VLM) failed on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageFailure {
+    pub page_index: i32,
+    /// `layout` or `extract`.
+    pub stage: &'static str,
+    /// The document's class for it, e.g. `layout_failed`, `timeout`.
+    pub class: &'static str,
+    pub message: String,
 }
 
 /// Where a document's rows go. The real sink writes Parquet; tests may stall.

@@ -332,6 +332,45 @@ fn a_layout_failure_fails_only_its_page() {
             .starts_with("layout failed: page 1: test fault"),
         "{message:?}"
     );
+    // Each failed page has its own failures row, stage `layout`.
+    let failed: Vec<(String, String, String)> = columns(
+        &out,
+        "failures",
+        &["uri", "stage", "error_class", "page_index"],
+    )
+    .into_iter()
+    .map(|r| {
+        let name = r[0]
+            .clone()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        (
+            name,
+            r[1].clone().unwrap(),
+            format!("{} {}", r[2].clone().unwrap(), r[3].clone().unwrap()),
+        )
+    })
+    .collect();
+    assert!(
+        failed.contains(&(
+            "two-column.pdf".into(),
+            "layout".into(),
+            "layout_failed 0".into()
+        )),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&(
+            "table-figure.pdf".into(),
+            "layout".into(),
+            "internal 0".into()
+        )),
+        "{failed:?}"
+    );
+    assert!(failed.iter().all(|f| f.1 == "layout"), "{failed:?}");
     let (status, class, message) = &docs["table-figure.pdf"];
     assert_eq!(status.as_deref(), Some("partial"));
     assert_eq!(class.as_deref(), Some("internal"));

@@ -241,7 +241,7 @@ fn read_back(out: &Path) -> serde_json::Value {
     let script = r#"
 import json, os, sys, pyarrow.dataset as ds
 res = {}
-for t in ["documents", "pages", "lines", "regions", "captions"]:
+for t in ["documents", "pages", "lines", "regions", "captions", "failures"]:
     d = os.path.join(sys.argv[1], t)
     if not os.path.isdir(d) or not any(f.endswith(".parquet") for f in os.listdir(d)):
         continue
@@ -479,10 +479,31 @@ fn a_task_failing_on_a_page_fails_only_its_document() {
             assert_eq!(d["error_class"], "extract_failed", "{d}");
             let m = d["error_message"].as_str().unwrap();
             assert!(
-                m.contains("VLM task failed: caption on page 1: test fault"),
+                m.contains("VLM task failed: page 1: caption: test fault"),
                 "{m}"
             );
             assert!(!captioned.contains(&id), "{d}");
+            // The page's own failures row, with the stage that failed.
+            let rows: Vec<&serde_json::Value> = v["failures"]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["doc_id"].as_str() == Some(id.as_str()))
+                .collect();
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            let r = rows[0];
+            assert_eq!(
+                (&r["stage"], &r["page_index"]),
+                (&"extract".into(), &0.into())
+            );
+            assert_eq!(r["error_class"], "extract_failed", "{r}");
+            assert!(
+                r["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("caption: test fault"),
+                "{r}"
+            );
         } else {
             assert_eq!(d["status"], "ok", "{d}");
             assert!(captioned.contains(&id), "{d}");

@@ -6,7 +6,7 @@ use super::Journal;
 use crate::output::DocSink;
 use crate::output::{
     micros_since_epoch, truncate_message, DocRows, DocStatus, DocumentRow, FailureRow, OutputError,
-    OutputWriter, PageRow, WriteSummary, MAX_MESSAGE_BYTES,
+    OutputWriter, PageRow, StageFailure, WriteSummary, MAX_MESSAGE_BYTES,
 };
 use std::io;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -50,10 +50,12 @@ fn page_stage(error: &str) -> &'static str {
 }
 
 /// The `failures/` rows of one document: one about the whole document when
-/// it `failed` (page_index null), and one per page that has an error.
+/// it `failed` (page_index null), one per page that has an error, and one
+/// per page a later stage (layout, the VLM) failed on.
 pub fn failure_rows(
     doc: &DocumentRow,
     pages: &[PageRow],
+    later: &[StageFailure],
     attempt: u32,
     input: &str,
     run_id: &str,
@@ -87,6 +89,9 @@ pub fn failure_rows(
         if let Some(e) = &p.error {
             rows.push(base(Some(p.page_index), page_stage(e), "page_error", e));
         }
+    }
+    for f in later {
+        rows.push(base(Some(f.page_index), f.stage, f.class, &f.message));
     }
     rows
 }
@@ -204,6 +209,7 @@ impl DocSink for JournaledSink {
         let failures = failure_rows(
             doc,
             &rows.pages,
+            &rows.stage_failures,
             attempt,
             &input,
             &self.run_id,
@@ -315,7 +321,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let rows = failure_rows(&c.doc, &c.pages, 3, "/in/a.pdf", "run1", 42);
+            let rows = failure_rows(&c.doc, &c.pages, &[], 3, "/in/a.pdf", "run1", 42);
             let got: Vec<(Option<i32>, &str, &str)> = rows
                 .iter()
                 .map(|r| (r.page_index, r.stage.as_str(), r.error_class.as_str()))

@@ -32,7 +32,7 @@ pub struct FailureRow {
     pub sha256: String,
     /// The failed page, 0-based; `None` for a row about the whole document.
     pub page_index: Option<i32>,
-    /// Stage that failed: `ingest`, `render`, `ocr`, `extract`, `internal`.
+    /// Stage that failed: `ingest`, `render`, `ocr`, `layout`, `extract`, `internal`.
     pub stage: String,
     /// Short error class (as in `documents.error_class`, or `page_error`).
     pub error_class: String,
@@ -122,11 +122,11 @@ const FAILURES_DOCS: &[(&str, &str)] = &[
     ),
     (
         "stage",
-        "`ingest`, `render`, `ocr`, `extract` or `internal`",
+        "`ingest`, `render`, `ocr`, `layout`, `extract` or `internal`",
     ),
     (
         "error_class",
-        "Error class, as in `documents.error_class`; `page_error` for a page",
+        "Error class, as in `documents.error_class`; `page_error` for a page whose text failed, the stage's class (`layout_failed`, `extract_failed`, `timeout`, `internal`) for a page a later stage failed on",
     ),
     ("message", "Error message (at most 4 KiB)"),
     (

@@ -175,7 +175,7 @@ pub fn documents_schema_for(fields: Option<&FieldSchema>) -> SchemaRef {
 
 /// One line of documentation per column, in schema order.
 const DOCUMENTS_DOCS: &[(&str, &str)] = &[
-    ("doc_id", "Stable document id; key of `pages` and `lines`"),
+    ("doc_id", "Stable document id; the key of every other table"),
     ("uri", "Where the input was read from"),
     ("sha256", "SHA-256 of the input bytes, lower-case hex"),
     ("bytes", "Input size in bytes"),

@@ -775,6 +775,7 @@ fn regions_go_in_the_same_part_and_only_where_there_are_some() {
             text: "A page.".into(),
             confidence: 0.25,
         }],
+        stage_failures: Vec::new(),
     };
     w.write_rows(rows, Vec::new()).unwrap();
     let (d, p, l) = document("b", 1, false);

@@ -676,6 +676,7 @@ impl OutputWriter {
                     lines,
                     regions: Vec::new(),
                     captions: Vec::new(),
+                    stage_failures: Vec::new(),
                 },
                 Vec::new(),
             )
@@ -699,6 +700,7 @@ impl OutputWriter {
                     lines,
                     regions: Vec::new(),
                     captions: Vec::new(),
+                    stage_failures: Vec::new(),
                 },
                 failures,
             )
@@ -722,6 +724,7 @@ impl OutputWriter {
             lines,
             regions,
             captions,
+            stage_failures: _,
         } = rows;
         if self.open_part.is_none() {
             let n = self.next_part;

@@ -13,7 +13,9 @@ use crate::extract::vlm::tasks::Task;
 use crate::extract::vlm::TaskOutput;
 use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
-use crate::output::{CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow};
+use crate::output::{
+    CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow, StageFailure,
+};
 use crate::types::BBox;
 use async_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -139,6 +141,7 @@ pub fn assemble(
                     lines: Vec::new(),
                     regions: Vec::new(),
                     captions: Vec::new(),
+                    stage_failures: Vec::new(),
                 })
             }
             Msg::Page(done) => {
@@ -256,7 +259,6 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
     let mut regions = state.regions.take();
     let mut region_rows = Vec::new();
     let mut layout_errors = Vec::new();
-    let mut layout_class: Option<&'static str> = None;
     let mut row = document_row(
         stamp,
         &state.doc,
@@ -286,12 +288,8 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
                         how.source,
                         how.reading_order,
                     )),
-                    Some(Err(f)) => {
-                        layout_errors.push(format!("page {}: {}", index + 1, f.message));
-                        layout_class = layout_class.or(f.class);
-                    }
-                    None => layout_errors
-                        .push(format!("page {}: no layout outcome came back", index + 1)),
+                    Some(Err(f)) => layout_errors.push((index, f.class, f.message)),
+                    None => layout_errors.push((index, None, "no layout outcome came back".into())),
                 }
             }
         }
@@ -331,24 +329,20 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
         );
         row.error_message = Some(page_errors.join("; "));
     }
-    if !layout_errors.is_empty() {
-        if row.status == DocStatus::Ok {
-            row.status = DocStatus::Partial;
-            row.error_class = Some(layout_class.unwrap_or("layout_failed").to_string());
-        }
-        let message = format!("layout failed: {}", layout_errors.join("; "));
-        row.error_message = Some(match row.error_message.take() {
-            Some(before) => format!("{before}; {message}"),
-            None => message,
-        });
-    }
     let mut doc = FinishedDoc {
         doc: row,
         pages,
         lines,
         regions: region_rows,
         captions: Vec::new(),
+        stage_failures: Vec::new(),
     };
+    let layout = StageFailed {
+        stage: "layout",
+        what: "layout failed",
+        class: "layout_failed",
+    };
+    layout.record(&mut doc, layout_errors);
     if let (Some(fields), Some(mut vlm)) = (fields, vlm) {
         let tasks: BTreeMap<u32, PageTasks> = vlm
             .iter_mut()
@@ -389,7 +383,6 @@ fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, sourc
         return;
     }
     let mut errors = Vec::new();
-    let mut class: Option<&'static str> = None;
     for p in d.pages.iter().filter(|p| p.error.is_none()) {
         let index = p.page_index.max(0) as u32;
         let Some(page) = tasks.remove(&index) else {
@@ -408,8 +401,7 @@ fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, sourc
             let r = match outcome {
                 Ok(r) => r,
                 Err(f) => {
-                    errors.push(format!("{task} on page {}: {}", index + 1, f.message));
-                    class = class.or(f.class);
+                    errors.push((index, f.class, format!("{task}: {}", f.message)));
                     continue;
                 }
             };
@@ -452,17 +444,58 @@ fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, sourc
             }
         }
     }
-    if !errors.is_empty() {
-        let message = format!("VLM task failed: {}", errors.join("; "));
+    let tasks = StageFailed {
+        stage: "extract",
+        what: "VLM task failed",
+        class: "extract_failed",
+    };
+    tasks.record(d, errors);
+}
+
+/// What a stage after the text (layout, the VLM) failing on some of a
+/// document's pages does to it: each page a `failures` row (`stage`, the
+/// page's own class or `class`), and an `ok` document `partial` with the
+/// first class a page names (else `class`), its message naming `what` failed on which pages.
+struct StageFailed {
+    stage: &'static str,
+    what: &'static str,
+    class: &'static str,
+}
+
+impl StageFailed {
+    /// Records `failed` (page index, the page's class, why); whether
+    /// anything failed.
+    fn record(
+        &self,
+        d: &mut FinishedDoc,
+        failed: Vec<(u32, Option<&'static str>, String)>,
+    ) -> bool {
+        if failed.is_empty() {
+            return false;
+        }
         let row = &mut d.doc;
         if row.status == DocStatus::Ok {
             row.status = DocStatus::Partial;
-            row.error_class = Some(class.unwrap_or("extract_failed").to_string());
+            let class = failed.iter().find_map(|f| f.1).unwrap_or(self.class);
+            row.error_class = Some(class.to_string());
         }
+        let pages: Vec<String> = failed
+            .iter()
+            .map(|(i, _, m)| format!("page {}: {m}", i + 1))
+            .collect();
+        let message = format!("{}: {}", self.what, pages.join("; "));
         row.error_message = Some(match row.error_message.take() {
             Some(before) => format!("{before}; {message}"),
             None => message,
         });
+        d.stage_failures
+            .extend(failed.into_iter().map(|(i, class, message)| StageFailure {
+                page_index: i as i32,
+                stage: self.stage,
+                class: class.unwrap_or(self.class),
+                message,
+            }));
+        true
     }
 }
 
@@ -563,7 +596,6 @@ fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &Vlm
     }
     let mut records = Vec::new();
     let mut errors = Vec::new();
-    let mut class: Option<&'static str> = None;
     for p in d.pages.iter().filter(|p| p.error.is_none()) {
         let index = p.page_index.max(0) as u32;
         match vlm.remove(&index).map(|v| v.result) {
@@ -571,27 +603,17 @@ fn vlm_record(d: &mut FinishedDoc, mut vlm: BTreeMap<u32, VlmDone>, fields: &Vlm
                 let lines = page_lines(p, d.lines.iter());
                 records.push(adapters::vlm_page_record(&rec, &lines));
             }
-            Some(Err(f)) => {
-                errors.push(format!("page {}: {}", index + 1, f.message));
-                class = class.or(f.class);
-            }
-            None => errors.push(format!("page {}: no VLM outcome came back", index + 1)),
+            Some(Err(f)) => errors.push((index, f.class, f.message)),
+            None => errors.push((index, None, "no VLM outcome came back".into())),
         }
     }
-    if !errors.is_empty() {
-        let message = format!("field extraction failed: {}", errors.join("; "));
-        let row = &mut d.doc;
-        if row.status == DocStatus::Ok {
-            row.status = DocStatus::Partial;
-            row.error_class = Some(class.unwrap_or("extract_failed").to_string());
-        }
-        if records.is_empty() {
-            row.status = DocStatus::Failed;
-        }
-        row.error_message = Some(match row.error_message.take() {
-            Some(before) => format!("{before}; {message}"),
-            None => message,
-        });
+    let fields_failed = StageFailed {
+        stage: "extract",
+        what: "field extraction failed",
+        class: "extract_failed",
+    };
+    if fields_failed.record(d, errors) && records.is_empty() {
+        d.doc.status = DocStatus::Failed;
     }
     if !records.is_empty() {
         let extracted = adapters::vlm_document(records, &fields.schema);

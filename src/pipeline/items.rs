@@ -257,6 +257,8 @@ pub struct FinishedDoc {
     pub regions: Vec<RegionRow>,
     /// Empty without a VLM caption task.
     pub captions: Vec<CaptionRow>,
+    /// Pages a stage after their text failed on (layout, the VLM).
+    pub stage_failures: Vec<crate::output::StageFailure>,
 }
 
 impl FinishedDoc {

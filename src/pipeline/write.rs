@@ -144,6 +144,7 @@ pub fn write<S: DocSink>(
                 lines: d.lines,
                 regions: d.regions,
                 captions: d.captions,
+                stage_failures: d.stage_failures,
             })?;
             writing += t.elapsed();
             progress.counters.docs_done.fetch_add(1, Ordering::Relaxed);
