@@ -525,14 +525,15 @@ fn ppocr_v4_engine_reads_the_scanned_tiff_too() {
 }
 
 /// The text of the one page docpipe reads from `input` with the
-/// direction classifier on or off.
+/// direction classifier on or off, and the page orientation classifier off
+/// (the vote alone; the two together are tested below).
 fn read_one_page(dir: &std::path::Path, input: &std::path::Path, direction: bool) -> String {
     let out = dir.join(format!("out-{direction}"));
     let pipeline = dir.join(format!("p-{direction}.yaml"));
     std::fs::write(
         &pipeline,
         format!(
-            "name: direction\ninput: {{path: {}}}\nnormalise: {{direction: {direction}}}\noutput: {{path: {}}}\n",
+            "name: direction\ninput: {{path: {}}}\nnormalise: {{direction: {direction}, orientation: false}}\noutput: {{path: {}}}\n",
             input.display(),
             out.display()
         ),
@@ -588,21 +589,22 @@ struct ReadPage {
     boxes: Vec<[f32; 4]>,
 }
 
-/// The pages docpipe reads from `input` with `normalise.orientation` on or
-/// off (and `DOCPIPE_STAGE_FAULT` set to `fault` when given), by file name.
+/// The pages docpipe reads from `input` with `normalise.orientation` and
+/// `normalise.direction` on or off (and `DOCPIPE_STAGE_FAULT` set to
+/// `fault` when given), by file name.
 fn read_oriented(
     dir: &std::path::Path,
     input: &std::path::Path,
-    orientation: bool,
+    (orientation, direction): (bool, bool),
     fault: Option<&str>,
 ) -> HashMap<String, ReadPage> {
-    let tag = format!("{orientation}-{}", fault.is_some());
+    let tag = format!("{orientation}-{direction}-{}", fault.is_some());
     let out = dir.join(format!("out-{tag}"));
     let pipeline = dir.join(format!("p-{tag}.yaml"));
     std::fs::write(
         &pipeline,
         format!(
-            "name: orientation\ninput: {{path: {}}}\nnormalise: {{orientation: {orientation}}}\noutput: {{path: {}}}\n",
+            "name: orientation\ninput: {{path: {}}}\nnormalise: {{orientation: {orientation}, direction: {direction}}}\noutput: {{path: {}}}\n",
             input.display(),
             out.display()
         ),
@@ -692,6 +694,7 @@ fn a_page_scanned_on_its_side_is_turned_and_read() {
     page.rotate90().save(input.join("cw90.png")).unwrap();
     page.rotate270().save(input.join("cw270.png")).unwrap();
     page.rotate180().save(input.join("cw180.png")).unwrap();
+    page.save(input.join("upright.png")).unwrap();
     let f = manifest_entry("samples/scan-pages.tiff");
     let want: Vec<&str> = f["pages"][0]["lines"]
         .as_array()
@@ -701,10 +704,17 @@ fn a_page_scanned_on_its_side_is_turned_and_read() {
         .collect();
     let want = want.join("\n");
 
-    let on = read_oriented(dir.path(), &input, true, None);
-    // The turn that makes each upright, clockwise, as EXIF's is given; the
-    // half turn is the direction vote's, after the classifier's.
-    for (name, turn) in [("cw90.png", 270), ("cw270.png", 90), ("cw180.png", 180)] {
+    let on = read_oriented(dir.path(), &input, (true, true), None);
+    // The turn that makes each upright, clockwise, as EXIF's is given. The
+    // upside-down page is turned by the classifier, the vote, or both
+    // agreeing (they must not undo each other's half turn), and the upright
+    // page is turned by neither.
+    for (name, turn) in [
+        ("cw90.png", 270),
+        ("cw270.png", 90),
+        ("cw180.png", 180),
+        ("upright.png", 0),
+    ] {
         let p = &on[name];
         let rate = cer(&p.text, &want);
         eprintln!("{name}, orientation on: CER {:.2}%", rate * 100.0);
@@ -733,7 +743,7 @@ fn a_page_scanned_on_its_side_is_turned_and_read() {
     // Without the classifier the pages on their side are noise: the test
     // needs it. They are not turned a quarter (the direction vote may still
     // turn one half); the page upside down is turned by the vote alone.
-    let off = read_oriented(dir.path(), &input, false, None);
+    let off = read_oriented(dir.path(), &input, (false, true), None);
     for name in ["cw90.png", "cw270.png"] {
         let p = &off[name];
         let rate = cer(&p.text, &want);
@@ -749,11 +759,34 @@ fn a_page_scanned_on_its_side_is_turned_and_read() {
     }
     assert_eq!(off["cw180.png"].rotation, 180);
     assert!(cer(&off["cw180.png"].text, &want) < 0.03);
+    assert_eq!(off["upright.png"].rotation, 0);
+
+    // The classifier alone, without the vote: the pages on their side are
+    // still turned upright, the page it is sure is upside down half a turn,
+    // the upright page not at all.
+    let alone = read_oriented(dir.path(), &input, (true, false), None);
+    for (name, turn) in [
+        ("cw90.png", 270),
+        ("cw270.png", 90),
+        ("cw180.png", 180),
+        ("upright.png", 0),
+    ] {
+        let p = &alone[name];
+        let rate = cer(&p.text, &want);
+        eprintln!("{name}, orientation alone: CER {:.2}%", rate * 100.0);
+        assert_eq!(p.rotation, turn, "{name}");
+        assert!(rate < 0.03, "{name}: CER {:.1}%", rate * 100.0);
+    }
 
     // The classifier failing on one document's page fails nothing: that
     // page is read as it came (and the failure logged), the others are
     // turned.
-    let faulty = read_oriented(dir.path(), &input, true, Some("orient-error:cw90.png"));
+    let faulty = read_oriented(
+        dir.path(),
+        &input,
+        (true, true),
+        Some("orient-error:cw90.png"),
+    );
     assert_eq!(faulty["cw90.png"].rotation % 180, 0);
     assert!(cer(&faulty["cw90.png"].text, &want) > 0.5);
     assert_eq!(faulty["cw270.png"].rotation, 90);
