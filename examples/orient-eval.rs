@@ -59,8 +59,9 @@ fn args() -> Result<Args> {
             other => bail!("unexpected argument {other:?}"),
         }
     }
-    a.dir =
-        dir.context("usage: orient-eval DIR [--limit N] [--batch B] [--threads T] [--write OUT]")?;
+    a.dir = dir.context(
+        "usage: orient-eval DIR [--limit N] [--batch B] [--threads T] [--each] [--write OUT]",
+    )?;
     Ok(a)
 }
 

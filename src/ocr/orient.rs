@@ -188,7 +188,7 @@ pub const MIN_SIDEWAYS: f32 = 0.5;
 /// Chosen on the tuning receipts (000-069) turned four ways: P(180) was at
 /// least 0.813 on every page upside down and at most 0.617 on the others;
 /// on the validation receipts (070-099) the same held (at least 0.809, at
-/// most 0.218). The direction vote still checks every page after it.
+/// most 0.078). The direction vote still checks every page after it.
 pub const MIN_UPSIDE_DOWN: f32 = 0.75;
 
 /// The orientation classifier: the model behind the seam and its classes.

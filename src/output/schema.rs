@@ -174,7 +174,7 @@ const PAGES_DOCS: &[(&str, &str)] = &[
     ("source", "`text_layer`, `ocr` or `empty`"),
     (
         "rotation",
-        "Clockwise rotation applied from /Rotate, EXIF or the orientation classifier, degrees",
+        "Clockwise turn applied, degrees: /Rotate or EXIF, then the orientation classifier's and the direction vote's",
     ),
     ("skew_deg", "Deskew angle applied, degrees"),
     ("text", "Full page text, lines joined by `\\n`"),
