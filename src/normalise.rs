@@ -10,7 +10,7 @@
 //!   that angle with [`rotate_rgb`] straightens it, which is what [`deskew`]
 //!   does.
 
-use crate::types::Point;
+use crate::types::{Point, Quad};
 use image::{GrayImage, Rgb, RgbImage};
 
 /// White, the fill for corners uncovered by a rotation.
@@ -397,6 +397,98 @@ fn otsu(hist: &[u64; 256]) -> usize {
     best_t
 }
 
+/// A whole turn of the page by a quarter, half or three quarters, clockwise
+/// on screen: what the orientation classifier asks for. Exact (pixels are
+/// moved, not resampled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuarterTurn {
+    Cw90,
+    Cw180,
+    Cw270,
+}
+
+impl QuarterTurn {
+    /// The turn of `degrees` clockwise (any multiple of 90, negative too);
+    /// `None` for 0 and for angles that are not a multiple of 90.
+    pub fn from_degrees(degrees: i32) -> Option<Self> {
+        match degrees.rem_euclid(360) {
+            90 => Some(Self::Cw90),
+            180 => Some(Self::Cw180),
+            270 => Some(Self::Cw270),
+            _ => None,
+        }
+    }
+
+    /// Clockwise degrees: 90, 180 or 270.
+    pub fn degrees(self) -> i32 {
+        match self {
+            Self::Cw90 => 90,
+            Self::Cw180 => 180,
+            Self::Cw270 => 270,
+        }
+    }
+
+    /// The page turned.
+    pub fn apply(self, img: &RgbImage) -> RgbImage {
+        match self {
+            Self::Cw90 => image::imageops::rotate90(img),
+            Self::Cw180 => image::imageops::rotate180(img),
+            Self::Cw270 => image::imageops::rotate270(img),
+        }
+    }
+
+    /// Size of a `w` x `h` page once turned.
+    pub fn turned_size(self, w: u32, h: u32) -> (u32, u32) {
+        match self {
+            Self::Cw180 => (w, h),
+            Self::Cw90 | Self::Cw270 => (h, w),
+        }
+    }
+
+    /// Where a point of the page as it was (`w` x `h`) lands on the
+    /// turned page. Positions are continuous (a pixel's top-left corner is
+    /// its integer position), so the page's corners map onto corners.
+    pub fn to_turned(self, p: Point, w: u32, h: u32) -> Point {
+        let (w, h) = (w as f32, h as f32);
+        match self {
+            Self::Cw90 => Point::new(h - p.y, p.x),
+            Self::Cw180 => Point::new(w - p.x, h - p.y),
+            Self::Cw270 => Point::new(p.y, w - p.x),
+        }
+    }
+
+    /// A quad (corners clockwise from the top-left) of the page as it was
+    /// (`w` x `h`) on the turned page, its corners again clockwise from the
+    /// top-left.
+    pub fn turn_quad(self, q: &Quad, w: u32, h: u32) -> Quad {
+        let m = q.map(|p| self.to_turned(p, w, h));
+        // The corner that comes to the top-left: bottom-left after a
+        // quarter clockwise, bottom-right after a half, top-right after
+        // three quarters.
+        let first = match self {
+            Self::Cw90 => 3,
+            Self::Cw180 => 2,
+            Self::Cw270 => 1,
+        };
+        [0, 1, 2, 3].map(|i| m[(first + i) % 4])
+    }
+
+    /// The affine map `[a, b, c, d, e, f]` (`x = a*x' + b*y' + c`,
+    /// `y = d*x' + e*y' + f`) from the turned page back to the page as it
+    /// was (`w` x `h`): the inverse of [`QuarterTurn::to_turned`].
+    pub fn to_original_affine(self, w: u32, h: u32) -> [f32; 6] {
+        let (w, h) = (w as f32, h as f32);
+        match self {
+            // x' = h - y, y' = x  =>  x = y', y = h - x'
+            Self::Cw90 => [0.0, 1.0, 0.0, -1.0, 0.0, h],
+            // x' = w - x, y' = h - y
+            Self::Cw180 => [-1.0, 0.0, w, 0.0, -1.0, h],
+            // x' = y, y' = w - x  =>  x = w - y', y = x'
+            Self::Cw270 => [0.0, -1.0, w, 1.0, 0.0, 0.0],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +725,93 @@ mod tests {
         let p = rotate_point(Point::new(152.0, 32.0), 200, 100, 7.0);
         let px = out.get_pixel(p.x as u32, p.y as u32);
         assert!(px.0[0] < 60, "{p:?} is {px:?}");
+    }
+
+    #[test]
+    fn quarter_turns_move_pixels_and_points_alike() {
+        struct Case {
+            degrees: i32,
+            turn: Option<QuarterTurn>,
+        }
+        let cases = [
+            Case {
+                degrees: 0,
+                turn: None,
+            },
+            Case {
+                degrees: 90,
+                turn: Some(QuarterTurn::Cw90),
+            },
+            Case {
+                degrees: -90,
+                turn: Some(QuarterTurn::Cw270),
+            },
+            Case {
+                degrees: 540,
+                turn: Some(QuarterTurn::Cw180),
+            },
+            Case {
+                degrees: 45,
+                turn: None,
+            },
+        ];
+        for c in cases {
+            assert_eq!(
+                QuarterTurn::from_degrees(c.degrees),
+                c.turn,
+                "{}",
+                c.degrees
+            );
+        }
+        // A 5x3 page with one marked pixel at (1, 0).
+        let mut img = RgbImage::from_pixel(5, 3, WHITE);
+        img.put_pixel(1, 0, Rgb([0, 0, 0]));
+        for turn in [QuarterTurn::Cw90, QuarterTurn::Cw180, QuarterTurn::Cw270] {
+            let out = turn.apply(&img);
+            assert_eq!(out.dimensions(), turn.turned_size(5, 3), "{turn:?}");
+            // The marked pixel's centre (1.5, 0.5) lands on the centre of
+            // the pixel the image was moved to.
+            let c = turn.to_turned(Point::new(1.5, 0.5), 5, 3);
+            let (x, y) = (c.x.floor() as u32, c.y.floor() as u32);
+            assert_eq!(out.get_pixel(x, y), &Rgb([0, 0, 0]), "{turn:?} at {c:?}");
+            assert_eq!(out.pixels().filter(|p| p.0 == [0, 0, 0]).count(), 1);
+            // And the affine map takes it back.
+            let [a, b, cc, d, e, f] = turn.to_original_affine(5, 3);
+            let back = Point::new(a * c.x + b * c.y + cc, d * c.x + e * c.y + f);
+            assert!(
+                (back.x - 1.5).abs() < 1e-6 && (back.y - 0.5).abs() < 1e-6,
+                "{turn:?}: {back:?}"
+            );
+        }
+        // Hand-computed: on a 5x3 page turned 90 deg clockwise (3x5), the
+        // top-left corner goes to the top-right, (3, 0).
+        assert_eq!(
+            QuarterTurn::Cw90.to_turned(Point::new(0.0, 0.0), 5, 3),
+            Point::new(3.0, 0.0)
+        );
+        assert_eq!(
+            QuarterTurn::Cw270.to_turned(Point::new(0.0, 0.0), 5, 3),
+            Point::new(0.0, 5.0)
+        );
+    }
+
+    #[test]
+    fn a_turned_quad_starts_at_its_new_top_left() {
+        // A box from (1, 1) to (3, 2) on a 5x3 page, clockwise from top-left.
+        let p = Point::new;
+        let q = [p(1.0, 1.0), p(3.0, 1.0), p(3.0, 2.0), p(1.0, 2.0)];
+        // Hand-computed on the turned pages (3x5, 5x3, 3x5).
+        assert_eq!(
+            QuarterTurn::Cw90.turn_quad(&q, 5, 3),
+            [p(1.0, 1.0), p(2.0, 1.0), p(2.0, 3.0), p(1.0, 3.0)]
+        );
+        assert_eq!(
+            QuarterTurn::Cw180.turn_quad(&q, 5, 3),
+            [p(2.0, 1.0), p(4.0, 1.0), p(4.0, 2.0), p(2.0, 2.0)]
+        );
+        assert_eq!(
+            QuarterTurn::Cw270.turn_quad(&q, 5, 3),
+            [p(1.0, 2.0), p(2.0, 2.0), p(2.0, 4.0), p(1.0, 4.0)]
+        );
     }
 }

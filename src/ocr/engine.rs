@@ -4,8 +4,9 @@
 
 use super::detect::{self, DetParams};
 use super::model::{Infer, InferError};
+use super::orient::{Orienter, PageOrientation};
 use super::{geometry, recognise, tile};
-use crate::normalise;
+use crate::normalise::{self, QuarterTurn};
 use crate::types::{DetBox, Point, Quad};
 use image::RgbImage;
 
@@ -38,7 +39,12 @@ pub struct Crop {
 }
 
 pub struct DetectedPage {
+    /// In reading order; their quads on the page as given, or on it turned
+    /// half a turn when `half_turned`.
     pub crops: Vec<Crop>,
+    /// The direction vote found the page upside down: the crops are turned
+    /// upright and their quads are on the page turned half a turn.
+    pub half_turned: bool,
     /// Skew corrected before detection, clockwise degrees.
     pub skew_deg: f32,
     /// Time spent deskewing, ms.
@@ -48,6 +54,7 @@ pub struct DetectedPage {
 pub struct Detector {
     det: Box<dyn Infer>,
     cls: Option<Box<dyn Infer>>,
+    orienter: Option<Orienter>,
     settings: DetectorSettings,
 }
 
@@ -66,7 +73,28 @@ impl Detector {
         cls: Option<Box<dyn Infer>>,
         settings: DetectorSettings,
     ) -> Self {
-        Self { det, cls, settings }
+        Self {
+            det,
+            cls,
+            orienter: None,
+            settings,
+        }
+    }
+
+    /// With the whole-page orientation classifier (`normalise.orientation`).
+    pub fn with_orienter(mut self, orienter: Orienter) -> Self {
+        self.orienter = Some(orienter);
+        self
+    }
+
+    /// What the orientation classifier says of `page`; `None` without one.
+    /// The caller turns the page (see [`PageOrientation::upright_turn`])
+    /// before [`Detector::detect_until`].
+    pub fn orientation(&mut self, page: &RgbImage) -> Result<Option<PageOrientation>, InferError> {
+        match self.orienter.as_mut() {
+            Some(o) => Ok(o.classify(&[page])?.pop()),
+            None => Ok(None),
+        }
     }
 
     /// Finds the text regions of a page and cuts them out.
@@ -143,14 +171,24 @@ impl Detector {
                 }
             })
             .collect();
+        let mut half_turned = false;
         if self.settings.direction {
             if stop() {
                 return Err(InferError::Stopped);
             }
-            self.classify(&mut crops)?;
+            half_turned = self.classify(&mut crops)?;
+        }
+        if half_turned {
+            // The page is read turned: its lines' places are those of the
+            // upright page, as `pages.rotation` will say.
+            let (w, h) = page.dimensions();
+            for c in &mut crops {
+                c.quad = QuarterTurn::Cw180.turn_quad(&c.quad, w, h);
+            }
         }
         Ok(DetectedPage {
             crops,
+            half_turned,
             skew_deg: skew,
             normalise_ms,
         })
@@ -186,9 +224,11 @@ impl Detector {
         Ok(detect::boxes_from_prob_map(map, w, h, &self.settings.det))
     }
 
-    fn classify(&mut self, crops: &mut [Crop]) -> Result<(), InferError> {
+    /// The direction vote; turns the crops (and their order) and says so
+    /// when the page reads upside down.
+    fn classify(&mut self, crops: &mut [Crop]) -> Result<bool, InferError> {
         let Some(cls) = self.cls.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         // The voters: the lines with the most text (the widest for their
         // height), at most CLS_VOTERS of them.
@@ -253,8 +293,9 @@ impl Detector {
             // Reading order was taken on the page as scanned: turned half a
             // turn, the last line is the first.
             crops.reverse();
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

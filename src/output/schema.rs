@@ -218,7 +218,10 @@ const PAGES_DOCS: &[(&str, &str)] = &[
     ("width_pt", "Page width in PDF points (1/72 in); PDF only"),
     ("height_pt", "Page height in PDF points (1/72 in); PDF only"),
     ("source", "`text_layer`, `ocr` or `empty`"),
-    ("rotation", "Rotation applied from /Rotate or EXIF, degrees"),
+    (
+        "rotation",
+        "Clockwise turn applied, degrees: /Rotate or EXIF, then the orientation classifier's and the direction vote's",
+    ),
     ("skew_deg", "Deskew angle applied, degrees"),
     ("text", "Full page text, lines joined by `\\n`"),
     (

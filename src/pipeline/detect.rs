@@ -1,13 +1,15 @@
-//! The detection stage: deskew, tile, find text regions, cut them out and
-//! turn the page the right way up.
+//! The detection stage: turn a page on its side upright, deskew, tile, find
+//! text regions, cut them out and turn the page the right way up.
 
 use super::faults::{self, StageFault, STAGE_FAULT_ENV};
 use super::items::{ms, CropJob, Msg, PageFailure, PageJob};
 use super::pool::run_pool;
 use super::rows::page_error;
 use super::DetectorFactory;
+use crate::normalise::QuarterTurn;
 use crate::ocr::engine::{DetectedPage, Detector};
 use crate::ocr::model::InferError;
+use crate::pdf::Affine;
 use async_channel::{Receiver, Sender};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -37,8 +39,12 @@ pub fn detect_pool(
         }))
 }
 
-/// Detection: deskew, tile, find text regions, cut them out.
-/// Returns (busy time in detection, busy time in normalisation).
+/// Detection: turn a page on its side upright, deskew, tile, find text
+/// regions, cut them out, turn it if it reads upside down. A turned page is
+/// the page from then on: its size, `rotation` and the lines' pixel boxes
+/// are those of the upright page (as for an EXIF orientation), and its
+/// PDF-point mapping goes through the turn. Returns (busy time in detection,
+/// busy time in normalisation).
 pub fn detect(
     factory: Option<DetectorFactory>,
     pages: Receiver<PageJob>,
@@ -80,15 +86,33 @@ pub fn detect(
             // A panic may have left the sessions in any state.
             detector = None;
         }
-        let normalise_ms = detected.as_ref().map(|d| d.normalise_ms).unwrap_or(0.0);
-        let result = detected.map(|d| (d.crops, d.skew_deg));
+        let mut meta = job.meta;
+        let mut size_px = size_px;
+        // The page as read: turned a quarter by the orientation classifier,
+        // then half by the direction vote.
+        let read_at = detected.as_ref().ok().and_then(|d| {
+            let half = if d.page.half_turned { 180 } else { 0 };
+            QuarterTurn::from_degrees(d.turn.map_or(0, QuarterTurn::degrees) + half)
+        });
+        if let Some(turn) = read_at {
+            meta.to_points = meta
+                .to_points
+                .map(|a| through_turn(a, turn.to_original_affine(size_px.0, size_px.1)));
+            meta.rotation = (meta.rotation + turn.degrees()).rem_euclid(360);
+            size_px = turn.turned_size(size_px.0, size_px.1);
+        }
+        let normalise_ms = detected
+            .as_ref()
+            .map(|d| d.page.normalise_ms + d.orient_ms)
+            .unwrap_or(0.0);
+        let result = detected.map(|d| (d.page.crops, d.page.skew_deg));
         let took = t.elapsed();
-        job.meta.budget.charge(took);
+        meta.budget.charge(took);
         let normalise = Duration::from_secs_f64(normalise_ms / 1000.0);
         busy += took.saturating_sub(normalise);
         normalise_busy += normalise;
         let out = CropJob {
-            meta: job.meta,
+            meta,
             size_px,
             result,
             normalise_ms,
@@ -101,15 +125,25 @@ pub fn detect(
     Ok((busy, normalise_busy))
 }
 
+/// A page's detection, and the turn the orientation classifier gave it.
+struct Detected {
+    page: DetectedPage,
+    /// Applied to the page before detection (none: read as it came).
+    turn: Option<QuarterTurn>,
+    /// Time the orientation classifier took, ms.
+    orient_ms: f64,
+}
+
 /// Detects one page, asking its document's budget between model calls (a
-/// page over it fails with `timeout`). A bug the page trips (in pre- or
-/// post-processing, or a model call) is caught and becomes the page's
-/// error; the flag says so, and the detector is then made anew.
+/// page over it fails with `timeout`). A page on its side is turned upright
+/// first ([`orient`]). A bug the page trips (in pre- or post-processing, or
+/// a model call) is caught and becomes the page's error; the flag says so,
+/// and the detector is then made anew.
 fn detect_page(
     det: &mut Detector,
     job: &PageJob,
     started: Instant,
-) -> (Result<DetectedPage, PageFailure>, bool) {
+) -> (Result<Detected, PageFailure>, bool) {
     let budget = &job.meta.budget;
     if budget.exhausted() {
         return (Err(PageFailure::timeout(budget, "OCR of this page")), false);
@@ -119,7 +153,16 @@ fn detect_page(
         if faults::hits(StageFault::DetPanic, &job.meta.uri) {
             panic!("test fault: detection panics on this page ({STAGE_FAULT_ENV})");
         }
-        det.detect_until(&job.image, &stop)
+        let t = Instant::now();
+        let turn = orient(det, job);
+        let orient_ms = ms(t.elapsed());
+        let turned = turn.map(|q| q.apply(&job.image));
+        det.detect_until(turned.as_ref().unwrap_or(&job.image), &stop)
+            .map(|page| Detected {
+                page,
+                turn,
+                orient_ms,
+            })
     }));
     match caught {
         Ok(Ok(d)) => (Ok(d), false),
@@ -131,5 +174,93 @@ fn detect_page(
             Err(PageFailure::panic("text detection", panic.as_ref())),
             true,
         ),
+    }
+}
+
+/// The turn that makes `job`'s page upright, by the detector's
+/// orientation classifier (none without one). The classifier failing on a
+/// page does not fail it: the page is read as it came, and the reason is
+/// logged.
+fn orient(det: &mut Detector, job: &PageJob) -> Option<QuarterTurn> {
+    let said = if faults::hits(StageFault::OrientError, &job.meta.uri) {
+        Err(InferError::Run {
+            model: "orientation".into(),
+            message: format!("test fault: orientation fails on this page ({STAGE_FAULT_ENV})"),
+        })
+    } else {
+        det.orientation(&job.image)
+    };
+    match said {
+        Ok(Some(o)) => {
+            let turn = o.upright_turn();
+            tracing::debug!(
+                probs = ?o.probs,
+                turn = turn.map_or(0, QuarterTurn::degrees),
+                "page orientation"
+            );
+            turn
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(
+                doc = %job.meta.doc_id,
+                page = job.meta.index,
+                error = %e,
+                "page orientation failed; the page is read as it came"
+            );
+            None
+        }
+    }
+}
+
+/// `to_points` (pixels of the page as rendered to PDF points) for the page
+/// turned: first `to_original` (`[a, b, c, d, e, f]`, turned pixels to
+/// rendered pixels), then `to_points`.
+fn through_turn(to_points: Affine, to_original: [f32; 6]) -> Affine {
+    let [a, b, c, d, e, f] = to_points.0;
+    let [ua, ub, uc, ud, ue, uf] = to_original;
+    Affine([
+        a * ua + b * ud,
+        a * ub + b * ue,
+        a * uc + b * uf + c,
+        d * ua + e * ud,
+        d * ub + e * ue,
+        d * uc + e * uf + f,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Point;
+
+    #[test]
+    fn points_of_a_turned_page_map_to_the_same_pdf_points() {
+        // A Letter page rendered at 200 dpi (1700 x 2200 px): PDF points
+        // with the origin bottom-left, y up.
+        let (w, h) = (1700u32, 2200u32);
+        let k = 72.0 / 200.0;
+        let to_points = Affine([k, 0.0, 0.0, 0.0, -k, 792.0]);
+        for turn in [QuarterTurn::Cw90, QuarterTurn::Cw180, QuarterTurn::Cw270] {
+            let turned = through_turn(to_points, turn.to_original_affine(w, h));
+            for p in [
+                Point::new(0.0, 0.0),
+                Point::new(100.0, 250.0),
+                Point::new(1700.0, 2200.0),
+            ] {
+                let want = to_points.apply(p);
+                let got = turned.apply(turn.to_turned(p, w, h));
+                assert!(
+                    (want.x - got.x).abs() < 1e-3 && (want.y - got.y).abs() < 1e-3,
+                    "{turn:?} {p:?}: {got:?} against {want:?}"
+                );
+            }
+        }
+        // Hand-computed: turned 90 clockwise, the page's top-left pixel
+        // corner is the turned page's top-right, (2200, 0), and is still
+        // the PDF point (0, 792).
+        let turned = through_turn(to_points, QuarterTurn::Cw90.to_original_affine(w, h));
+        let p = turned.apply(Point::new(2200.0, 0.0));
+        assert!(p.x.abs() < 1e-3 && (p.y - 792.0).abs() < 1e-3, "{p:?}");
     }
 }

@@ -5,6 +5,8 @@
 //! of a document whose URI contains `NEEDLE` triggers `KIND`:
 //!
 //! - `det-panic`: detection panics on the page;
+//! - `orient-error`: the page orientation classifier returns an error on
+//!   the page;
 //! - `rec-error`: a recognition call that holds one of the page's crops
 //!   returns an error;
 //! - `rec-panic`: such a call panics;
@@ -28,6 +30,7 @@ pub const STAGE_FAULT_ENV: &str = "DOCPIPE_STAGE_FAULT";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageFault {
     DetPanic,
+    OrientError,
     RecError,
     RecPanic,
     VlmError,
@@ -44,6 +47,7 @@ fn parse(spec: &str) -> Vec<(StageFault, String)> {
         let parsed = item.split_once(':').and_then(|(kind, needle)| {
             let kind = match kind {
                 "det-panic" => StageFault::DetPanic,
+                "orient-error" => StageFault::OrientError,
                 "rec-error" => StageFault::RecError,
                 "rec-panic" => StageFault::RecPanic,
                 "vlm-error" => StageFault::VlmError,

@@ -49,6 +49,9 @@ pub struct FieldBox {
 pub struct PageRow {
     pub width_px: i32,
     pub height_px: i32,
+    /// Clockwise degrees the page was turned by (`/Rotate` or EXIF, and the
+    /// run's own turns: orientation classifier, direction vote).
+    pub rotation: i32,
     /// Render or scan resolution, dots per inch.
     pub dpi: Option<f32>,
     /// `text_layer`, `ocr` or `empty`.
@@ -333,6 +336,7 @@ pub fn find_page(
         "page_index",
         "width_px",
         "height_px",
+        "rotation",
         "dpi",
         "source",
         "error",
@@ -353,12 +357,14 @@ pub fn find_page(
                 }
                 let width_px = i32s(&batch, "width_px", &path)?[row].unwrap_or(0);
                 let height_px = i32s(&batch, "height_px", &path)?[row].unwrap_or(0);
+                let rotation = i32s(&batch, "rotation", &path)?[row].unwrap_or(0);
                 let dpi = f32s(&batch, "dpi", &path)?[row];
                 let source = strings(&batch, "source", &path)?[row].clone();
                 let error = strings(&batch, "error", &path)?[row].clone();
                 return Ok(Ok(PageRow {
                     width_px,
                     height_px,
+                    rotation,
                     dpi,
                     source,
                     error,
