@@ -3,7 +3,8 @@
 //! (`scripts/gen-layout-fixtures.py`, `fixtures/layout/`): a two-column page
 //! reads column by column, from its text layer and by OCR; a drawn table
 //! and figure come back as regions of those classes where they were drawn;
-//! one page's layout failure fails only that page; a resumed run writes
+//! one page's layout failure fails only that page; regions follow a page
+//! that OCR turned upright; a resumed run writes
 //! every region once; `docpipe show` draws them.
 #![allow(clippy::unwrap_used)]
 #![cfg(unix)]
@@ -499,4 +500,98 @@ fn a_resumed_run_writes_every_region_once() {
     let stderr = run_ok(&pipeline, &["--commit-every-docs", "2"]);
     assert!(stderr.contains("resuming: "), "{stderr}");
     assert_eq!(region_rows(&out), want);
+}
+
+#[test]
+fn regions_follow_a_page_that_ocr_turned_upright() {
+    // The two-column scan upright, and turned half and a quarter: the
+    // layout model sees the turned pages as they were scanned, OCR turns
+    // them upright and reads them. Their regions must lie on the page as
+    // read, where its lines are: the region a line falls in is where the
+    // line's region is on the upright page (the classes may differ: the
+    // model calls a column of upside-down text `reference`).
+    let dir = workdir("layout-turned", &[]);
+    let page = image::open(fixtures().join("layout/two-column-scan.png")).unwrap();
+    page.save(dir.join("in/upright.png")).unwrap();
+    page.rotate180().save(dir.join("in/half.png")).unwrap();
+    page.rotate90().save(dir.join("in/quarter.png")).unwrap();
+    let pipeline = write_pipeline(&dir, "layout: {}\n");
+    run_ok(&pipeline, &[]);
+    let out = dir.join("out");
+    let ids = doc_ids(&out);
+    let num = |v: &Option<String>| v.as_deref().unwrap().parse::<f64>().unwrap();
+    let pages = columns(
+        &out,
+        "pages",
+        &["doc_id", "width_px", "height_px", "rotation"],
+    );
+    let regions = columns(
+        &out,
+        "regions",
+        &["doc_id", "region_index", "x0", "y0", "x1", "y1"],
+    );
+    let lines = columns(&out, "lines", &["doc_id", "text", "region_index"]);
+    // A document's line texts -> the box of the region each falls in.
+    let placed = |id: &str| -> BTreeMap<String, [f64; 4]> {
+        let boxes: BTreeMap<String, [f64; 4]> = regions
+            .iter()
+            .filter(|r| r[0].as_deref() == Some(id))
+            .map(|r| {
+                (
+                    r[1].clone().unwrap(),
+                    [num(&r[2]), num(&r[3]), num(&r[4]), num(&r[5])],
+                )
+            })
+            .collect();
+        lines
+            .iter()
+            .filter(|r| r[0].as_deref() == Some(id))
+            .filter_map(|r| Some((r[1].clone().unwrap(), boxes[r[2].as_ref()?])))
+            .collect()
+    };
+    let upright = placed(&ids["upright.png"]);
+    assert!(upright.len() > 40, "{upright:?}");
+    for (name, rotation) in [
+        ("upright.png", 0.0),
+        ("half.png", 180.0),
+        ("quarter.png", 270.0),
+    ] {
+        let id = ids[name].as_str();
+        let p = pages.iter().find(|r| r[0].as_deref() == Some(id)).unwrap();
+        let (w, h) = (num(&p[1]), num(&p[2]));
+        assert_eq!(
+            (w, h),
+            (page.width() as f64, page.height() as f64),
+            "{name}"
+        );
+        assert_eq!(num(&p[3]), rotation, "{name}");
+        let here = placed(id);
+        for b in here.values() {
+            assert!(
+                b[0] >= -1.0 && b[1] >= -1.0 && b[2] <= w + 1.0 && b[3] <= h + 1.0,
+                "{name}: {b:?} outside {w} x {h}"
+            );
+        }
+        let same = upright
+            .iter()
+            .filter(|(text, b)| here.get(*text).is_some_and(|h| iou(*h, **b) >= 0.5))
+            .count();
+        eprintln!(
+            "{name}: {same} of {} lines in the region they are in upright",
+            upright.len()
+        );
+        if name != "quarter.png" {
+            // On its side the model sees too little to be held to this
+            // (it finds the whole page one region); its boxes are still
+            // on the page. Boxes left where the model saw them would hold
+            // the mirrored columns (the page is nearly symmetric) but not
+            // the title and the lines under it: 76 of 82 when this was
+            // written.
+            assert!(
+                same * 20 >= upright.len() * 19,
+                "{name}: {same} of {}",
+                upright.len()
+            );
+        }
+    }
 }

@@ -13,9 +13,11 @@ use crate::extract::vlm::tasks::Task;
 use crate::extract::vlm::TaskOutput;
 use crate::extract::FieldSchema;
 use crate::ingest::DocRef;
+use crate::normalise::QuarterTurn;
 use crate::output::{
     CaptionRow, DocStatus, DocumentRow, LineRow, PageRow, PageSource, RegionRow, StageFailure,
 };
+use crate::regions::page::ImageToPage;
 use crate::types::BBox;
 use async_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -259,6 +261,8 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
     let mut regions = state.regions.take();
     let mut region_rows = Vec::new();
     let mut layout_errors = Vec::new();
+    // The turns OCR gave pages after the layout and VLM stages saw them.
+    let mut turns = BTreeMap::new();
     let mut row = document_row(
         stamp,
         &state.doc,
@@ -285,6 +289,7 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
                         &mut done.page,
                         &mut done.lines,
                         &f,
+                        done.turned,
                         how.source,
                         how.reading_order,
                     )),
@@ -292,6 +297,9 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
                     None => layout_errors.push((index, None, "no layout outcome came back".into())),
                 }
             }
+        }
+        if let Some(t) = done.turned {
+            turns.insert(done.page.page_index, t);
         }
         row.time_render_ms += done.render_ms;
         row.time_normalise_ms += done.normalise_ms;
@@ -356,7 +364,7 @@ fn finish_doc(how: Finish<'_>, mut state: DocState) -> FinishedDoc {
             })
             .collect();
         vlm_record(&mut doc, vlm, fields);
-        vlm_task_rows(&mut doc, tasks, &fields.source);
+        vlm_task_rows(&mut doc, tasks, &turns, &fields.source);
     }
     doc
 }
@@ -378,7 +386,12 @@ struct PageTasks {
 /// failed is already the document's error and is left out; a task that
 /// failed on a page makes an `ok` document `partial` (class
 /// `extract_failed`, or the page's own) with the task and page named.
-fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, source: &str) {
+fn vlm_task_rows(
+    d: &mut FinishedDoc,
+    mut tasks: BTreeMap<u32, PageTasks>,
+    turns: &BTreeMap<i32, QuarterTurn>,
+    source: &str,
+) {
     if d.doc.status == DocStatus::Failed {
         return;
     }
@@ -388,13 +401,12 @@ fn vlm_task_rows(d: &mut FinishedDoc, mut tasks: BTreeMap<u32, PageTasks>, sourc
         let Some(page) = tasks.remove(&index) else {
             continue;
         };
-        let (iw, ih) = page.image_size;
-        if iw == 0 || ih == 0 || p.width_px <= 0 || p.height_px <= 0 {
+        let turned = turns.get(&p.page_index).copied();
+        let Some(to_page) = ImageToPage::new(page.image_size, p, turned) else {
             continue;
-        }
+        };
         let scale = Scale {
-            sx: p.width_px as f32 / iw as f32,
-            sy: p.height_px as f32 / ih as f32,
+            to_page,
             to_points: page.to_points,
         };
         for (task, outcome) in page.outcomes {
@@ -501,19 +513,13 @@ impl StageFailed {
 
 /// From the VLM's image to the page: pixels scaled, points mapped.
 struct Scale {
-    sx: f32,
-    sy: f32,
+    to_page: ImageToPage,
     to_points: Option<crate::pdf::Affine>,
 }
 
 impl Scale {
     fn bbox(&self, b: &BBox) -> BBox {
-        BBox {
-            x0: b.x0 * self.sx,
-            y0: b.y0 * self.sy,
-            x1: b.x1 * self.sx,
-            y1: b.y1 * self.sy,
-        }
+        self.to_page.bbox(b)
     }
 
     fn points(&self, b: &BBox) -> Option<[f32; 4]> {
@@ -570,7 +576,10 @@ impl Scale {
             polygon: line
                 .quad
                 .iter()
-                .flat_map(|q| [q.x * self.sx, q.y * self.sy])
+                .flat_map(|&q| {
+                    let p = self.to_page.point(q);
+                    [p.x, p.y]
+                })
                 .collect(),
             bbox_pt: self.points(&around),
             font_size: None,
@@ -653,6 +662,7 @@ mod tests {
             rotation: 0,
             to_points: None,
             render_ms: 0.0,
+            turned: None,
             uri: Arc::from(id),
             budget: DocBudget::new(Duration::from_secs(60)),
         }

@@ -99,6 +99,7 @@ pub fn detect(
                 .to_points
                 .map(|a| through_turn(a, turn.to_original_affine(size_px.0, size_px.1)));
             meta.rotation = (meta.rotation + turn.degrees()).rem_euclid(360);
+            meta.turned = Some(turn);
             size_px = turn.turned_size(size_px.0, size_px.1);
         }
         let normalise_ms = detected

@@ -4,6 +4,7 @@ use crate::extract::vlm::tasks::Task;
 use crate::extract::vlm::{PageRecord, TaskResult};
 use crate::extract::{Line, PageLines};
 use crate::ingest::DocRef;
+use crate::normalise::QuarterTurn;
 use crate::ocr::engine::Crop;
 use crate::output::{CaptionRow, DocumentRow, LineRow, PageRow, RegionRow};
 use crate::pdf::Affine;
@@ -36,6 +37,7 @@ impl DocJob {
             rotation: 0,
             to_points: None,
             render_ms: 0.0,
+            turned: None,
             uri: Arc::from(self.doc.uri.as_str()),
             budget: Arc::clone(&self.budget),
         }
@@ -100,6 +102,10 @@ pub struct PageMeta {
     pub rotation: i32,
     pub to_points: Option<Affine>,
     pub render_ms: f64,
+    /// The turn OCR gave the page after it was rendered (the orientation
+    /// classifier's quarter and the direction vote's half): the layout
+    /// and VLM stages saw the page before it.
+    pub turned: Option<QuarterTurn>,
     /// The document's URI (fault switches and logs).
     pub uri: Arc<str>,
     pub budget: Arc<DocBudget>,
@@ -210,6 +216,9 @@ pub struct PageDone {
     pub render_ms: f64,
     pub normalise_ms: f64,
     pub ocr_ms: f64,
+    /// As [`PageMeta::turned`]: how the page as read differs from the
+    /// image the layout and VLM stages saw.
+    pub turned: Option<QuarterTurn>,
 }
 
 /// What the assembler hears.

@@ -198,6 +198,7 @@ pub fn recognise(
                         render_ms: job.meta.render_ms,
                         normalise_ms: job.normalise_ms,
                         ocr_ms: job.det_ms + per_crop_ms * crops.len() as f64,
+                        turned: job.meta.turned,
                     }
                 }
                 (_, e) => {
@@ -415,6 +416,7 @@ mod tests {
                 rotation: 0,
                 to_points: None,
                 render_ms: 0.0,
+                turned: None,
                 uri: Arc::from(doc),
                 budget: DocBudget::new(budget),
             },

@@ -57,6 +57,7 @@ pub fn page_error(
         render_ms: meta.render_ms,
         normalise_ms: 0.0,
         ocr_ms: 0.0,
+        turned: meta.turned,
     }
 }
 
@@ -97,6 +98,7 @@ pub fn text_layer_page(
         render_ms: meta.render_ms,
         normalise_ms: 0.0,
         ocr_ms: 0.0,
+        turned: meta.turned,
     }
 }
 
@@ -143,6 +145,7 @@ mod tests {
             rotation: 90,
             to_points: None,
             render_ms: 3.0,
+            turned: None,
             uri: std::sync::Arc::from("d.pdf"),
             budget: crate::pipeline::items::DocBudget::new(std::time::Duration::from_secs(1)),
         }

@@ -5,9 +5,60 @@
 
 use super::order::{self, Role};
 use super::Region;
+use crate::normalise::QuarterTurn;
 use crate::output::{LineRow, PageRow, RegionRow};
 use crate::pdf::Affine;
-use crate::types::BBox;
+use crate::types::{BBox, Point};
+
+/// From the image a stage was given (layout, VLM: the page as rendered) to
+/// the page as read: scaled to the page's pixels as they were before OCR
+/// turned it, then turned as OCR turned it (on its side, upside down).
+#[derive(Clone, Copy, Debug)]
+pub struct ImageToPage {
+    sx: f32,
+    sy: f32,
+    turned: Option<QuarterTurn>,
+    /// The page's size before the turn, pixels.
+    before: (u32, u32),
+}
+
+impl ImageToPage {
+    /// `None` when either size is empty (a failed page).
+    pub fn new(image: (u32, u32), page: &PageRow, turned: Option<QuarterTurn>) -> Option<Self> {
+        let (w, h) = (page.width_px, page.height_px);
+        if image.0 == 0 || image.1 == 0 || w <= 0 || h <= 0 {
+            return None;
+        }
+        let quarter = turned.is_some_and(|t| t.degrees() % 180 != 0);
+        let before = if quarter { (h, w) } else { (w, h) };
+        let before = (before.0 as u32, before.1 as u32);
+        Some(Self {
+            sx: before.0 as f32 / image.0 as f32,
+            sy: before.1 as f32 / image.1 as f32,
+            turned,
+            before,
+        })
+    }
+
+    pub fn point(&self, p: Point) -> Point {
+        let scaled = Point::new(p.x * self.sx, p.y * self.sy);
+        match self.turned {
+            Some(t) => t.to_turned(scaled, self.before.0, self.before.1),
+            None => scaled,
+        }
+    }
+
+    pub fn bbox(&self, b: &BBox) -> BBox {
+        let a = self.point(Point::new(b.x0, b.y0));
+        let c = self.point(Point::new(b.x1, b.y1));
+        BBox {
+            x0: a.x.min(c.x),
+            y0: a.y.min(c.y),
+            x1: a.x.max(c.x),
+            y1: a.y.max(c.y),
+        }
+    }
+}
 
 /// What the layout model found on one page.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,29 +75,26 @@ pub struct PageRegions {
 /// own, in their current order) with their regions. With `reading_order`
 /// the lines are put in region reading order, renumbered, and the page's
 /// text is made anew from them. A page without regions, or without a size
-/// (it failed), keeps its lines as they are.
+/// (it failed), keeps its lines as they are. `turned` is the turn OCR gave
+/// the page after the layout model saw it: the regions are turned with it.
 pub fn apply(
     page: &mut PageRow,
     lines: &mut Vec<LineRow>,
     found: &PageRegions,
+    turned: Option<QuarterTurn>,
     source: &str,
     reading_order: bool,
 ) -> Vec<RegionRow> {
-    let (iw, ih) = found.image_size;
-    if found.regions.is_empty() || iw == 0 || ih == 0 || page.width_px <= 0 || page.height_px <= 0 {
+    let Some(to_page) = ImageToPage::new(found.image_size, page, turned) else {
+        return Vec::new();
+    };
+    if found.regions.is_empty() {
         return Vec::new();
     }
-    let sx = page.width_px as f32 / iw as f32;
-    let sy = page.height_px as f32 / ih as f32;
     let boxes: Vec<BBox> = found
         .regions
         .iter()
-        .map(|r| BBox {
-            x0: r.bbox.x0 * sx,
-            y0: r.bbox.y0 * sy,
-            x1: r.bbox.x1 * sx,
-            y1: r.bbox.y1 * sy,
-        })
+        .map(|r| to_page.bbox(&r.bbox))
         .collect();
     let line_boxes: Vec<BBox> = lines
         .iter()
@@ -116,6 +164,41 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_box_follows_the_page_through_the_turn_ocr_gave_it() {
+        // Rendered 2000 x 1000 at a tenth for the model (200 x 100); OCR
+        // turned the page a quarter clockwise, so it was read 1000 x 2000.
+        let mut read = page();
+        (read.width_px, read.height_px) = (1000, 2000);
+        let b = BBox {
+            x0: 10.0,
+            y0: 20.0,
+            x1: 30.0,
+            y1: 40.0,
+        };
+        let turned = QuarterTurn::from_degrees(90);
+        let to_page = ImageToPage::new((200, 100), &read, turned).unwrap();
+        // Scaled: (100, 200)-(300, 400) on the 2000 x 1000 page; a quarter
+        // clockwise takes (x, y) to (1000 - y, x).
+        let want = BBox {
+            x0: 600.0,
+            y0: 100.0,
+            x1: 800.0,
+            y1: 300.0,
+        };
+        assert_eq!(to_page.bbox(&b), want);
+        // Not turned: only scaled.
+        let to_page = ImageToPage::new((200, 100), &page(), None).unwrap();
+        let want = BBox {
+            x0: 100.0,
+            y0: 200.0,
+            x1: 300.0,
+            y1: 400.0,
+        };
+        assert_eq!(to_page.bbox(&b), want);
+        assert!(ImageToPage::new((0, 100), &page(), None).is_none());
+    }
 
     fn page() -> PageRow {
         PageRow {
@@ -188,7 +271,7 @@ mod tests {
             image_size: (1000, 500),
             to_points: Some(Affine([0.72, 0.0, 0.0, 0.0, -0.72, 360.0])),
         };
-        let rows = apply(&mut p, &mut lines, &found, "rapid-layout", true);
+        let rows = apply(&mut p, &mut lines, &found, None, "rapid-layout", true);
         assert_eq!(p.text, "L1\nL2\nR1\nR2\n3");
         let got: Vec<(i32, &str, Option<i32>, Option<&str>)> = lines
             .iter()
@@ -243,7 +326,7 @@ mod tests {
             image_size: (1000, 500),
             to_points: None,
         };
-        let rows = apply(&mut p, &mut lines, &found, "rapid-layout", false);
+        let rows = apply(&mut p, &mut lines, &found, None, "rapid-layout", false);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].bbox_pt, None);
         assert_eq!(p.text, "L1\nR1\nL2\nR2");
@@ -255,7 +338,7 @@ mod tests {
             regions: Vec::new(),
             ..found
         };
-        assert!(apply(&mut p, &mut lines, &none, "rapid-layout", true).is_empty());
+        assert!(apply(&mut p, &mut lines, &none, None, "rapid-layout", true).is_empty());
         assert_eq!(lines, before);
     }
 }
