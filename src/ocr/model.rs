@@ -183,12 +183,14 @@ impl OrtModel {
     }
 }
 
-impl Infer for OrtModel {
-    fn run(
+impl OrtModel {
+    /// Runs the model on one input tensor and hands its outputs to `take`.
+    fn with_outputs<T>(
         &mut self,
         shape: &[usize],
         data: Vec<f32>,
-    ) -> Result<(Vec<usize>, Vec<f32>), InferError> {
+        take: impl FnOnce(&ort::session::SessionOutputs<'_>) -> Result<T, ort::Error>,
+    ) -> Result<T, InferError> {
         let fail = |message: String| InferError::Run {
             model: self.name.clone(),
             message,
@@ -204,10 +206,36 @@ impl Infer for OrtModel {
             .session
             .run(ort::inputs![input_name.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;
-        let (out_shape, out) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| fail(e.to_string()))?;
-        let dims = out_shape.iter().map(|d| (*d).max(0) as usize).collect();
-        Ok((dims, out.to_vec()))
+        take(&outputs).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Runs the model on one input tensor: every output's data, in the
+    /// graph's output order (a model with several heads, e.g. the layout
+    /// model's strides).
+    pub fn run_all(
+        &mut self,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<Vec<Vec<f32>>, InferError> {
+        self.with_outputs(shape, data, |outputs| {
+            outputs
+                .values()
+                .map(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d.to_vec()))
+                .collect()
+        })
+    }
+}
+
+impl Infer for OrtModel {
+    fn run(
+        &mut self,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(Vec<usize>, Vec<f32>), InferError> {
+        self.with_outputs(shape, data, |outputs| {
+            let (out_shape, out) = outputs[0].try_extract_tensor::<f32>()?;
+            let dims = out_shape.iter().map(|d| (*d).max(0) as usize).collect();
+            Ok((dims, out.to_vec()))
+        })
     }
 }
