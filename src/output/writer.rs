@@ -668,19 +668,7 @@ impl OutputWriter {
         pages: Vec<PageRow>,
         lines: Vec<LineRow>,
     ) -> Result<(), OutputError> {
-        self.guard(|w| {
-            w.write_inner(
-                DocRows {
-                    doc,
-                    pages,
-                    lines,
-                    regions: Vec::new(),
-                    captions: Vec::new(),
-                    stage_failures: Vec::new(),
-                },
-                Vec::new(),
-            )
-        })
+        self.write_document_with_failures(doc, pages, lines, Vec::new())
     }
 
     /// [`write_document`](Self::write_document) with the document's
