@@ -761,13 +761,7 @@ impl Cache {
         }
         let pin = Pin::lookup(component)?;
         let dir = self.ensure_pin(pin)?;
-        let member = pin
-            .member(Role::Library)
-            .ok_or_else(|| FetchError::MissingMember {
-                wheel: pin.wheel.to_string(),
-                member: "(library)".to_string(),
-            })?;
-        Ok(dir.join(member.file_name()))
+        member_path(pin, &dir, Role::Library, "(library)")
     }
 
     /// Paths of the OCR models: `DOCPIPE_OCR_MODELS` (a folder holding the
@@ -782,14 +776,7 @@ impl Cache {
         }
         let pin = Pin::lookup(component)?;
         let dir = self.ensure_pin(pin)?;
-        let path_for = |role: Role| {
-            pin.member(role)
-                .map(|m| dir.join(m.file_name()))
-                .ok_or_else(|| FetchError::MissingMember {
-                    wheel: pin.wheel.to_string(),
-                    member: format!("({role:?} model)"),
-                })
-        };
+        let path_for = |role: Role| member_path(pin, &dir, role, &format!("({role:?} model)"));
         Ok(OcrModelPaths {
             det: path_for(Role::Det)?,
             rec: path_for(Role::Rec)?,
@@ -826,13 +813,7 @@ impl Cache {
         }
         let pin = pin?;
         let dir = self.ensure_pin(pin)?;
-        let member = pin
-            .member(Role::Layout)
-            .ok_or_else(|| FetchError::MissingMember {
-                wheel: pin.wheel.to_string(),
-                member: "(layout model)".to_string(),
-            })?;
-        Ok(dir.join(member.file_name()))
+        member_path(pin, &dir, Role::Layout, "(layout model)")
     }
 
     /// Path of the page orientation model: `DOCPIPE_ORIENTATION_MODEL` (the
@@ -855,14 +836,19 @@ impl Cache {
         }
         let pin = Pin::lookup(component)?;
         let dir = self.ensure_pin(pin)?;
-        let member = pin
-            .member(Role::Orientation)
-            .ok_or_else(|| FetchError::MissingMember {
-                wheel: pin.wheel.to_string(),
-                member: "(orientation model)".to_string(),
-            })?;
-        Ok(dir.join(member.file_name()))
+        member_path(pin, &dir, Role::Orientation, "(orientation model)")
     }
+}
+
+/// Where `pin`'s member of `role` lies once the pin is unpacked in `dir`;
+/// a pin without one is [`FetchError::MissingMember`], named `what`.
+fn member_path(pin: &Pin, dir: &Path, role: Role, what: &str) -> Result<PathBuf, FetchError> {
+    pin.member(role)
+        .map(|m| dir.join(m.file_name()))
+        .ok_or_else(|| FetchError::MissingMember {
+            wheel: pin.wheel.to_string(),
+            member: what.to_string(),
+        })
 }
 
 /// The orientation model in a user's folder: the pinned file name, else the
