@@ -318,17 +318,23 @@ pub fn token_text(trie: &TokTrie, tokens: &[u32]) -> (String, Vec<(usize, usize)
     let mut spans = Vec::with_capacity(tokens.len());
     for &t in tokens {
         let start = bytes.len();
-        let b = if (t as usize) < trie.vocab_size() {
-            trie.token(t)
-        } else {
-            &[]
-        };
-        if !b.is_empty() && b[0] != TokTrie::SPECIAL_TOKEN_MARKER {
-            bytes.extend_from_slice(b);
-        }
+        push_token_bytes(trie, t, &mut bytes);
         spans.push((start, bytes.len()));
     }
     (String::from_utf8_lossy(&bytes).into_owned(), spans)
+}
+
+/// Appends token `t`'s bytes; special tokens and ids outside the
+/// vocabulary add nothing.
+fn push_token_bytes(trie: &TokTrie, t: u32, bytes: &mut Vec<u8>) {
+    let b = if (t as usize) < trie.vocab_size() {
+        trie.token(t)
+    } else {
+        &[]
+    };
+    if !b.is_empty() && b[0] != TokTrie::SPECIAL_TOKEN_MARKER {
+        bytes.extend_from_slice(b);
+    }
 }
 
 /// A task's generated text: like [`token_text`], but a loc token of
@@ -340,14 +346,7 @@ pub fn task_text(trie: &TokTrie, tokens: &[u32], loc: super::tasks::LocNotation)
             bytes.extend_from_slice(format!("<loc_{bin}>").as_bytes());
             continue;
         }
-        let b = if (t as usize) < trie.vocab_size() {
-            trie.token(t)
-        } else {
-            &[]
-        };
-        if !b.is_empty() && b[0] != TokTrie::SPECIAL_TOKEN_MARKER {
-            bytes.extend_from_slice(b);
-        }
+        push_token_bytes(trie, t, &mut bytes);
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -359,8 +358,17 @@ mod tests {
 
     /// Single-byte tokens 0..=255 plus an end-of-text special token 256.
     fn byte_env() -> TokEnv {
+        env_of(byte_words())
+    }
+
+    fn byte_words() -> Vec<Vec<u8>> {
         let mut words: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         words.push(b"\xFF<eos>".to_vec());
+        words
+    }
+
+    /// A token environment of `words`, end of text at 256.
+    fn env_of(words: Vec<Vec<u8>>) -> TokEnv {
         let info = TokRxInfo {
             vocab_size: words.len() as u32,
             tok_eos: 256,
@@ -374,22 +382,13 @@ mod tests {
 
     /// `byte_env` plus the 1000 `<loc_N>` special tokens, ids 257..=1256.
     fn loc_env() -> TokEnv {
-        let mut words: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        words.push(b"\xFF<eos>".to_vec());
+        let mut words = byte_words();
         for n in 0..1000 {
             let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
             w.extend(format!("<loc_{n}>").bytes());
             words.push(w);
         }
-        let info = TokRxInfo {
-            vocab_size: words.len() as u32,
-            tok_eos: 256,
-            tok_bos: None,
-            tok_pad: None,
-            tok_unk: None,
-            tok_end_of_turn: None,
-        };
-        Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)))
+        env_of(words)
     }
 
     /// Consumes `toks`; then whether end of text is allowed.
