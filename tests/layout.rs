@@ -53,15 +53,16 @@ fn run_ok(pipeline: &Path, extra: &[&str]) -> String {
     stderr
 }
 
+/// The last part of a URI: the input's file name.
+fn file_name(uri: &str) -> String {
+    uri.rsplit('/').next().unwrap_or(uri).to_string()
+}
+
 /// uri's file name -> doc_id.
 fn doc_ids(out: &Path) -> BTreeMap<String, String> {
     columns(out, "documents", &["uri", "doc_id"])
         .into_iter()
-        .map(|r| {
-            let uri = r[0].clone().unwrap();
-            let name = uri.rsplit('/').next().unwrap().to_string();
-            (name, r[1].clone().unwrap())
-        })
+        .map(|r| (file_name(r[0].as_deref().unwrap()), r[1].clone().unwrap()))
         .collect()
 }
 
@@ -313,13 +314,7 @@ fn a_layout_failure_fails_only_its_page() {
     )
     .into_iter()
     .map(|r| {
-        let name = r[0]
-            .clone()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let name = file_name(r[0].as_deref().unwrap());
         (name, (r[1].clone(), r[2].clone(), r[3].clone()))
     })
     .collect();
@@ -341,13 +336,7 @@ fn a_layout_failure_fails_only_its_page() {
     )
     .into_iter()
     .map(|r| {
-        let name = r[0]
-            .clone()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let name = file_name(r[0].as_deref().unwrap());
         (
             name,
             r[1].clone().unwrap(),
