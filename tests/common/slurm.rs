@@ -39,6 +39,8 @@ pub struct Cluster {
     pub conf: PathBuf,
     /// The node's name (this host's short name).
     pub node: String,
+    /// The MUNGE socket's folder, under the system's temporary folder.
+    socket_dir: PathBuf,
     daemons: Vec<(&'static str, Child)>,
 }
 
@@ -212,10 +214,18 @@ impl Cluster {
         for sub in ["munge", "run", "state", "spool", "log"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        // munged wants its key private and its socket's folder open to all.
+        // munged wants its key private and its socket reachable by all:
+        // every folder above the socket executable by all, which a clone
+        // in a private folder (`mktemp -d`, a 0700 home) is not. So the
+        // socket lives in a folder of its own under the temporary folder.
         set_mode(&dir, 0o755);
         set_mode(&dir.join("run"), 0o755);
         set_mode(&dir.join("munge"), 0o700);
+        let socket_dir =
+            std::env::temp_dir().join(format!("docpipe-munge-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&socket_dir);
+        std::fs::create_dir_all(&socket_dir).unwrap();
+        set_mode(&socket_dir, 0o755);
         let key = dir.join("munge/munge.key");
         let made = Command::new(which("mungekey").unwrap())
             .arg("--create")
@@ -227,7 +237,7 @@ impl Cluster {
             "mungekey failed: {}",
             String::from_utf8_lossy(&made.stderr)
         );
-        let socket = dir.join("run/munge.socket");
+        let socket = socket_dir.join("munge.socket");
         let node = short_hostname();
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let conf = dir.join("slurm.conf");
@@ -278,6 +288,7 @@ impl Cluster {
             dir: dir.clone(),
             conf: conf.clone(),
             node: node.clone(),
+            socket_dir,
             daemons: Vec::new(),
         };
         let mut munged = Command::new(which("munged").unwrap());
@@ -443,5 +454,6 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
     }
 }
