@@ -140,6 +140,9 @@ impl Detector {
                 Some(image::imageops::crop_imm(&work, t.x, t.y, t.w, t.h).to_image())
             };
             let img = view.as_ref().unwrap_or(&work);
+            if tile::is_blank(img) {
+                continue;
+            }
             for mut b in self.detect_tile(img)? {
                 for p in &mut b.quad {
                     p.x += t.x as f32;
