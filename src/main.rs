@@ -87,10 +87,14 @@ enum Command {
     },
     /// Fetch the runtime libraries and models ahead of time.
     Fetch {
-        /// Which OCR models: ppocr-v6, ppocr-v4 or all (all also fetches
-        /// the layout model).
+        /// Which OCR engines, comma-separated: ppocr-v6, ppocr-v6-int8,
+        /// fast, ppocr-v4; or all (every pinned model, the layout model
+        /// too, and no derived model built).
         #[arg(long, default_value = "all")]
         models: String,
+        /// The recogniser's classes for the engines named: full or latin.
+        #[arg(long, default_value = "full")]
+        charset: String,
     },
     /// Draw a page with its text lines, layout regions and extracted
     /// fields' boxes, to a PNG.
@@ -203,30 +207,34 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             print!("{}", docpipe::output::failures_markdown());
             Ok(exit::OK)
         }
-        Command::Fetch { models } => {
+        Command::Fetch { models, charset } => {
             let cache = Cache::from_env();
             println!("pdfium:       {}", cache.pdfium_library()?.display());
-            println!("onnxruntime:  {}", cache.onnxruntime_library()?.display());
-            let versions: &[(&str, docpipe::fetch::OcrModelVersion)] = match models.as_str() {
-                "ppocr-v6" => &[("ppocr-v6", docpipe::fetch::OcrModelVersion::V6)],
-                "ppocr-v4" => &[("ppocr-v4", docpipe::fetch::OcrModelVersion::V4)],
-                "all" => &[
-                    ("ppocr-v6", docpipe::fetch::OcrModelVersion::V6),
-                    ("ppocr-v4", docpipe::fetch::OcrModelVersion::V4),
-                ],
-                other => {
-                    return Err(SetupError(format!(
-                        "--models must be ppocr-v6, ppocr-v4 or all, not {other:?}"
-                    ))
-                    .into())
-                }
+            let ort = cache.onnxruntime_library()?;
+            println!("onnxruntime:  {}", ort.display());
+            let engines: Vec<&str> = match models.as_str() {
+                "all" => vec!["ppocr-v6", "ppocr-v4"],
+                list => list.split(',').map(str::trim).collect(),
             };
-            for (name, v) in versions {
-                let m = cache.ocr_models(*v)?;
-                println!("{name}:     {}", m.det.parent().unwrap_or(&m.det).display());
+            docpipe::ocr::model::init_runtime(&ort)?;
+            for engine in engines {
+                let text = format!(
+                    "name: fetch\ninput: {{path: in}}\noutput: {{path: out}}\n\
+                     ocr: {{engine: {engine}, charset: {charset}}}\n"
+                );
+                let pipeline = Pipeline::parse(&text, Path::new("--models"), Path::new("."))
+                    .map_err(|e| {
+                        SetupError(format!("--models {engine} --charset {charset}: {e}"))
+                    })?;
+                let f = docpipe::resources::ocr_files(&pipeline, &cache)?;
+                println!("{engine}:");
+                for (role, path) in [("det", &f.det), ("rec", &f.rec), ("cls", &f.cls)] {
+                    println!("  {role}: {}", path.display());
+                }
             }
             println!("orientation:  {}", cache.orientation_model()?.display());
             if models == "all" {
+                println!("ppocr-v3 det: {}", cache.ocr_det_v3()?.display());
                 println!("layout:       {}", cache.layout_model()?.display());
             }
             Ok(exit::OK)

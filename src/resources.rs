@@ -3,8 +3,9 @@
 //! [`crate::fetch`]).
 
 use crate::config::{
-    Device, ExtractConfig, ExtractEngine, LayoutConfig, OcrEngine, OcrMode, Pipeline,
+    Charset, Device, ExtractConfig, ExtractEngine, LayoutConfig, OcrEngine, OcrMode, Pipeline,
 };
+use crate::derive::{self, calib::Shipped, ModelRole, Recipe};
 use crate::extract::vlm::manifest::Manifest;
 use crate::extract::vlm::{VlmEngine, VlmOptions};
 use crate::extract::FieldSchema;
@@ -211,26 +212,83 @@ fn extractor(
     }
 }
 
-/// The OCR model files of the pipeline's engine, fetched on first use.
-fn ocr_files(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<OcrFiles> {
-    let version = match pipeline.ocr.engine {
-        OcrEngine::PpOcrV6 => OcrModelVersion::V6,
-        OcrEngine::PpOcrV4 => OcrModelVersion::V4,
-    };
-    let paths = cache.ocr_models(version)?;
+/// The OCR model files of the pipeline's engine, fetched on first use;
+/// derived variants (int8, the Latin head) are built the first time and
+/// checked against their recorded hash on every load (see [`crate::derive`]).
+/// ONNX Runtime must be initialised: building a derived model runs the
+/// full-precision models on the shipped pages.
+pub fn ocr_files(pipeline: &Pipeline, cache: &Cache) -> anyhow::Result<OcrFiles> {
+    let ocr = &pipeline.ocr;
     let orientation = if pipeline.normalise.orientation {
         Some(cache.orientation_model()?)
     } else {
         None
     };
+    if ocr.engine == OcrEngine::PpOcrV4 {
+        let paths = cache.ocr_models(OcrModelVersion::V4)?;
+        return Ok(OcrFiles {
+            det: paths.det,
+            rec: paths.rec,
+            cls: paths.cls,
+            orientation,
+            engine: ocr.engine,
+        });
+    }
+    let v6 = cache.ocr_models(OcrModelVersion::V6)?;
+    let calib = Shipped::new(
+        cache.pdfium_library()?,
+        v6.det.clone(),
+        v6.rec.clone(),
+        v6.cls.clone(),
+        cache.root().join("derived"),
+    );
+    let int8 = matches!(ocr.engine, OcrEngine::PpOcrV6Int8 | OcrEngine::Fast);
+    let (det_src, det_int8) = match ocr.engine {
+        OcrEngine::Fast => (cache.ocr_det_v3()?, FAST_DET_INT8),
+        _ => (v6.det.clone(), int8),
+    };
+    let name = ocr.engine.as_str();
+    let derive = |src: &std::path::Path, recipe: Recipe| -> anyhow::Result<PathBuf> {
+        let (path, _) = derive::derived(cache, src, recipe, &calib, name)?;
+        Ok(path)
+    };
+    let det = derive(
+        &det_src,
+        Recipe {
+            role: ModelRole::Det,
+            latin: false,
+            int8: det_int8,
+        },
+    )?;
+    let rec = derive(
+        &v6.rec,
+        Recipe {
+            role: ModelRole::Rec,
+            latin: ocr.charset == Charset::Latin,
+            int8,
+        },
+    )?;
+    let cls = derive(
+        &v6.cls,
+        Recipe {
+            role: ModelRole::Cls,
+            latin: false,
+            int8: int8 && CLS_INT8,
+        },
+    )?;
     Ok(OcrFiles {
-        det: paths.det,
-        rec: paths.rec,
-        cls: paths.cls,
+        det,
+        rec,
+        cls,
         orientation,
-        engine: pipeline.ocr.engine,
+        engine: ocr.engine,
     })
 }
+
+/// Whether the `fast` engine's PP-OCRv3 detector is quantized too.
+const FAST_DET_INT8: bool = true;
+/// Whether the int8 engines quantize the direction classifier.
+const CLS_INT8: bool = false;
 
 /// The orientation classifier at `path`, its classes read from the model's
 /// metadata `character`.
@@ -300,6 +358,23 @@ pub fn init_onnxruntime(device: Device, cache: &Cache) -> anyhow::Result<Accel> 
 /// thumbnails keep readable text.
 const DET_MIN_SIDE: u32 = 480;
 
+/// The detector's settings for a pipeline.
+pub fn detector_settings(pipeline: &Pipeline) -> DetectorSettings {
+    DetectorSettings {
+        det: DetParams {
+            max_side_len: pipeline.ocr.det_max_side,
+            limit_side_len: DET_MIN_SIDE,
+            ..DetParams::default()
+        },
+        max_side: pipeline.ocr.det_max_side,
+        tile_overlap: 200,
+        deskew: pipeline.normalise.deskew,
+        max_skew_deg: pipeline.normalise.max_skew_deg,
+        direction: pipeline.normalise.direction,
+        batch_size: pipeline.ocr.batch_size,
+    }
+}
+
 /// Builds the detector and recogniser factories for a pipeline.
 pub fn ocr_resources(
     pipeline: &Pipeline,
@@ -312,19 +387,7 @@ pub fn ocr_resources(
         rec_threads,
         ..
     } = crate::pipeline::ocr_threads(pipeline.runtime.threads);
-    let settings = DetectorSettings {
-        det: DetParams {
-            max_side_len: pipeline.ocr.det_max_side,
-            limit_side_len: DET_MIN_SIDE,
-            ..DetParams::default()
-        },
-        max_side: pipeline.ocr.det_max_side,
-        tile_overlap: 200,
-        deskew: pipeline.normalise.deskew,
-        max_skew_deg: pipeline.normalise.max_skew_deg,
-        direction: pipeline.normalise.direction,
-        batch_size: pipeline.ocr.batch_size,
-    };
+    let settings = detector_settings(pipeline);
     let model_ids = files.ids();
     let f = files.clone();
     let detector = Arc::new(move || -> anyhow::Result<Detector> {
