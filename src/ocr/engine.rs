@@ -428,7 +428,13 @@ mod tests {
         }
     }
 
+    /// The detector's input shapes for a page with ink everywhere (a
+    /// check pattern), or a blank one.
     fn detector_calls(width: u32, height: u32) -> Vec<Vec<usize>> {
+        detector_calls_on(width, height, true)
+    }
+
+    fn detector_calls_on(width: u32, height: u32, ink: bool) -> Vec<Vec<usize>> {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let settings = DetectorSettings {
             det: DetParams {
@@ -443,7 +449,10 @@ mod tests {
             batch_size: 4,
         };
         let mut d = Detector::new(Box::new(Shapes(seen.clone())), None, settings);
-        let page = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+        let page = RgbImage::from_fn(width, height, |x, y| {
+            let dark = ink && (x / 8 + y / 8) % 2 == 0;
+            image::Rgb(if dark { [0, 0, 0] } else { [255, 255, 255] })
+        });
         let found = d.detect(&page).expect("detect");
         assert!(found.crops.is_empty());
         let calls = seen.lock().expect("lock").clone();
@@ -466,5 +475,11 @@ mod tests {
             calls.iter().all(|s| s[2] <= 2000 && s[3] <= 2000),
             "{calls:?}"
         );
+    }
+
+    #[test]
+    fn a_blank_page_or_tile_is_not_given_to_the_detector() {
+        assert!(detector_calls_on(752, 2214, false).is_empty());
+        assert!(detector_calls_on(4400, 900, false).is_empty());
     }
 }
