@@ -23,7 +23,6 @@ mod npy;
 pub mod pyenv;
 
 use crate::fetch::{sha256_file, Cache};
-use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -231,16 +230,7 @@ pub fn derived(
             engine: engine.into(),
         });
     }
-    let parent = cache.root().join("derived");
-    fs::create_dir_all(&parent).map_err(io_err("cannot create", &parent))?;
-    let lock_path = parent.join(format!(".lock-{what}"));
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err("cannot open lock file", &lock_path))?;
-    FileExt::lock_exclusive(&lock).map_err(io_err("cannot lock", &lock_path))?;
+    let lock = lock(&cache.root().join("derived").join(format!(".lock-{what}")))?;
     let result = if check(&dir, &file)? {
         Ok((file, Found::Checked))
     } else {
@@ -282,13 +272,7 @@ fn build(
 ) -> Result<PathBuf, DeriveError> {
     let env = pyenv::ensure(cache)?;
     eprintln!("docpipe: building {what} from {} ...", src.display());
-    let staged = dir.with_file_name(format!(
-        "{}.partial-{}",
-        dir.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&staged);
-    fs::create_dir_all(&staged).map_err(io_err("cannot create", &staged))?;
+    let staged = staging(dir)?;
     let result = (|| {
         let calib_dir = if recipe.int8 {
             Some(calib.tensors()?)
@@ -297,13 +281,7 @@ fn build(
         };
         let out = staged.join(file.file_name().unwrap_or_default());
         run_script(&env, &recipe.args(src, &out, calib_dir.as_deref()), what)?;
-        let sha = sha256_file(&out)?;
-        fs::write(staged.join(MARKER), format!("{sha}\n"))
-            .map_err(io_err("cannot write", &staged))?;
-        if dir.exists() {
-            fs::remove_dir_all(dir).map_err(io_err("cannot remove", dir))?;
-        }
-        fs::rename(&staged, dir).map_err(io_err("cannot move built model to", dir))?;
+        publish(&staged, dir, &sha256_file(&out)?)?;
         Ok(file.to_path_buf())
     })();
     if result.is_err() {
@@ -332,15 +310,12 @@ fn run_script(env: &pyenv::Env, args: &[OsString], what: &str) -> Result<(), Der
             message: format!("cannot start {}: {e}", env.python.to_string_lossy()),
         })?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.trim_end().lines().rev().take(12).collect();
         return Err(DeriveError::Build {
             what: what.into(),
             message: format!(
-                "{} ({}):\n{}",
-                "scripts/derive-ocr-model.py failed",
+                "scripts/derive-ocr-model.py failed ({}):\n{}",
                 out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                last_lines(&out.stderr, 12)
             ),
         });
     }
@@ -349,6 +324,45 @@ fn run_script(env: &pyenv::Env, args: &[OsString], what: &str) -> Result<(), Der
         eprintln!("docpipe: {what}: {line}");
     }
     Ok(())
+}
+
+/// An exclusive lock on `path` (created when missing), held until the file
+/// is dropped.
+pub(crate) fn lock(path: &Path) -> Result<File, DeriveError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+    }
+    crate::fetch::lock_exclusive(path).map_err(io_err("cannot lock", path))
+}
+
+/// A fresh, empty `<dir>.partial-<pid>` folder beside `dir`, to build in.
+pub(crate) fn staging(dir: &Path) -> Result<PathBuf, DeriveError> {
+    let staged = dir.with_file_name(format!(
+        "{}.partial-{}",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&staged);
+    fs::create_dir_all(&staged).map_err(io_err("cannot create", &staged))?;
+    Ok(staged)
+}
+
+/// Writes `marker` (a hash) into `staged`, then puts `staged` where `dir`
+/// was. The caller holds the lock.
+pub(crate) fn publish(staged: &Path, dir: &Path, marker: &str) -> Result<(), DeriveError> {
+    fs::write(staged.join(MARKER), format!("{marker}\n"))
+        .map_err(io_err("cannot write", staged))?;
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(io_err("cannot remove", dir))?;
+    }
+    fs::rename(staged, dir).map_err(io_err("cannot move into place", dir))
+}
+
+/// The last `n` lines of a child's stderr.
+pub(crate) fn last_lines(stderr: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]

@@ -669,13 +669,7 @@ impl Cache {
         }
         fs::create_dir_all(&self.root).map_err(io_err("cannot create cache folder", &self.root))?;
         let lock_path = self.root.join(format!(".lock-{}", pin.package));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("cannot open lock file", &lock_path))?;
-        FileExt::lock_exclusive(&lock).map_err(io_err("cannot lock", &lock_path))?;
+        let lock = lock_exclusive(&lock_path).map_err(io_err("cannot lock", &lock_path))?;
         // Another thread or process may have finished while we waited.
         let result = if is_complete(&dir, pin) {
             Ok(dir)
@@ -941,6 +935,18 @@ fn is_complete(dir: &Path, pin: &Pin) -> bool {
             .members
             .iter()
             .all(|m| dir.join(m.file_name()).is_file())
+}
+
+/// An exclusive lock on `path` (created when missing), held until the
+/// returned file is dropped: one process at a time fetches or builds.
+pub fn lock_exclusive(path: &Path) -> io::Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    FileExt::lock_exclusive(&file)?;
+    Ok(file)
 }
 
 /// Remove leftovers of interrupted fetches whose names start with `prefix`.

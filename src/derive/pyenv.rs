@@ -7,7 +7,7 @@ use super::{io_err, DeriveError, REQUIREMENTS};
 use crate::fetch::Cache;
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -76,15 +76,7 @@ pub fn ensure(cache: &Cache) -> Result<Env, DeriveError> {
             engine: "ppocr-v6-int8".into(),
         });
     }
-    fs::create_dir_all(cache.root()).map_err(io_err("cannot create", cache.root()))?;
-    let lock_path = cache.root().join(".lock-derive-env");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err("cannot open lock file", &lock_path))?;
-    fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(io_err("cannot lock", &lock_path))?;
+    let lock = super::lock(&cache.root().join(".lock-derive-env"))?;
     let result = if complete(&dir) {
         Ok(())
     } else {
@@ -97,20 +89,14 @@ pub fn ensure(cache: &Cache) -> Result<Env, DeriveError> {
 fn install(
     python: &OsString,
     version: &str,
-    dir: &PathBuf,
+    dir: &std::path::Path,
     req_hash: &str,
 ) -> Result<(), DeriveError> {
     eprintln!(
         "docpipe: installing the pinned onnx/onnxruntime Python packages for building derived models into {} ...",
         dir.display()
     );
-    let staged = dir.with_file_name(format!(
-        "{}.partial-{}",
-        dir.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&staged);
-    fs::create_dir_all(&staged).map_err(io_err("cannot create", &staged))?;
+    let staged = super::staging(dir)?;
     let req = staged.join("requirements.txt");
     fs::write(&req, REQUIREMENTS).map_err(io_err("cannot write", &req))?;
     let out = Command::new(python)
@@ -134,22 +120,14 @@ fn install(
         .map_err(io_err("cannot run pip for", &staged))?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(&staged);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.trim_end().lines().rev().take(10).collect();
         return Err(DeriveError::Build {
             what: "the derive environment".into(),
             message: format!(
                 "pip install of scripts/derive-requirements.txt with Python {version} failed \
                  (the file pins wheels for CPython 3.11 to 3.13; set DOCPIPE_PYTHON to one of them):\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                super::last_lines(&out.stderr, 10)
             ),
         });
     }
-    fs::write(staged.join(super::MARKER), format!("{req_hash}\n"))
-        .map_err(io_err("cannot write", &staged))?;
-    if dir.exists() {
-        fs::remove_dir_all(dir).map_err(io_err("cannot remove", dir))?;
-    }
-    fs::rename(&staged, dir).map_err(io_err("cannot move", dir))?;
-    Ok(())
+    super::publish(&staged, dir, req_hash)
 }
