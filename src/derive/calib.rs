@@ -19,7 +19,7 @@ use image::RgbImage;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Bump when what is recorded, or how, changes.
 const FORMAT: &str = "docpipe calibration 1";
@@ -69,6 +69,9 @@ pub struct Shipped {
     pub cls: PathBuf,
     scratch: PathBuf,
     recorded: Mutex<Option<PathBuf>>,
+    /// [`CalibrationSource::key`], hashed once: every int8 model of an
+    /// engine asks for it.
+    key: OnceLock<String>,
 }
 
 impl Shipped {
@@ -88,6 +91,7 @@ impl Shipped {
             cls,
             scratch,
             recorded: Mutex::new(None),
+            key: OnceLock::new(),
         }
     }
 }
@@ -102,6 +106,9 @@ impl Drop for Shipped {
 
 impl CalibrationSource for Shipped {
     fn key(&self) -> Result<String, DeriveError> {
+        if let Some(k) = self.key.get() {
+            return Ok(k.clone());
+        }
         let mut h = Sha256::new();
         h.update(FORMAT.as_bytes());
         for (name, bytes) in PAGES {
@@ -112,7 +119,7 @@ impl CalibrationSource for Shipped {
             h.update(crate::fetch::sha256_file(m)?.as_bytes());
         }
         h.update(format!("{:?}", default_pipeline().ocr).as_bytes());
-        Ok(super::hex(&h.finalize()))
+        Ok(self.key.get_or_init(|| super::hex(&h.finalize())).clone())
     }
 
     fn tensors(&self) -> Result<PathBuf, DeriveError> {
