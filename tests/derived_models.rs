@@ -9,11 +9,11 @@ use common::*;
 use docpipe::derive::{self, calib::Shipped, Found, ModelRole, Recipe};
 use docpipe::fetch::{sha256_file, Cache, OcrModelVersion};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The `lines` of a run over the shipped samples with `ocr` as the
-/// pipeline's `ocr` section: text keyed by (input, page, line).
-fn read_samples(dir: &Path, name: &str, ocr: &str) -> BTreeMap<(String, i64, i64), String> {
+/// Runs a pipeline over the shipped samples with `ocr` as its `ocr`
+/// section, in `dir`; returns the output folder.
+fn run_samples(dir: &Path, name: &str, ocr: &str) -> PathBuf {
     let out = dir.join(format!("out-{name}"));
     let pipeline = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -32,6 +32,13 @@ fn read_samples(dir: &Path, name: &str, ocr: &str) -> BTreeMap<(String, i64, i64
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    out
+}
+
+/// The `lines` of a run over the shipped samples with `ocr` as the
+/// pipeline's `ocr` section: text keyed by (input, page, line).
+fn read_samples(dir: &Path, name: &str, ocr: &str) -> BTreeMap<(String, i64, i64), String> {
+    let out = run_samples(dir, name, ocr);
     let docs = rows::columns(&out, "documents", &["doc_id", "uri"]);
     let uri_of: BTreeMap<String, String> = docs
         .into_iter()
@@ -82,19 +89,11 @@ fn the_latin_head_reads_the_fixtures_latin_lines_as_the_full_head_does() {
 /// manifest, read with `engine`.
 fn fixture_cer(engine: &str) -> Vec<(String, f64)> {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let pipeline = dir.path().join("p.yaml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name: {engine}\ninput: {{path: {}}}\nocr: {{engine: {engine}, charset: latin}}\noutput: {{path: {}}}\n",
-            fixtures().join("samples").display(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    let o = run(&["run", pipeline.to_str().unwrap(), "--quiet"]);
-    assert_eq!(o.status.code(), Some(0));
+    let out = run_samples(
+        dir.path(),
+        engine,
+        &format!("{{engine: {engine}, charset: latin}}"),
+    );
     let docs = rows::columns(&out, "documents", &["doc_id", "uri"]);
     let pages = rows::columns(&out, "pages", &["doc_id", "page_index", "text", "source"]);
     let mut rates = Vec::new();
