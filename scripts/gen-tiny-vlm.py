@@ -103,7 +103,9 @@ def build_merges(pieces: list[str]) -> list[tuple[str, str]]:
     return merges
 
 
-def tokenizer_json(specials_front: list[str], specials_back: list[str]) -> tuple[str, dict[str, int], int]:
+def tokenizer_json(
+    specials_front: list[str], specials_back: list[str], pieces: list[str] | None = None
+) -> tuple[str, dict[str, int], int]:
     """Byte-level BPE tokenizer.json text; specials_front get ids 0.., the
     256 byte tokens and the merges follow, then specials_back (last ids)."""
     vocab: dict[str, int] = {}
@@ -111,7 +113,7 @@ def tokenizer_json(specials_front: list[str], specials_back: list[str]) -> tuple
         vocab[s] = len(vocab)
     for b in range(256):
         vocab[BYTE_MAP[b]] = len(vocab)
-    merges = build_merges(MERGE_PIECES)
+    merges = build_merges(MERGE_PIECES if pieces is None else pieces)
     for a, b in merges:
         vocab[a + b] = len(vocab)
     for s in specials_back:
@@ -303,25 +305,36 @@ FL_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 
 
 def florence_graphs(rng: np.random.Generator, vocab: int):
-    E, H, D = FL["hidden"], FL["heads"], FL["head_dim"]
     W: dict[str, np.ndarray] = {}
     ctr = [0]
     models = {}
 
     # vision_encoder: pixel_values [b,3,64,64] -> image_features [b,16,E]
     b = Builder(rng, W, ctr)
-    x = b.patch_embed("pixel_values", "vision", E)
-    b.linear(x, "vision.proj", E, E, out="image_features")
+    x = b.patch_embed("pixel_values", "vision", FL["hidden"])
+    b.linear(x, "vision.proj", FL["hidden"], FL["hidden"], out="image_features")
     models["vision_encoder"] = make_model(
         b,
         [vi("pixel_values", F32, ["batch_size", 3, IMAGE, IMAGE])],
-        [vi("image_features", F32, ["batch_size", N_IMG_TOKENS, E])],
+        [vi("image_features", F32, ["batch_size", N_IMG_TOKENS, FL["hidden"]])],
         "vision_encoder",
         "Florence-2-tiny vision encoder (random weights): 16x16 patches -> 16 tokens.",
     )
+    models.update(florence_text_graphs(lambda: Builder(rng, W, ctr), FL, vocab))
+    return models, W
+
+
+def florence_text_graphs(new_builder, cfg: dict, vocab: int, title: str = "Florence-2-tiny") -> dict:
+    """The Florence-2 layout's embed_tokens, encoder_model and
+    decoder_model_merged graphs for the sizes in `cfg` (hidden, heads,
+    head_dim, enc_layers, dec_layers, ffn). `new_builder()` gives a Builder;
+    its `normal` supplies every weight (random here, trained weights in
+    scripts/train-vlm.py)."""
+    E, H, D = cfg["hidden"], cfg["heads"], cfg["head_dim"]
+    models = {}
 
     # embed_tokens: input_ids [b,s] -> inputs_embeds [b,s,E]
-    b = Builder(rng, W, ctr)
+    b = new_builder()
     table = b.normal("embed_tokens.weight", (vocab, E), 1.0)
     b.op("Gather", [table, "input_ids"], out="inputs_embeds", axis=0)
     models["embed_tokens"] = make_model(
@@ -329,17 +342,17 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         [vi("input_ids", I64, ["batch_size", "sequence_length"])],
         [vi("inputs_embeds", F32, ["batch_size", "sequence_length", E])],
         "embed_tokens",
-        "Florence-2-tiny token embedding.",
+        f"{title} token embedding.",
     )
 
     # encoder_model: bidirectional self-attention with key padding mask;
     # positions = cumsum(mask) - 1 (pads 0), sinusoidal, so padding anywhere
     # does not change the unpadded tokens' states.
-    b = Builder(rng, W, ctr)
+    b = new_builder()
     pos = b.op("Mul", [b.op("Sub", [b.op("CumSum", ["attention_mask", b.scalar_i64(1)]), b.scalar_i64(1)]), "attention_mask"])
     x = b.op("Add", ["inputs_embeds", b.sinusoid(b.op("Cast", [pos], to=F32), E)])
     kmask = b.key_mask("attention_mask")
-    for i in range(FL["enc_layers"]):
+    for i in range(cfg["enc_layers"]):
         p = f"encoder.layers.{i}"
         h = b.layer_norm(x, p + ".ln1", E)
         q = b.split_heads(b.linear(h, p + ".q", E, E), H, D)
@@ -347,7 +360,7 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         v = b.split_heads(b.linear(h, p + ".v", E, E), H, D)
         a = b.linear(b.merge_heads(b.attend(q, k, v, kmask, D), H, D), p + ".o", E, E)
         x = b.op("Add", [x, a])
-        x = b.op("Add", [x, b.mlp(b.layer_norm(x, p + ".ln2", E), p + ".mlp", E, FL["ffn"])])
+        x = b.op("Add", [x, b.mlp(b.layer_norm(x, p + ".ln2", E), p + ".mlp", E, cfg["ffn"])])
     b.layer_norm(x, "encoder.ln_f", E, out="last_hidden_state")
     models["encoder_model"] = make_model(
         b,
@@ -357,11 +370,11 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         ],
         [vi("last_hidden_state", F32, ["batch_size", "encoder_sequence_length", E])],
         "encoder_model",
-        "Florence-2-tiny encoder: input is concat(image_features, embed(prompt)).",
+        f"{title} encoder: input is concat(image_features, embed(prompt)).",
     )
 
     # decoder_model_merged
-    b = Builder(rng, W, ctr)
+    b = new_builder()
     past0 = "past_key_values.0.decoder.key"
     past_len = b.dim(past0, 2)
     seq_len = b.dim("inputs_embeds", 1)
@@ -369,7 +382,7 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
     x = b.op("Add", ["inputs_embeds", b.sinusoid(b.op("Cast", [qpos], to=F32), E)])
     cmask = b.op("Where", [b.causal(past_len, seq_len), b.f32(0.0), b.f32(NEG)])
     xmask = b.key_mask("encoder_attention_mask")
-    for i in range(FL["dec_layers"]):
+    for i in range(cfg["dec_layers"]):
         p = f"decoder.layers.{i}"
         pk = f"past_key_values.{i}"
         h = b.layer_norm(x, p + ".ln1", E)
@@ -391,14 +404,14 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         bv = b.normal(p + ".cross.v.bias", (E,), 0.1)
         # then-branch (with cache): reuse past encoder k/v; present.encoder.* is
         # an empty placeholder [b, H, 0, D] (Optimum's merged layout).
-        tb = Builder(rng, W, ctr)
+        tb = new_builder()
         t_k = tb.op("Identity", [pk + ".encoder.key"])
         t_v = tb.op("Identity", [pk + ".encoder.value"])
         z, zz, ax = tb.i64(0), tb.i64(0), tb.i64(2)
         t_pk = tb.op("Slice", [pk + ".encoder.key", z, zz, ax])
         t_pv = tb.op("Slice", [pk + ".encoder.value", z, zz, ax])
         # else-branch (first step): project encoder_hidden_states.
-        eb = Builder(rng, W, ctr)
+        eb = new_builder()
         e_k = eb.split_heads(eb.op("Add", [eb.op("MatMul", ["encoder_hidden_states", wk]), bk]), H, D)
         e_v = eb.split_heads(eb.op("Add", [eb.op("MatMul", ["encoder_hidden_states", wv]), bv]), H, D)
         e_pk = eb.op("Identity", [e_k])
@@ -420,7 +433,7 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         )
         a = b.linear(b.merge_heads(b.attend(q, ck, cv, xmask, D), H, D), p + ".cross.o", E, E)
         x = b.op("Add", [x, a])
-        x = b.op("Add", [x, b.mlp(b.layer_norm(x, p + ".ln3", E), p + ".mlp", E, FL["ffn"])])
+        x = b.op("Add", [x, b.mlp(b.layer_norm(x, p + ".ln3", E), p + ".mlp", E, cfg["ffn"])])
     h = b.layer_norm(x, "decoder.ln_f", E)
     lm_w = b.normal("lm_head.weight", (E, vocab), 1.0 / np.sqrt(E))
     lm_b = b.normal("lm_head.bias", (vocab,), 0.5)
@@ -432,7 +445,7 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         vi("inputs_embeds", F32, ["batch_size", "decoder_sequence_length", E]),
     ]
     outs = [vi("logits", F32, ["batch_size", "decoder_sequence_length", vocab])]
-    for i in range(FL["dec_layers"]):
+    for i in range(cfg["dec_layers"]):
         for kv in ("key", "value"):
             ins.append(vi(f"past_key_values.{i}.decoder.{kv}", F32, ["batch_size", H, "past_decoder_sequence_length", D]))
         for kv in ("key", "value"):
@@ -449,11 +462,11 @@ def florence_graphs(rng: np.random.Generator, vocab: int):
         ins,
         outs,
         "decoder_model_merged",
-        "Florence-2-tiny merged decoder. use_cache_branch=false: cross k/v from "
+        f"{title} merged decoder. use_cache_branch=false: cross k/v from "
         "encoder_hidden_states, present.*.encoder.* = those k/v. true: cross k/v "
         "from past_key_values.*.encoder.*, present.*.encoder.* = empty [b,H,0,D].",
     )
-    return models, W
+    return models
 
 
 # ---------------------------------------------------------------------------
