@@ -268,6 +268,15 @@ pub struct ExtractConfig {
     /// written before tasks existed keep their hash (and their resume).
     #[serde(skip_serializing_if = "fields_only")]
     pub tasks: Vec<crate::extract::vlm::tasks::Task>,
+    /// VLM decoding under the schema's grammar (default) or plain greedy
+    /// (`false`: the output must still parse and validate, or the page
+    /// fails). Left out of the config hash when true, as `tasks` is.
+    #[serde(skip_serializing_if = "is_true")]
+    pub constrained: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn fields_only(tasks: &[crate::extract::vlm::tasks::Task]) -> bool {
@@ -582,6 +591,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
             "max_new_tokens",
             "review_below",
             "tasks",
+            "constrained",
         ],
     )?;
     let schema = match m.get("schema") {
@@ -652,6 +662,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
     let review_below = opt(&m, "review_below", None, |n, p| {
         r.number(n, p, 0.0, 1.0).map(|v| Some(v as f32))
     });
+    let constrained = opt(&m, "constrained", true, |n, p| r.bool(n, p));
     let (engine, model) = (engine?, model?);
     if engine == ExtractEngine::Vlm && model.is_none() {
         r.issue(
@@ -671,6 +682,7 @@ fn read_extract(r: &mut Reader, node: &Node, path: &str, base: &Path) -> Option<
         max_new_tokens: max_new_tokens?,
         review_below: review_below?,
         tasks: tasks?,
+        constrained: constrained?,
     })
 }
 
@@ -1362,6 +1374,17 @@ mod tests {
             parse("extract: {schema: s.json, engine: vlm, model: m, tasks: [fields, caption]}\n")
                 .unwrap();
         assert_eq!(p.extract.unwrap().tasks, vec![Task::Fields, Task::Caption]);
+        // `constrained`: true by default and then out of the hash; false
+        // is a setting of its own.
+        let on = parse("extract: {schema: s.json, engine: vlm, model: m}\n").unwrap();
+        let explicit =
+            parse("extract: {schema: s.json, engine: vlm, model: m, constrained: true}\n").unwrap();
+        let off = parse("extract: {schema: s.json, engine: vlm, model: m, constrained: false}\n")
+            .unwrap();
+        assert!(on.extract.as_ref().unwrap().constrained);
+        assert!(!off.extract.as_ref().unwrap().constrained);
+        assert_eq!(on.config_hash(), explicit.config_hash());
+        assert_ne!(on.config_hash(), off.config_hash());
         struct Case {
             extract: &'static str,
             want: &'static [&'static str],

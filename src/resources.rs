@@ -175,6 +175,7 @@ fn extractor(
                 max_new_tokens: cfg.max_new_tokens,
                 threads,
                 accel,
+                constrained: cfg.constrained,
             };
             let dir = model.clone();
             let id = format!(

@@ -60,6 +60,7 @@ fn opts(batch_size: usize) -> VlmOptions {
         max_new_tokens: 96,
         threads: 1,
         accel: docpipe::extract::vlm::Accel::Cpu,
+        constrained: true,
     }
 }
 

@@ -56,6 +56,7 @@ fn opts(batch_size: usize) -> VlmOptions {
         max_new_tokens: 192,
         threads: 1,
         accel: Accel::Cpu,
+        constrained: true,
     }
 }
 

@@ -49,17 +49,22 @@ pub struct VlmOptions {
     /// Where the sessions run: the CPU, or ONNX Runtime's CUDA execution
     /// provider (`required` makes a missing provider an error at load).
     pub accel: Accel,
+    /// Each token chosen under the task's grammar (true), or the plain
+    /// argmax of the logits until end of text (false: what the model
+    /// itself says; its output may not parse).
+    pub constrained: bool,
 }
 
 impl Default for VlmOptions {
     /// Batch 8, 256 new tokens (enough for a dozen short fields), 1 thread,
-    /// CPU.
+    /// CPU, constrained.
     fn default() -> Self {
         VlmOptions {
             batch_size: 8,
             max_new_tokens: 256,
             threads: 1,
             accel: Accel::Cpu,
+            constrained: true,
         }
     }
 }
@@ -121,6 +126,12 @@ pub struct Generated {
     pub token_probs: Vec<f32>,
     /// Time spent in llguidance's `compute_mask` for this page.
     pub mask_time: Duration,
+    /// This page's share (1/batch) of the batch's first model call: vision
+    /// encoder, prompt embedding, text encoder (encoder-decoder) and the
+    /// first decoder pass.
+    pub prefill_time: Duration,
+    /// This page's share of the batch's later decoder steps.
+    pub step_time: Duration,
 }
 
 /// One page's output of a task other than `fields`, in the pixels of the
@@ -468,19 +479,30 @@ impl VlmEngine {
         let closing_at = max_new.saturating_sub(grammar.reserve());
         let pad = self.models.manifest.tokens.pad;
         let eos = grammar.eos();
+        let constrained = self.opts.constrained;
         let mut seqs: Vec<Seq> = (0..b).map(|_| Seq::new(grammar)).collect();
+        let t0 = Instant::now();
         let (mut run, mut logits) = self.models.start(pixels, &prompts, use_cache)?;
+        let prefill = t0.elapsed();
+        let mut steps = Duration::ZERO;
         for step in 0..max_new {
             let mut next = vec![pad; b];
             for (i, seq) in seqs.iter_mut().enumerate() {
                 if seq.done {
                     continue;
                 }
-                let tok = seq.choose(grammar, logits.row(i), step >= closing_at)?;
+                let tok = if constrained {
+                    seq.choose(grammar, logits.row(i), step >= closing_at)?
+                } else {
+                    grammar::argmax(logits.row(i))
+                        .ok_or_else(|| VlmError::Grammar("the model returned no logits".into()))?
+                };
                 seq.tokens.push(tok);
                 seq.probs.push(grammar::token_prob(logits.row(i), tok));
                 if tok == eos {
                     seq.done = true;
+                } else if !constrained {
+                    next[i] = tok;
                 } else {
                     seq.matcher
                         .consume_token(tok)
@@ -492,8 +514,11 @@ impl VlmEngine {
             if seqs.iter().all(|s| s.done) || step + 1 == max_new {
                 break;
             }
+            let t0 = Instant::now();
             logits = run.step(&next)?;
+            steps += t0.elapsed();
         }
+        let share = |d: Duration| d / b.max(1) as u32;
         Ok(seqs
             .into_iter()
             .map(|s| {
@@ -503,6 +528,8 @@ impl VlmEngine {
                     text,
                     token_probs: s.probs,
                     mask_time: s.mask_time,
+                    prefill_time: share(prefill),
+                    step_time: share(steps),
                 }
             })
             .collect())

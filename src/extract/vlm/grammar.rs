@@ -232,6 +232,20 @@ pub fn greedy_choice(mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
     best.map(|(t, _)| t)
 }
 
+/// The plain argmax of `logits` (unconstrained decoding): the first of equal
+/// maxima, NaN never chosen unless everything is NaN; `None` when empty.
+pub fn argmax(logits: &[f32]) -> Option<u32> {
+    let mut best: Option<(u32, f32)> = None;
+    for (i, &l) in logits.iter().enumerate() {
+        let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
+        match best {
+            Some((_, b)) if b >= l => {}
+            _ => best = Some((i as u32, l)),
+        }
+    }
+    best.map(|(t, _)| t)
+}
+
 /// End of text when the mask allows it (and the model has the token), the
 /// greedy choice otherwise.
 pub fn eos_or_greedy(eos: u32, mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
