@@ -571,6 +571,19 @@ mod tests {
     }
 
     #[test]
+    fn argmax_is_the_first_maximum_and_skips_nan() {
+        let cases: [(&[f32], Option<u32>); 4] = [
+            (&[1.0, 3.0, 3.0, -1.0], Some(1)),
+            (&[f32::NAN, 0.5, 0.25], Some(1)),
+            (&[f32::NAN, f32::NAN], Some(0)),
+            (&[], None),
+        ];
+        for (logits, want) in cases {
+            assert_eq!(argmax(logits), want, "{logits:?}");
+        }
+    }
+
+    #[test]
     fn probabilities() {
         let l = [0.0f32, 0.0, f32::NEG_INFINITY, (3.0f32).ln()];
         assert!((token_prob(&l, 3) - 0.6).abs() < 1e-6);
