@@ -302,6 +302,13 @@ def make_model(b: Builder, inputs, outputs, graph_name: str, doc: str) -> onnx.M
 
 FL = {"hidden": 32, "heads": 2, "head_dim": 16, "enc_layers": 1, "dec_layers": 2, "ffn": 64}
 FL_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+# The manifest's graph roles of a Florence-2-layout export.
+FL_GRAPHS = {
+    "vision_encoder": "onnx/vision_encoder.onnx",
+    "embed_tokens": "onnx/embed_tokens.onnx",
+    "encoder": "onnx/encoder_model.onnx",
+    "decoder": "onnx/decoder_model_merged.onnx",
+}
 
 
 def florence_graphs(rng: np.random.Generator, vocab: int):
@@ -610,12 +617,7 @@ def build_all() -> dict[str, dict[str, bytes]]:
         "format": "docpipe-vlm/1",
         "architecture": "encoder-decoder",
         "family": "florence2",
-        "graphs": {
-            "vision_encoder": "onnx/vision_encoder.onnx",
-            "embed_tokens": "onnx/embed_tokens.onnx",
-            "encoder": "onnx/encoder_model.onnx",
-            "decoder": "onnx/decoder_model_merged.onnx",
-        },
+        "graphs": dict(FL_GRAPHS),
         "image": {
             "size": [IMAGE, IMAGE],
             "mean": [0.485, 0.456, 0.406],
