@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Train docpipe's small document VLM on generated pages and export it in the
-Florence-2 ONNX layout (deterministic from a seed, CPU only).
+Florence-2 ONNX layout (seeded, CPU only: the pages and the initial weights
+are the same on every run; multi-threaded kernels round differently from
+run to run, so the weights are close, not bit-identical).
 
     python3 -m venv /work/venv-train
     /work/venv-train/bin/pip install -r scripts/requirements-train.txt
