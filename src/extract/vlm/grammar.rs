@@ -219,17 +219,21 @@ pub fn greedy_choice(mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
     let mut best: Option<(u32, f32)> = None;
     let n = logits.len().min(mask.len());
     mask.iter_set_entries(|i| {
-        if i >= n {
-            return;
-        }
-        let l = logits[i];
-        let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
-        match best {
-            Some((_, b)) if b >= l => {}
-            _ => best = Some((i as u32, l)),
+        if i < n {
+            keep_first_max(&mut best, i, logits[i]);
         }
     });
     best.map(|(t, _)| t)
+}
+
+/// Greedy choice's rule, one candidate at a time: a NaN logit counts as
+/// -inf, and an equal later logit does not replace the earlier one.
+fn keep_first_max(best: &mut Option<(u32, f32)>, i: usize, l: f32) {
+    let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
+    match *best {
+        Some((_, b)) if b >= l => {}
+        _ => *best = Some((i as u32, l)),
+    }
 }
 
 /// The plain argmax of `logits` (unconstrained decoding): the first of equal
@@ -237,11 +241,7 @@ pub fn greedy_choice(mask: &SimpleVob, logits: &[f32]) -> Option<u32> {
 pub fn argmax(logits: &[f32]) -> Option<u32> {
     let mut best: Option<(u32, f32)> = None;
     for (i, &l) in logits.iter().enumerate() {
-        let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
-        match best {
-            Some((_, b)) if b >= l => {}
-            _ => best = Some((i as u32, l)),
-        }
+        keep_first_max(&mut best, i, l);
     }
     best.map(|(t, _)| t)
 }
